@@ -1,0 +1,1 @@
+"""The measuring side of archbench: the static profile, the run folder and the CLI."""

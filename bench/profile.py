@@ -1,0 +1,152 @@
+"""The static profile of a model: parameters, MACs/FLOPs (fvcore) and a per-layer table.
+
+All counts are per sample: the model is traced in eval mode on one random input of its size.
+fvcore counts one multiply-add as one "flop"; here that count is called ``macs`` and
+``flops = 2 * macs``.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from dataclasses import dataclass, field
+from importlib.metadata import version
+
+import torch
+from torch import nn
+
+from archs import ModelEntry
+
+with warnings.catch_warnings():
+    # fvcore's import touches torch.jit.script, deprecated in recent torch; nothing to act on.
+    warnings.simplefilter("ignore", FutureWarning)
+    from fvcore.nn import FlopCountAnalysis
+
+FVCORE_VERSION = version("fvcore")
+METHOD = f"fvcore {FVCORE_VERSION} jit trace, batch 1, eval mode, fp32, CPU"
+
+
+@dataclass(frozen=True)
+class LayerRow:
+    path: str  # dotted module path, "" for the whole model
+    type: str
+    depth: int  # 0 for the model, 1 for its children, ...
+    output_shape: tuple[int, ...] | None  # per-sample batch of 1; None if never called
+    params: int
+    macs: int
+
+
+@dataclass(frozen=True)
+class StaticProfile:
+    model: str
+    family: str
+    input_shape: tuple[int, int, int]  # (C, H, W)
+    params: int
+    params_trainable: int
+    macs: int
+    macs_by_operator: dict[str, int]
+    unsupported_ops: dict[str, int]  # operator -> number of calls fvcore did not count
+    layers: list[LayerRow] = field(repr=False)
+    method: str = METHOD
+
+    @property
+    def flops(self) -> int:
+        return 2 * self.macs
+
+    @property
+    def param_size_mb_fp32(self) -> float:
+        return self.params * 4 / 1e6
+
+    @property
+    def macs_conv_linear(self) -> int:
+        return self.macs_by_operator.get("conv", 0) + self.macs_by_operator.get("linear", 0)
+
+
+def resolve_input_size(entry: ModelEntry, input_size: int | tuple[int, int] | None):
+    if input_size is None:
+        return entry.input_size, entry.input_size
+    if isinstance(input_size, int):
+        return input_size, input_size
+    return input_size
+
+
+def profile_model(
+    entry: ModelEntry,
+    input_size: int | tuple[int, int] | None = None,
+    num_classes: int = 10,
+    in_channels: int = 1,
+) -> StaticProfile:
+    """Build ``entry`` and count it at ``input_size`` (default: the size its note uses).
+
+    Raises what the model raises when the input does not fit it (for example a fixed-size
+    flatten at another resolution); the caller records that as the model's error.
+    """
+    height, width = resolve_input_size(entry, input_size)
+    torch.manual_seed(0)
+    model = entry.build(num_classes=num_classes, in_channels=in_channels).eval()
+    x = torch.randn(1, in_channels, height, width)
+
+    shapes = _output_shapes(model, x)
+    analysis = (
+        FlopCountAnalysis(model, x)
+        .unsupported_ops_warnings(False)
+        .uncalled_modules_warnings(False)
+        .tracer_warnings("none")
+    )
+    fvcore_logger = logging.getLogger("fvcore")
+    level = fvcore_logger.level
+    fvcore_logger.setLevel(logging.ERROR)  # unsupported ops are returned, not logged
+    try:
+        by_module = analysis.by_module()
+        by_operator = dict(analysis.by_operator())
+        unsupported = dict(sorted(analysis.unsupported_ops().items()))
+    finally:
+        fvcore_logger.setLevel(level)
+
+    layers = [
+        LayerRow(
+            path=path,
+            type=type(module).__name__,
+            depth=0 if path == "" else path.count(".") + 1,
+            output_shape=shapes.get(path),
+            params=sum(p.numel() for p in module.parameters()),
+            macs=int(by_module.get(path, 0)),
+        )
+        for path, module in model.named_modules()
+    ]
+    return StaticProfile(
+        model=entry.name,
+        family=entry.family,
+        input_shape=(in_channels, height, width),
+        params=sum(p.numel() for p in model.parameters()),
+        params_trainable=sum(p.numel() for p in model.parameters() if p.requires_grad),
+        macs=int(analysis.total()),
+        macs_by_operator={k: int(v) for k, v in by_operator.items()},
+        unsupported_ops=unsupported,
+        layers=layers,
+    )
+
+
+def _output_shapes(model: nn.Module, x: torch.Tensor) -> dict[str, tuple[int, ...]]:
+    """Output shape of every module, from one forward pass with hooks (first call wins)."""
+    shapes: dict[str, tuple[int, ...]] = {}
+    handles = []
+    for path, module in model.named_modules():
+
+        def hook(_module, _inputs, output, path=path):
+            if path not in shapes and isinstance(output, torch.Tensor):
+                shapes[path] = tuple(output.shape)
+
+        handles.append(module.register_forward_hook(hook))
+    try:
+        with torch.no_grad():
+            model(x)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return shapes
+
+
+def format_unsupported(unsupported: dict[str, int]) -> str:
+    return ", ".join(f"{op} x{n}" for op, n in unsupported.items())
+

@@ -1,0 +1,44 @@
+"""nox sessions: ``nox -s bench -- ARGS`` runs the benchmark, ``nox -s tests`` runs the tests.
+
+Both sessions share one virtual environment, ``.nox/archbench``: torch is gigabytes, so it is
+installed once, and again only when ``pyproject.toml`` changes. The project is installed
+editable, so code changes need no reinstall.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+from pathlib import Path
+
+import nox
+
+nox.options.sessions = ["tests"]
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".nox" / "archbench"
+
+
+def _venv_python(session: nox.Session) -> str:
+    python = VENV / ("Scripts/python.exe" if sys.platform == "win32" else "bin/python")
+    stamp = VENV / "pyproject.sha256"
+    wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    if not python.exists():
+        session.run(sys.executable, "-m", "venv", str(VENV), external=True)
+    if not stamp.exists() or stamp.read_text() != wanted:
+        session.run(str(python), "-m", "pip", "install", "--upgrade", "pip", external=True)
+        session.run(str(python), "-m", "pip", "install", "-e", f"{ROOT}[test]", external=True)
+        stamp.write_text(wanted)
+    return str(python)
+
+
+@nox.session(venv_backend="none")
+def bench(session: nox.Session) -> None:
+    """Profile and benchmark: ``nox -s bench -- --models all [--gpu]`` (args go to the CLI)."""
+    session.run(_venv_python(session), "-m", "bench", *session.posargs, external=True)
+
+
+@nox.session(venv_backend="none")
+def tests(session: nox.Session) -> None:
+    """The test suite: ``nox -s tests -- [pytest args]``."""
+    session.run(_venv_python(session), "-m", "pytest", *session.posargs, external=True)

@@ -1,0 +1,1 @@
+"""Turning a run's results table into tables and charts. Knows nothing of ``bench``."""

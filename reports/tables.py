@@ -1,0 +1,101 @@
+"""Tables made from a run's tidy results (see ``reports.schema``)."""
+
+from __future__ import annotations
+
+import pandas as pd
+from tabulate import tabulate
+
+from .schema import ERROR_METRIC
+
+STATIC_SUMMARY_COLUMNS = {
+    # metric -> header with unit
+    "params": "params",
+    "param_size_fp32": "size fp32 (MB)",
+    "macs": "MACs/sample",
+    "flops": "FLOPs/sample",
+    "unsupported_ops": "uncounted op calls",
+}
+
+
+def si(value: float, digits: int = 3) -> str:
+    """61706 -> '61.7 K', 1.5e10 -> '15.4 G': a count in the terminal, unit in the header."""
+    if pd.isna(value):
+        return "-"
+    for scale, suffix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "K")):
+        if abs(value) >= scale:
+            return f"{value / scale:.{digits}g} {suffix}"
+    return f"{value:.{digits}g}"
+
+
+def static_summary(results: pd.DataFrame) -> pd.DataFrame:
+    """One row per model: input, parameters, size, MACs, FLOPs, uncounted ops, error.
+
+    Models keep the order in which they appear in ``results``.
+    """
+    static = results[results["phase"] == "static"]
+    order = list(dict.fromkeys(static["model"]))
+    figures = static[static["metric"] != ERROR_METRIC].pivot_table(
+        index="model", columns="metric", values="value", aggfunc="first"
+    )
+    families = static.groupby("model")["family"].first()
+    errors = static[static["metric"] == ERROR_METRIC].groupby("model")["error"].first()
+
+    table = pd.DataFrame(index=pd.Index(order, name="model"))
+    table["family"] = families
+    table["input"] = [_input_label(figures, m) for m in order]
+    for metric, header in STATIC_SUMMARY_COLUMNS.items():
+        table[header] = figures[metric] if metric in figures else float("nan")
+    table["error"] = errors.reindex(order).fillna("")
+    return table
+
+
+def _input_label(figures: pd.DataFrame, model: str) -> str:
+    try:
+        row = figures.loc[model]
+        c, h, w = (int(row[k]) for k in ("input_channels", "input_height", "input_width"))
+    except (KeyError, ValueError):
+        return ""
+    return f"{c}x{h}x{w}"
+
+
+def format_static_summary(table: pd.DataFrame) -> str:
+    """Fixed-width text for the terminal; errors are listed under the table, not in it."""
+    shown = table.drop(columns=["error"]).reset_index()
+    formats = {
+        "params": si,
+        "size fp32 (MB)": lambda v: "-" if pd.isna(v) else f"{v:.2f}",
+        "MACs/sample": si,
+        "FLOPs/sample": si,
+        "uncounted op calls": lambda v: "-" if pd.isna(v) else f"{v:.0f}",
+    }
+    for column, fmt in formats.items():
+        shown[column] = shown[column].map(fmt)
+    text = tabulate(shown, headers="keys", showindex=False, disable_numparse=True,
+                    colalign=("left", "left", "left") + ("right",) * (len(shown.columns) - 3))
+    failed = table[table["error"] != ""]
+    if len(failed):
+        text += "\n\nfailed:\n" + "\n".join(f"  {m}: {e}" for m, e in failed["error"].items())
+    return text
+
+
+def layer_table(layers: pd.DataFrame, max_depth: int | None = None) -> pd.DataFrame:
+    """The per-layer table down to ``max_depth`` (1 = the model's direct children)."""
+    shown = layers[layers["depth"] > 0]
+    if max_depth is not None:
+        shown = shown[shown["depth"] <= max_depth]
+    return shown.reset_index(drop=True)
+
+
+def format_layer_table(layers: pd.DataFrame) -> str:
+    """Indented by depth, like torchinfo; MACs in millions per sample."""
+    rows = pd.DataFrame(
+        {
+            "layer": ["  " * (d - 1) + t for t, d in zip(layers["type"], layers["depth"])],
+            "path": layers["path"],
+            "output shape": layers["output_shape"],
+            "params": layers["params"].map("{:,}".format),
+            "MACs (M/sample)": (layers["macs"] / 1e6).map("{:.3f}".format),
+        }
+    )
+    return tabulate(rows, headers="keys", showindex=False, disable_numparse=True,
+                    colalign=("left", "left", "left", "right", "right"))
