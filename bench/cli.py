@@ -19,7 +19,7 @@ from reports.schema import LAYER_COLUMNS
 from reports.tables import format_layer_table, format_static_summary, layer_table, static_summary
 
 from . import provenance
-from .profile import LayerRow, profile_model
+from .profile import LayerRow, format_unsupported, profile_model
 from .results import RunWriter, error_row, static_rows
 
 PHASES = ("static",)  # later phases (speed, accuracy) join this tuple
@@ -191,6 +191,8 @@ def show_layers(args: argparse.Namespace) -> int:
           f"{profile.macs / 1e6:,.3f} M MACs/sample ({profile_method_note()})")  # fmt: skip
     print(f"follows note {entry.note}\n")
     print(format_layer_table(layer_table(layers_frame(profile.layers), args.depth)))
+    if profile.unsupported_ops:
+        print(f"\nnot counted by fvcore (shown as 0 MACs): {format_unsupported(profile.unsupported_ops)}")
     return 0
 
 

@@ -17,7 +17,7 @@ import pandas as pd
 
 from reports.schema import ERROR_METRIC, RESULT_COLUMNS, unit_of
 
-from .profile import StaticProfile
+from .profile import StaticProfile, format_unsupported
 from .provenance import now
 
 
@@ -56,8 +56,7 @@ def static_rows(p: StaticProfile) -> list[dict[str, object]]:
     }
     rows = [result_row(p.model, p.family, "static", k, v, method=p.method) for k, v in figures.items()]
     if p.unsupported_ops:
-        ops = ", ".join(f"{op} x{n}" for op, n in p.unsupported_ops.items())
-        rows[-1]["method"] = f"{p.method}; not counted: {ops}"
+        rows[-1]["method"] = f"{p.method}; not counted: {format_unsupported(p.unsupported_ops)}"
     return rows
 
 

@@ -1,0 +1,125 @@
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+import archs
+from bench import cli
+from reports.schema import ERROR_METRIC, LAYER_COLUMNS, METRICS, RESULT_COLUMNS
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def only_run_dir(out: Path) -> Path:
+    (run_dir,) = [p for p in out.iterdir() if p.is_dir()]
+    return run_dir
+
+
+def test_list_shows_every_model(capsys):
+    assert cli.main(["--list"]) == 0
+    out = capsys.readouterr().out
+    for name in archs.list_models():
+        assert f"\n{name} " in out
+
+
+def test_run_writes_results_with_units_and_provenance(tmp_path, capsys):
+    assert cli.main(["--models", "lenet,resnet18_d2l", "--out", str(tmp_path)]) == 0
+    run_dir = only_run_dir(tmp_path)
+
+    results = pd.read_csv(run_dir / "results.csv", keep_default_na=False)
+    assert tuple(results.columns) == RESULT_COLUMNS
+    assert list(dict.fromkeys(results["model"])) == ["lenet", "resnet18_d2l"]
+    assert set(results["metric"]) <= set(METRICS)
+    assert (results["unit"] == [METRICS[m].unit for m in results["metric"]]).all()
+    assert (results["method"].str.contains("fvcore")).all()
+    lenet = results[results["model"] == "lenet"].set_index("metric")["value"].astype(float)
+    assert lenet["params"] == 61_706
+    assert lenet["flops"] == 2 * lenet["macs"]
+
+    saved = json.loads((run_dir / "results.json").read_text())
+    prov = saved["provenance"]
+    for key in ("command", "git_commit", "torch", "device", "device_name", "started", "finished"):
+        assert prov[key], key
+    assert prov["torch"] == torch.__version__
+    assert prov["status"] == "complete"
+    assert len(saved["rows"]) == len(results)
+
+    layers = pd.read_csv(run_dir / "layers" / "lenet.csv")
+    assert tuple(layers.columns) == LAYER_COLUMNS
+    assert layers.loc[layers["depth"] == 1, "output_shape"].iloc[0] == "1x6x28x28"
+
+    out = capsys.readouterr().out
+    assert "MACs/sample" in out and "FLOPs/sample" in out
+    assert "lenet" in out and "61.7 K" in out
+
+
+def test_failed_model_is_recorded_and_the_run_goes_on(tmp_path, capsys):
+    code = cli.main(["--models", "lenet,resnet18_d2l", "--input-size", "64", "--out", str(tmp_path)])
+    assert code == 1
+    results = pd.read_csv(only_run_dir(tmp_path) / "results.csv", keep_default_na=False)
+    lenet = results[results["model"] == "lenet"]
+    assert list(lenet["metric"]) == [ERROR_METRIC]
+    assert "built for 28x28" in lenet["error"].iloc[0]
+    resnet = results[results["model"] == "resnet18_d2l"].set_index("metric")["value"]
+    assert float(resnet["input_height"]) == 64
+    assert "1 of 2 models failed" in capsys.readouterr().err
+
+
+def test_interrupted_run_keeps_what_was_measured(tmp_path, monkeypatch):
+    real = cli.profile_model
+
+    def interrupt_on_second(entry, *args):
+        if entry.name == "lenet_bn":
+            raise KeyboardInterrupt
+        return real(entry, *args)
+
+    monkeypatch.setattr(cli, "profile_model", interrupt_on_second)
+    assert cli.main(["--models", "lenet,lenet_bn,small_cnn", "--out", str(tmp_path)]) == 130
+    run_dir = only_run_dir(tmp_path)
+    results = pd.read_csv(run_dir / "results.csv")
+    assert set(results["model"]) == {"lenet"}
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "interrupted"
+
+
+def test_layers_prints_the_per_layer_table(capsys):
+    assert cli.main(["--layers", "vgg11"]) == 0
+    out = capsys.readouterr().out
+    assert "1x512x7x7" in out and "1x25088" in out
+    assert "128,806,154" in out  # parameters of the 1-channel, 10-class VGG-11
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--models", "resnt18"], "unknown model 'resnt18'; did you mean resnet18"),
+        (["--layers", "densenett"], "unknown model 'densenett'; did you mean densenet"),
+        (["--input-size", "big"], "--input-size must be N or HxW"),
+        (["--phases", "static,warp"], "unknown phase 'warp'"),
+        (["--layers", "lenet", "--depth", "0"], "--depth must be at least 1"),
+    ],
+)
+def test_bad_input_exits_2_with_a_message_and_no_traceback(args, message):
+    proc = subprocess.run([sys.executable, "-m", "bench", *args], cwd=ROOT,
+                          capture_output=True, text=True)  # fmt: skip
+    assert proc.returncode == 2
+    assert message in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA device is present")
+def test_gpu_without_cuda_exits_2(tmp_path, capsys):
+    assert cli.main(["--gpu", "--models", "lenet", "--out", str(tmp_path)]) == 2
+    assert "no CUDA device" in capsys.readouterr().err
+    assert not tmp_path.exists() or not any(tmp_path.iterdir())
+
+
+def test_parse_input_size():
+    assert cli.parse_input_size("96") == (96, 96)
+    assert cli.parse_input_size("64x48") == (64, 48)
+    assert cli.parse_input_size(None) is None
+    with pytest.raises(cli.UsageError):
+        cli.parse_input_size("0x3")

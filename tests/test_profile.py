@@ -1,0 +1,83 @@
+"""The static profile: fvcore's counts checked against an independent counter, the per-layer
+table against the totals, and nothing printed as warnings."""
+
+import logging
+
+import pytest
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+import archs
+from bench.profile import profile_model
+
+ALL = archs.list_models()
+AT = torch.ops.aten
+
+
+def flop_counter_conv_linear_flops(name: str) -> int:
+    """FLOPs of convolutions and matrix products by torch's own FlopCounterMode (2 per MAC)."""
+    e = archs.get_entry(name)
+    model = e.build().eval()
+    x = torch.randn(1, 1, e.input_size, e.input_size)
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(x)
+    counts = counter.get_flop_counts()["Global"]
+    return sum(counts.get(op, 0) for op in (AT.convolution, AT.addmm, AT.mm, AT.bmm))
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_fvcore_conv_linear_macs_agree_with_flop_counter_mode(name):
+    profile = profile_model(archs.get_entry(name))
+    assert profile.macs_conv_linear > 0
+    assert 2 * profile.macs_conv_linear == flop_counter_conv_linear_flops(name)
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_profile_totals_and_units(name):
+    p = profile_model(archs.get_entry(name))
+    model = archs.build_model(name)
+    assert p.params == sum(t.numel() for t in model.parameters())
+    assert p.params_trainable == p.params
+    assert p.flops == 2 * p.macs
+    assert p.param_size_mb_fp32 == pytest.approx(p.params * 4 / 1e6)
+    # fvcore's total is conv + linear plus what it counts for BN and adaptive pooling
+    assert p.macs >= p.macs_conv_linear
+    assert p.macs == sum(p.macs_by_operator.values())
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_layer_table_adds_up_to_the_model(name):
+    p = profile_model(archs.get_entry(name))
+    root = p.layers[0]
+    assert (root.path, root.depth, root.params, root.macs) == ("", 0, p.params, p.macs)
+    children = [r for r in p.layers if r.depth == 1]
+    assert sum(r.params for r in children) == p.params
+    assert sum(r.macs for r in children) == p.macs
+    assert children[-1].output_shape == (1, 10)
+    assert all(r.output_shape is not None for r in children)
+
+
+def test_uncounted_operators_are_returned_not_logged(caplog, recwarn, capsys):
+    with caplog.at_level(logging.DEBUG):
+        p = profile_model(archs.get_entry("lenet"))
+    # LeNet's sigmoid and average pooling have no fvcore handler
+    assert p.unsupported_ops == {"aten::avg_pool2d": 2, "aten::sigmoid": 4}
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert not [w for w in recwarn if "fvcore" in str(w.filename)]
+    out, err = capsys.readouterr()
+    assert out == "" and err == ""
+
+
+def test_input_size_override_changes_the_count():
+    e = archs.get_entry("resnet18_d2l")
+    at_96 = profile_model(e)
+    at_192 = profile_model(e, input_size=192)
+    assert at_192.input_shape == (1, 192, 192)
+    assert at_192.params == at_96.params
+    # every spatial map doubles in side: conv MACs grow four times
+    assert at_192.macs_by_operator["conv"] == 4 * at_96.macs_by_operator["conv"]
+
+
+def test_fixed_size_model_raises_at_another_size():
+    with pytest.raises(RuntimeError, match="shapes cannot be multiplied"):
+        profile_model(archs.get_entry("lenet"), input_size=32)
