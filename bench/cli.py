@@ -1,13 +1,10 @@
-"""``python -m bench`` / ``archbench``: profile registered models and write a run folder."""
+"""``python -m bench`` / ``archbench``: measure registered models and write a run folder."""
 
 from __future__ import annotations
 
 import argparse
 import re
 import sys
-import time
-from dataclasses import asdict
-from datetime import datetime
 from pathlib import Path
 
 import pandas as pd
@@ -15,14 +12,21 @@ import torch
 from tabulate import tabulate
 
 import archs
-from reports.schema import LAYER_COLUMNS
-from reports.tables import format_layer_table, format_static_summary, layer_table, static_summary
+from reports.tables import (
+    format_layer_table,
+    format_speed_summary,
+    format_static_summary,
+    layer_table,
+    speed_summary,
+    static_summary,
+)
 
 from . import provenance
-from .profile import LayerRow, format_unsupported, profile_model
-from .results import RunWriter, error_row, static_rows
+from .modes import ModeError, parse_modes
+from .profile import METHOD, format_unsupported, profile_model
+from .results import RunWriter
+from .runner import PHASES, RunConfig, layers_frame, new_run_dir, run_models
 
-PHASES = ("static",)  # later phases (speed, accuracy) join this tuple
 EXIT_USAGE = 2
 
 
@@ -34,25 +38,27 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="archbench",
         description="Profile and benchmark the registered CNN architectures.",
-        epilog="Models: 'all', names, globs ('resnet*') or family names, comma-separated.",
+        epilog="Models: 'all', names, globs ('resnet*') or family names, comma-separated. "
+        "Modes: precision fp32|tf32|bf16|fp16 (amp = bf16), +cl for channels_last, "
+        "+compile|+compile-ro|+compile-max for torch.compile default|reduce-overhead|"
+        "max-autotune, e.g. 'fp32,bf16+cl+compile'.",
     )
     p.add_argument("--models", default="all", help="which models (default: all)")
     p.add_argument("--list", action="store_true", help="list the registered models and exit")
     p.add_argument("--layers", metavar="MODEL", help="print MODEL's per-layer table and exit")
     p.add_argument("--depth", type=int, default=1, help="nesting shown by --layers (default 1)")
-    p.add_argument(
-        "--input-size",
-        metavar="N|HxW",
-        help="profile every model at this input size instead of its own",
-    )
+    p.add_argument("--input-size", metavar="N|HxW", help="measure every model at this input size")
     p.add_argument("--num-classes", type=int, default=10, help="output classes (default 10)")
     p.add_argument("--in-channels", type=int, default=1, help="input channels (default 1)")
-    p.add_argument(
-        "--phases",
-        default=",".join(PHASES),
-        help=f"comma-separated phases to run (default and available: {','.join(PHASES)})",
-    )
+    p.add_argument("--phases", default=",".join(PHASES),
+                   help=f"comma-separated phases (default: all of {','.join(PHASES)})")  # fmt: skip
     p.add_argument("--gpu", action="store_true", help="measure on the CUDA device (fails without one)")
+    p.add_argument("--modes", help="speed modes (default: fp32,bf16,bf16+cl,bf16+cl+compile on "
+                                   "a GPU, fp32 on the CPU)")  # fmt: skip
+    p.add_argument("--batch-sizes", metavar="B[,B...]",
+                   help="throughput batch sizes (default 256 on a GPU, 8 on the CPU)")  # fmt: skip
+    p.add_argument("--repeats", type=int, help="timed blocks per measurement (default 10 GPU, 5 CPU)")
+    p.add_argument("--warmup", type=int, help="untimed calls before timing (default 5 GPU, 2 CPU)")
     p.add_argument("--out", type=Path, default=Path("runs"), help="where run folders go (default runs/)")
     return p
 
@@ -80,6 +86,18 @@ def parse_phases(text: str) -> tuple[str, ...]:
     return phases
 
 
+def parse_batch_sizes(text: str | None, device: torch.device) -> tuple[int, ...]:
+    if text is None:
+        return (256,) if device.type == "cuda" else (8,)
+    try:
+        sizes = tuple(dict.fromkeys(int(t) for t in text.split(",") if t.strip()))
+    except ValueError:
+        raise UsageError(f"--batch-sizes must be comma-separated integers, got '{text}'") from None
+    if not sizes or min(sizes) < 1:
+        raise UsageError(f"--batch-sizes must be positive, got '{text}'")
+    return sizes
+
+
 def pick_device(gpu: bool) -> torch.device:
     if not gpu:
         return torch.device("cpu")
@@ -92,92 +110,87 @@ def pick_device(gpu: bool) -> torch.device:
     return torch.device("cuda")
 
 
-def layers_frame(layers: list[LayerRow]) -> pd.DataFrame:
-    frame = pd.DataFrame([asdict(r) for r in layers], columns=list(LAYER_COLUMNS))
-    frame["output_shape"] = [
-        "x".join(map(str, r.output_shape)) if r.output_shape else "" for r in layers
-    ]
-    return frame
-
-
 def list_table() -> str:
     rows = []
     for name in archs.list_models():
         e = archs.get_entry(name)
-        rows.append(
-            {"model": name, "family": e.family, "year": e.year,
-             "input": f"{e.input_size}x{e.input_size}", "follows note": e.note}  # fmt: skip
-        )
+        rows.append({"model": name, "family": e.family, "year": e.year,
+                     "input": f"{e.input_size}x{e.input_size}", "follows note": e.note})  # fmt: skip
     return tabulate(rows, headers="keys")
 
 
-def new_run_dir(out: Path) -> Path:
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    for i in range(100):
-        run_dir = out / (stamp if i == 0 else f"{stamp}-{i}")
-        try:
-            run_dir.mkdir(parents=True)
-            return run_dir
-        except FileExistsError:
-            continue
-    raise UsageError(f"could not make a new run folder under {out}")
+def static_method_note() -> str:
+    return f"{METHOD}; MACs = fvcore's count (1 multiply-add = 1), FLOPs = 2 x MACs"
 
 
-def run(args: argparse.Namespace, argv: list[str]) -> int:
+def config_from_args(args: argparse.Namespace) -> RunConfig:
     models = archs.select_models(args.models)
     phases = parse_phases(args.phases)
     input_size = parse_input_size(args.input_size)
     device = pick_device(args.gpu)
     if args.num_classes < 1 or args.in_channels < 1:
         raise UsageError("--num-classes and --in-channels must be at least 1")
+    if args.repeats is not None and args.repeats < 1:
+        raise UsageError("--repeats must be at least 1")
+    if args.warmup is not None and args.warmup < 0:
+        raise UsageError("--warmup must be 0 or more")
+    try:
+        modes = parse_modes(args.modes, device)
+    except ModeError as exc:
+        raise UsageError(str(exc)) from None
+    return RunConfig(
+        models=models,
+        phases=phases,
+        device=device,
+        modes=modes,
+        batch_sizes=parse_batch_sizes(args.batch_sizes, device),
+        input_size=input_size,
+        num_classes=args.num_classes,
+        in_channels=args.in_channels,
+        repeats=args.repeats,
+        warmup=args.warmup,
+    )
 
+
+def run(args: argparse.Namespace, argv: list[str]) -> int:
+    cfg = config_from_args(args)
     run_dir = new_run_dir(args.out)
-    writer = RunWriter(run_dir, provenance.collect(device, argv))
-    print(f"archbench: {len(models)} models, phases {','.join(phases)}, device {device}; "
-          f"results in {run_dir}", file=sys.stderr)  # fmt: skip
+    writer = RunWriter(run_dir, provenance.collect(cfg.device, argv))
+    modes = ",".join(m.name for m in cfg.modes) if "speed" in cfg.phases else "-"
+    print(f"archbench: {len(cfg.models)} models, phases {','.join(cfg.phases)}, modes {modes}, "
+          f"device {cfg.device} ({writer.provenance['device_name']}); results in {run_dir}",
+          file=sys.stderr)  # fmt: skip
     status = "interrupted"
     try:
-        for i, name in enumerate(models, 1):
-            entry = archs.get_entry(name)
-            t0 = time.perf_counter()
-            try:
-                profile = profile_model(entry, input_size, args.num_classes, args.in_channels)
-            except Exception as exc:  # one model's failure is its row's, not the run's
-                message = f"{type(exc).__name__}: {exc}"
-                if input_size and input_size != (entry.input_size, entry.input_size):
-                    h, w = input_size
-                    message = (f"at input {h}x{w} (the model is built for "
-                               f"{entry.input_size}x{entry.input_size}): {message}")  # fmt: skip
-                writer.add([error_row(name, entry.family, "static", message)])
-                outcome = f"FAILED ({type(exc).__name__})"
-            else:
-                writer.add(static_rows(profile))
-                writer.add_layers(name, layers_frame(profile.layers))
-                outcome = f"{profile.params / 1e6:8.3f} M params {profile.macs / 1e9:9.4f} GMACs"
-            elapsed = time.perf_counter() - t0
-            print(f"[{i:>{len(str(len(models)))}}/{len(models)}] {name:<14} {outcome}  "
-                  f"({elapsed:.2f} s)", file=sys.stderr)  # fmt: skip
+        run_models(cfg, writer)
         status = "complete"
     finally:
         writer.finish(status)
+    return report(pd.DataFrame(writer.rows), cfg, run_dir, str(writer.provenance["device_name"]))
 
-    summary = static_summary(pd.DataFrame(writer.rows))
-    print()
-    print(f"Static profile: per sample, {profile_method_note()}")
-    print(format_static_summary(summary))
-    print(f"\nresults: {run_dir}/results.csv, per-layer tables: {run_dir}/layers/")
-    failed = int((summary["error"] != "").sum())
-    if failed:
-        print(f"archbench: {failed} of {len(models)} models failed; see the error column",
-              file=sys.stderr)  # fmt: skip
+
+def report(results: pd.DataFrame, cfg: RunConfig, run_dir: Path, device_name: str) -> int:
+    failed_models: set[str] = set()
+    if "static" in cfg.phases:
+        summary = static_summary(results)
+        print(f"\nStatic profile: per sample, {static_method_note()}")
+        print(format_static_summary(summary))
+        failed_models |= set(summary.index[summary["error"] != ""])
+    if "speed" in cfg.phases:
+        speed = speed_summary(results)
+        print(f"\nSpeed on {cfg.device} ({device_name}), torch {torch.__version__}, synthetic "
+              "inputs. infer/s, train/s: samples/s, median of timed blocks (train = forward + "
+              "backward + SGD step); ±%: IQR/median, * where > 5%; p50/p99: batch-1 latency; "
+              "TFLOP/s from the static FLOPs (x3 for training); MFU vs the device peak; "
+              "MB: peak CUDA memory; compile s: first call incl. compilation")  # fmt: skip
+        print(format_speed_summary(speed))
+        failed_models |= set(speed.index.get_level_values("model")[speed["error"] != ""])
+    print(f"\nresults: {run_dir}/results.csv (raw timings: samples.jsonl, layers: layers/)")
+    if failed_models:
+        print(f"archbench: {len(failed_models)} of {len(cfg.models)} models failed "
+              f"({', '.join(sorted(failed_models))}); see the error column", file=sys.stderr)  # fmt: skip
         return 1
     return 0
-
-
-def profile_method_note() -> str:
-    from .profile import METHOD
-
-    return f"{METHOD}; MACs = fvcore's count (1 multiply-add = 1), FLOPs = 2 x MACs"
 
 
 def show_layers(args: argparse.Namespace) -> int:
@@ -188,7 +201,7 @@ def show_layers(args: argparse.Namespace) -> int:
                             args.in_channels)  # fmt: skip
     c, h, w = profile.input_shape
     print(f"{entry.name}: input 1x{c}x{h}x{w}, {profile.params:,} params, "
-          f"{profile.macs / 1e6:,.3f} M MACs/sample ({profile_method_note()})")  # fmt: skip
+          f"{profile.macs / 1e6:,.3f} M MACs/sample ({static_method_note()})")  # fmt: skip
     print(f"follows note {entry.note}\n")
     print(format_layer_table(layer_table(layers_frame(profile.layers), args.depth)))
     if profile.unsupported_ops:
@@ -198,8 +211,7 @@ def show_layers(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
     try:
         if args.list:
             print(list_table())

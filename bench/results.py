@@ -22,12 +22,14 @@ from .provenance import now
 
 
 def result_row(model: str, family: str, phase: str, metric: str, value: float, *,
-               mode: str = "", method: str = "", error: str = "") -> dict[str, object]:  # fmt: skip
+               mode: str = "", batch: int | str = "", method: str = "",
+               error: str = "") -> dict[str, object]:  # fmt: skip
     return {
         "model": model,
         "family": family,
         "phase": phase,
         "mode": mode,
+        "batch": batch,
         "metric": metric,
         "value": value,
         "unit": unit_of(metric),
@@ -36,8 +38,10 @@ def result_row(model: str, family: str, phase: str, metric: str, value: float, *
     }
 
 
-def error_row(model: str, family: str, phase: str, error: str, mode: str = "") -> dict[str, object]:
-    return result_row(model, family, phase, ERROR_METRIC, math.nan, mode=mode, error=error)
+def error_row(model: str, family: str, phase: str, error: str, mode: str = "",
+              batch: int | str = "") -> dict[str, object]:  # fmt: skip
+    return result_row(model, family, phase, ERROR_METRIC, math.nan, mode=mode, batch=batch,
+                      error=error)  # fmt: skip
 
 
 def static_rows(p: StaticProfile) -> list[dict[str, object]]:
@@ -69,6 +73,7 @@ class RunWriter:
         self.rows: list[dict[str, object]] = []
         (run_dir / "layers").mkdir(parents=True, exist_ok=True)
         self._csv_path = run_dir / "results.csv"
+        self._samples_path = run_dir / "samples.jsonl"
         with self._csv_path.open("w", newline="") as f:
             csv.DictWriter(f, fieldnames=RESULT_COLUMNS).writeheader()
         self._write_json("run.json", self.provenance)
@@ -80,6 +85,12 @@ class RunWriter:
 
     def add_layers(self, model: str, layers: pd.DataFrame) -> None:
         layers.to_csv(self.run_dir / "layers" / f"{model}.csv", index=False)
+
+    def add_samples(self, records: list[dict[str, object]]) -> None:
+        """Raw timing samples, one JSON object per measurement."""
+        with self._samples_path.open("a") as f:
+            for record in records:
+                f.write(json.dumps(record) + "\n")
 
     def finish(self, status: str) -> None:
         self.provenance.update(status=status, finished=now())

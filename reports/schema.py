@@ -2,7 +2,10 @@
 
 A run's results are one tidy table, a row per measured figure::
 
-    model | family | phase | mode | metric | value | unit | method | error
+    model | family | phase | mode | batch | metric | value | unit | method | error
+
+``mode`` names the execution mode of speed figures (``fp32``, ``bf16+cl+compile``, ...) and
+``batch`` the batch size asked for (empty for per-model figures such as parameters).
 
 ``metric`` names come from ``METRICS`` below, each with its unit, so no figure is stored
 without one. A model that fails in a phase gets one row with ``metric == "error"`` and the
@@ -18,6 +21,7 @@ RESULT_COLUMNS: tuple[str, ...] = (
     "family",
     "phase",
     "mode",
+    "batch",
     "metric",
     "value",
     "unit",
@@ -37,6 +41,21 @@ class Metric:
     description: str
 
 
+def _throughput_metrics(kind: str, what: str) -> tuple[Metric, ...]:
+    return (
+        Metric(f"{kind}_throughput", "samples/s", f"{what}: batch / median seconds per step"),
+        Metric(f"{kind}_throughput_iqr", "samples/s", f"{what}: IQR of per-block samples/s"),
+        Metric(f"{kind}_rel_iqr", "%", f"{what}: IQR / median of the per-step times"),
+        Metric(f"{kind}_noisy", "flag", f"{what}: 1 when IQR / median exceeds 5%"),
+        Metric(f"{kind}_batch", "samples", f"{what}: batch that ran (halved on out-of-memory)"),
+        Metric(f"{kind}_tflops", "TFLOP/s", f"{what}: achieved, from the static FLOPs"),
+        Metric(f"{kind}_mfu", "%", f"{what}: achieved TFLOP/s / device peak at the precision"),
+        Metric(f"{kind}_peak_mem", "MB", f"{what}: peak CUDA memory allocated (10^6 bytes)"),
+        Metric(f"{kind}_compile_time", "s", f"{what}: first call alone, compilation included"),
+        Metric(f"{kind}_graph_breaks", "count", f"{what}: torch.compile graph breaks"),
+    )
+
+
 METRICS: dict[str, Metric] = {
     m.name: m
     for m in (
@@ -50,10 +69,20 @@ METRICS: dict[str, Metric] = {
         Metric("flops", "FLOP/sample", "2 x macs"),
         Metric("macs_conv_linear", "MAC/sample", "conv + linear multiply-accumulates only"),
         Metric("unsupported_ops", "ops", "operator calls fvcore could not count"),
+        # speed phase: per model, mode and batch; raw samples are in samples.jsonl
+        *_throughput_metrics("infer", "inference (no grad)"),
+        *_throughput_metrics("train", "training step: forward, backward, SGD step"),
+        Metric("latency_p50", "ms", "batch-1 inference latency, median"),
+        Metric("latency_p90", "ms", "batch-1 inference latency, 90th percentile"),
+        Metric("latency_p99", "ms", "batch-1 inference latency, 99th percentile"),
+        Metric("latency_rel_iqr", "%", "IQR / median of the batch-1 latencies"),
+        Metric("latency_compile_time", "s", "first batch-1 call alone, compilation included"),
+        Metric("latency_peak_mem", "MB", "peak CUDA memory allocated while timing batch 1"),
         Metric(ERROR_METRIC, "", "the phase failed for this model; see the error column"),
     )
 }
 
 
 def unit_of(metric: str) -> str:
+    """The unit of ``metric``; a metric not declared here cannot be written."""
     return METRICS[metric].unit

@@ -99,3 +99,83 @@ def format_layer_table(layers: pd.DataFrame) -> str:
     )
     return tabulate(rows, headers="keys", showindex=False, disable_numparse=True,
                     colalign=("left", "left", "left", "right", "right"))
+
+
+SPEED_COLUMNS = {
+    # header (with unit) -> metric
+    "infer/s": "infer_throughput",
+    "±%": "infer_rel_iqr",
+    "p50 ms": "latency_p50",
+    "p99 ms": "latency_p99",
+    "train/s": "train_throughput",
+    "train ±%": "train_rel_iqr",
+    "infer TFLOP/s": "infer_tflops",
+    "infer MFU%": "infer_mfu",
+    "train MFU%": "train_mfu",
+    "infer MB": "infer_peak_mem",
+    "train MB": "train_peak_mem",
+    "compile s": "infer_compile_time",
+    "breaks": "infer_graph_breaks",
+}
+
+
+def speed_summary(results: pd.DataFrame) -> pd.DataFrame:
+    """One row per model, mode and batch, in the order measured; latency comes from batch 1
+    and is shown on each of the mode's rows.
+
+    Columns no row has (peak memory on the CPU, compile time in eager modes) are left out.
+    """
+    speed = results[results["phase"] == "speed"]
+    rows = []
+    for (model, mode), group in speed.groupby(["model", "mode"], sort=False):
+        errors = group.loc[group["metric"] == ERROR_METRIC, "error"]
+        figures = group[group["metric"] != ERROR_METRIC]
+        is_latency = figures["metric"].str.startswith("latency_")
+        latency = figures[is_latency].set_index("metric")["value"]
+        per_batch = figures[~is_latency]
+        batches = sorted(pd.to_numeric(per_batch["batch"]).astype(int).unique()) or [0]
+        for batch in batches:
+            at_batch = per_batch[pd.to_numeric(per_batch["batch"]) == batch]
+            values = at_batch.set_index("metric")["value"]
+            row: dict[str, object] = {"model": model, "mode": mode, "batch": batch}
+            for header, metric in SPEED_COLUMNS.items():
+                source = latency if metric.startswith("latency_") else values
+                if metric in source:
+                    row[header] = float(source[metric])
+            row["noisy"] = ",".join(k for k in ("infer", "train")
+                                    if values.get(f"{k}_noisy", 0) == 1)  # fmt: skip
+            row["error"] = "; ".join(errors)
+            rows.append(row)
+    if not rows:
+        return pd.DataFrame(columns=["model", "mode", "batch", "noisy", "error"]).set_index(
+            ["model", "mode", "batch"])  # fmt: skip
+    table = pd.DataFrame(rows).set_index(["model", "mode", "batch"])
+    present = [h for h in SPEED_COLUMNS if h in table.columns]
+    return table[[*present, "noisy", "error"]]
+
+
+def format_speed_summary(table: pd.DataFrame) -> str:
+    """Throughputs with thousands separators and a * where IQR/median > 5%."""
+    shown = table.drop(columns=["noisy", "error"]).reset_index()
+    shown["batch"] = shown["batch"].map(lambda b: str(b) if b else "-")
+    noisy = table["noisy"].tolist()
+    for column in shown.columns[3:]:
+        kind = "infer" if column.startswith("infer") else "train" if column.startswith("train") else ""
+        values = []
+        for v, flags in zip(shown[column], noisy):
+            if pd.isna(v):
+                values.append("-")
+                continue
+            per_s = column in ("infer/s", "train/s")
+            text = f"{v:,.0f}" if per_s or column in ("breaks", "infer MB", "train MB") else f"{v:.3g}"
+            if per_s and kind in flags.split(","):
+                text += "*"
+            values.append(text)
+        shown[column] = values
+    text = tabulate(shown, headers="keys", showindex=False, disable_numparse=True,
+                    colalign=("left", "left", "right") + ("right",) * (len(shown.columns) - 3))  # fmt: skip
+    failed = table[table["error"] != ""]
+    if len(failed):
+        lines = [f"  {m} {md}: {e}" for (m, md, _), e in failed["error"].items()]
+        text += "\n\nfailed:\n" + "\n".join(dict.fromkeys(lines))
+    return text

@@ -1,0 +1,134 @@
+"""Execution modes: precision x memory layout x compile mode, named the way users type them.
+
+A mode name joins tokens with ``+``: a precision (``fp32``, ``tf32``, ``bf16``, ``fp16``;
+``amp`` means ``bf16``), optionally ``cl`` (channels_last) and a compile token (``compile`` for
+torch.compile's default mode, ``compile-ro`` for reduce-overhead, i.e. CUDA graphs,
+``compile-max`` for max-autotune). Examples: ``fp32``, ``bf16+cl``, ``bf16+cl+compile``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import Iterator, Literal
+
+import torch
+
+Precision = Literal["fp32", "tf32", "bf16", "fp16"]
+CompileMode = Literal["none", "default", "reduce-overhead", "max-autotune"]
+
+_PRECISIONS: dict[str, Precision] = {"fp32": "fp32", "tf32": "tf32", "bf16": "bf16",
+                                     "amp": "bf16", "fp16": "fp16"}  # fmt: skip
+_LAYOUTS = {"cl": True, "channels_last": True, "nchw": False}
+_COMPILE: dict[str, CompileMode] = {
+    "compile": "default",
+    "compile-ro": "reduce-overhead",
+    "compile-max": "max-autotune",
+}
+_COMPILE_TOKEN = {v: k for k, v in _COMPILE.items()}
+
+GPU_DEFAULT_MODES = ("fp32", "bf16", "bf16+cl", "bf16+cl+compile")
+CPU_DEFAULT_MODES = ("fp32",)
+
+
+class ModeError(ValueError):
+    """A mode that cannot be parsed, or cannot run on the chosen device."""
+
+
+@dataclass(frozen=True)
+class Mode:
+    precision: Precision = "fp32"
+    channels_last: bool = False
+    compile: CompileMode = "none"
+
+    @property
+    def name(self) -> str:
+        parts: list[str] = [self.precision]
+        if self.channels_last:
+            parts.append("cl")
+        if self.compile != "none":
+            parts.append(_COMPILE_TOKEN[self.compile])
+        return "+".join(parts)
+
+    @property
+    def autocast_dtype(self) -> torch.dtype | None:
+        return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision)
+
+    @property
+    def memory_format(self) -> torch.memory_format:
+        return torch.channels_last if self.channels_last else torch.contiguous_format
+
+    @property
+    def cuda_graphs(self) -> bool:
+        return self.compile == "reduce-overhead"
+
+    def describe(self) -> str:
+        precision = {
+            "fp32": "fp32 (TF32 off)",
+            "tf32": "fp32 weights, TF32 matmul/conv",
+            "bf16": "bf16 autocast",
+            "fp16": "fp16 autocast",
+        }[self.precision]
+        layout = "channels_last" if self.channels_last else "NCHW"
+        compiled = "eager" if self.compile == "none" else f"torch.compile mode={self.compile}"
+        return f"{precision}, {layout}, {compiled}"
+
+    def check_device(self, device: torch.device) -> None:
+        if device.type == "cuda":
+            return
+        if self.precision == "tf32":
+            raise ModeError(f"mode '{self.name}': TF32 exists only on CUDA devices")
+        if self.cuda_graphs:
+            raise ModeError(f"mode '{self.name}': reduce-overhead uses CUDA graphs, CUDA only")
+
+    @contextlib.contextmanager
+    def tf32(self) -> Iterator[None]:
+        """TF32 on for ``tf32``, off otherwise, restored after.
+
+        ``fp32`` turns TF32 off for cuDNN too (PyTorch's default leaves it on for convs), so
+        fp32 figures are IEEE fp32. Autocast is applied by the runners, around the forward.
+        """
+        saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+        on = self.precision == "tf32"
+        torch.backends.cuda.matmul.allow_tf32 = on
+        torch.backends.cudnn.allow_tf32 = on
+        try:
+            yield
+        finally:
+            torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+
+
+def parse_mode(text: str) -> Mode:
+    tokens = [t.strip().lower() for t in text.split("+") if t.strip()]
+    precision: Precision | None = None
+    channels_last: bool | None = None
+    compile_mode: CompileMode | None = None
+    for token in tokens:
+        if token in _PRECISIONS and precision is None:
+            precision = _PRECISIONS[token]
+        elif token in _LAYOUTS and channels_last is None:
+            channels_last = _LAYOUTS[token]
+        elif token in _COMPILE and compile_mode is None:
+            compile_mode = _COMPILE[token]
+        else:
+            known = sorted({*_PRECISIONS, *_LAYOUTS, *_COMPILE})
+            raise ModeError(
+                f"mode '{text}': '{token}' is unknown or repeated; tokens: {', '.join(known)}"
+            )
+    if precision is None:
+        raise ModeError(f"mode '{text}' names no precision (fp32, tf32, bf16, fp16)")
+    return Mode(precision, bool(channels_last), compile_mode or "none")
+
+
+def parse_modes(text: str | None, device: torch.device) -> list[Mode]:
+    """Comma-separated modes, or the device's default matrix; each checked against the device."""
+    if text is None:
+        names = GPU_DEFAULT_MODES if device.type == "cuda" else CPU_DEFAULT_MODES
+    else:
+        names = tuple(n for n in text.split(",") if n.strip())
+        if not names:
+            raise ModeError("--modes is empty")
+    modes = list(dict.fromkeys(parse_mode(n) for n in names))
+    for mode in modes:
+        mode.check_device(device)
+    return modes

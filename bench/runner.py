@@ -1,0 +1,120 @@
+"""One run: every selected model through every selected phase, written as it goes."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+import archs
+
+from .modes import Mode
+from .peaks import device_peak
+from .profile import LayerRow, StaticProfile, profile_model
+from .provenance import device_description
+from .results import RunWriter, error_row, static_rows
+from .speed import SpeedConfig, measure_speed
+from .speed_rows import measurement_summary, sample_records, speed_rows
+
+PHASES = ("static", "speed")  # the accuracy phase joins this tuple
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    models: list[str]
+    phases: tuple[str, ...]
+    device: torch.device
+    modes: list[Mode]
+    batch_sizes: tuple[int, ...]
+    input_size: tuple[int, int] | None = None  # None: each model's own
+    num_classes: int = 10
+    in_channels: int = 1
+    repeats: int | None = None  # None: the device's default
+    warmup: int | None = None
+
+
+def layers_frame(layers: list[LayerRow]) -> pd.DataFrame:
+    frame = pd.DataFrame([dataclasses.asdict(r) for r in layers])
+    frame["output_shape"] = ["x".join(map(str, r.output_shape)) if r.output_shape else ""
+                             for r in layers]  # fmt: skip
+    return frame
+
+
+def _say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def _speed_config(cfg: RunConfig, batch: int, first_batch: bool) -> SpeedConfig:
+    speed = SpeedConfig.for_device(cfg.device, batch)
+    kinds = ("infer", "latency", "train") if first_batch else ("infer", "train")
+    return dataclasses.replace(
+        speed,
+        kinds=kinds,
+        repeats=cfg.repeats or speed.repeats,
+        warmup=speed.warmup if cfg.warmup is None else cfg.warmup,
+    )
+
+
+def _fit_error(entry: archs.ModelEntry, cfg: RunConfig, exc: Exception) -> str:
+    message = f"{type(exc).__name__}: {exc}"
+    if cfg.input_size and cfg.input_size != (entry.input_size, entry.input_size):
+        h, w = cfg.input_size
+        message = (f"at input {h}x{w} (the model is built for "
+                   f"{entry.input_size}x{entry.input_size}): {message}")  # fmt: skip
+    return message
+
+
+def run_models(cfg: RunConfig, writer: RunWriter) -> None:
+    """Measure every model; each model's failures become its rows and the run goes on."""
+    device_name = device_description(cfg.device)
+    width = len(str(len(cfg.models)))
+    for i, name in enumerate(cfg.models, 1):
+        entry = archs.get_entry(name)
+        tag = f"[{i:>{width}}/{len(cfg.models)}] {name}"
+        t0 = time.perf_counter()
+        profile: StaticProfile | None = None
+        try:
+            profile = profile_model(entry, cfg.input_size, cfg.num_classes, cfg.in_channels)
+        except Exception as exc:  # one model's failure is its row's, not the run's
+            writer.add([error_row(name, entry.family, "static", _fit_error(entry, cfg, exc))])
+            _say(f"{tag}: static FAILED ({type(exc).__name__})")
+        if profile is not None and "static" in cfg.phases:
+            writer.add(static_rows(profile))
+            writer.add_layers(name, layers_frame(profile.layers))
+            _say(f"{tag}: {profile.params / 1e6:.3f} M params, {profile.macs / 1e9:.4f} GMACs/sample "
+                 f"({time.perf_counter() - t0:.1f} s)")  # fmt: skip
+        if "speed" in cfg.phases:
+            size = cfg.input_size or (entry.input_size, entry.input_size)
+            flops = profile.flops if profile else None
+            for mode in cfg.modes:
+                peak = device_peak(cfg.device, device_name, mode.precision)
+                for j, batch in enumerate(cfg.batch_sizes):
+                    speed_cfg = _speed_config(cfg, batch, first_batch=j == 0)
+                    t1 = time.perf_counter()
+                    result = measure_speed(entry, mode, cfg.device, speed_cfg, size,
+                                           cfg.num_classes, cfg.in_channels)  # fmt: skip
+                    writer.add(speed_rows(result, entry.family, speed_cfg, flops, peak, device_name))
+                    writer.add_samples(sample_records(result))
+                    done = ", ".join(measurement_summary(m) for m in result.measurements)
+                    failed = "".join(f"; {k} FAILED ({e.split(':')[0]})" for k, e in result.errors.items())
+                    _say(f"{tag} {mode.name} b{batch}: {done}{failed} "
+                         f"({time.perf_counter() - t1:.1f} s)")  # fmt: skip
+
+
+def new_run_dir(out: Path) -> Path:
+    from datetime import datetime
+
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    for i in range(100):
+        run_dir = out / (stamp if i == 0 else f"{stamp}-{i}")
+        try:
+            run_dir.mkdir(parents=True)
+            return run_dir
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"could not make a new run folder under {out}")

@@ -1,0 +1,202 @@
+"""The speed phase: inference throughput, batch-1 latency and training-step throughput of one
+model in one mode, on synthetic inputs resident on the device.
+
+Set-up (model, precision, layout, compile, inputs) is kept apart from the runners; each runner
+returns a frozen ``Measurement`` holding the raw timing samples. Warm-up, compilation included,
+happens before any timed block and is timed on its own. A CUDA out-of-memory halves the batch
+and retries; any other failure becomes that measurement's error and the run goes on.
+"""
+
+from __future__ import annotations
+
+import gc
+from dataclasses import dataclass, field
+from typing import Callable, Literal
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from archs import ModelEntry
+
+from .modes import Mode
+from .timing import Timer, Timing, measure_latency, measure_throughput
+
+Kind = Literal["infer", "latency", "train"]
+
+
+@dataclass(frozen=True)
+class SpeedConfig:
+    batch_size: int
+    repeats: int
+    warmup: int
+    min_block_s: float  # each timed block lasts at least this long
+    latency_samples: int
+    kinds: tuple[Kind, ...] = ("infer", "latency", "train")
+
+    @classmethod
+    def for_device(cls, device: torch.device, batch_size: int | None = None) -> SpeedConfig:
+        if device.type == "cuda":
+            return cls(batch_size or 256, repeats=10, warmup=5, min_block_s=0.05,
+                       latency_samples=200)  # fmt: skip
+        return cls(batch_size or 8, repeats=5, warmup=2, min_block_s=0.05, latency_samples=20)
+
+
+@dataclass(frozen=True)
+class Measurement:
+    kind: Kind
+    batch_size: int  # the batch that ran, after any out-of-memory halving
+    requested_batch: int
+    timing: Timing
+    first_call_s: float  # the first warm-up call alone: compilation for compiled modes
+    peak_mem_bytes: int | None  # CUDA only
+    graph_breaks: int | None  # compiled modes only
+
+    @property
+    def samples_per_s(self) -> float:
+        return self.batch_size / self.timing.median
+
+
+@dataclass(frozen=True)
+class SpeedResult:
+    model: str
+    mode: Mode
+    input_shape: tuple[int, int, int]
+    measurements: list[Measurement] = field(default_factory=list)
+    errors: dict[str, str] = field(default_factory=dict)  # kind -> message
+
+
+def clean_state(device: torch.device) -> None:
+    """Each model and mode starts afresh: no compiled graphs, no cached blocks, no old peaks."""
+    torch._dynamo.reset()
+    torch._dynamo.utils.counters.clear()
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def _prepared_model(entry: ModelEntry, mode: Mode, device: torch.device, train: bool,
+                    num_classes: int, in_channels: int) -> tuple[nn.Module, nn.Module]:  # fmt: skip
+    torch.manual_seed(0)
+    model = entry.build(num_classes=num_classes, in_channels=in_channels)
+    model = model.to(device=device, memory_format=mode.memory_format).train(train)
+    if mode.compile == "none":
+        return model, model
+    compile_mode = None if mode.compile == "default" else mode.compile
+    # dynamic=False: batch 1 and batch N each get their own static graph
+    return model, torch.compile(model, mode=compile_mode, dynamic=False)
+
+
+def _inputs(batch: int, shape: tuple[int, int, int], num_classes: int, mode: Mode,
+            device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+    x = torch.randn(batch, *shape, device=device).contiguous(memory_format=mode.memory_format)
+    y = torch.randint(0, num_classes, (batch,), device=device)
+    return x, y
+
+
+def _graph_breaks(mode: Mode) -> int | None:
+    if mode.compile == "none":
+        return None
+    return int(sum(torch._dynamo.utils.counters["graph_break"].values()))
+
+
+def _autocast(mode: Mode, device: torch.device) -> torch.autocast:
+    dtype = mode.autocast_dtype
+    return torch.autocast(device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None)
+
+
+def _inference_step(model: nn.Module, x: torch.Tensor, mode: Mode,
+                    device: torch.device) -> Callable[[], None]:  # fmt: skip
+    def step() -> None:
+        with _autocast(mode, device):
+            model(x)
+
+    return step
+
+
+def _training_step(model: nn.Module, raw: nn.Module, x: torch.Tensor, y: torch.Tensor,
+                   mode: Mode, device: torch.device) -> Callable[[], None]:  # fmt: skip
+    optimizer = torch.optim.SGD(raw.parameters(), lr=1e-3, momentum=0.9)
+    scaler = torch.amp.GradScaler(device.type) if mode.precision == "fp16" else None
+
+    def step() -> None:
+        if mode.cuda_graphs:
+            torch.compiler.cudagraph_mark_step_begin()
+        with _autocast(mode, device):
+            loss = F.cross_entropy(model(x), y)
+        optimizer.zero_grad(set_to_none=True)
+        if scaler is None:
+            loss.backward()
+            optimizer.step()
+        else:
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+
+    return step
+
+
+def _run_once(kind: Kind, entry: ModelEntry, mode: Mode, device: torch.device, batch: int,
+              shape: tuple[int, int, int], cfg: SpeedConfig, num_classes: int) -> Measurement:  # fmt: skip
+    clean_state(device)
+    timer = Timer(device)
+    train = kind == "train"
+    raw, model = _prepared_model(entry, mode, device, train, num_classes, shape[0])
+    x, y = _inputs(batch, shape, num_classes, mode, device)
+    with mode.tf32(), torch.set_grad_enabled(train):
+        if train:
+            step = _training_step(model, raw, x, y, mode, device)
+        else:
+            step = _inference_step(model, x, mode, device)
+        first_call_s = timer.wall(step)
+        if kind == "latency":
+            timing = measure_latency(step, timer, warmup=cfg.warmup, samples=cfg.latency_samples)
+        else:
+            timing = measure_throughput(step, timer, warmup=cfg.warmup, repeats=cfg.repeats,
+                                        min_block_s=cfg.min_block_s)  # fmt: skip
+    peak = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None
+    return Measurement(kind, batch, batch, timing, first_call_s, peak, _graph_breaks(mode))
+
+
+def run_with_oom_retry(run: Callable[[int], Measurement], batch: int,
+                       device: torch.device) -> Measurement:  # fmt: skip
+    """Halve the batch on CUDA out-of-memory until it fits (timm's ``_try_run``); any other
+    error, an illegal memory access included, propagates."""
+    requested = batch
+    while True:
+        try:
+            m = run(batch)
+        except torch.OutOfMemoryError:
+            if batch == 1:
+                raise
+            batch //= 2
+            clean_state(device)
+            continue
+        return Measurement(m.kind, m.batch_size, requested, m.timing, m.first_call_s,
+                           m.peak_mem_bytes, m.graph_breaks)  # fmt: skip
+
+
+def measure_speed(entry: ModelEntry, mode: Mode, device: torch.device, cfg: SpeedConfig,
+                  input_size: tuple[int, int], num_classes: int = 10,
+                  in_channels: int = 1) -> SpeedResult:  # fmt: skip
+    shape = (in_channels, *input_size)
+    result = SpeedResult(entry.name, mode, shape)
+    for kind in cfg.kinds:
+        batch = 1 if kind == "latency" else cfg.batch_size
+
+        def run(b: int, kind: Kind = kind) -> Measurement:
+            return _run_once(kind, entry, mode, device, b, shape, cfg, num_classes)
+
+        try:
+            result.measurements.append(run_with_oom_retry(run, batch, device))
+        except Exception as exc:  # this measurement's failure is its row's, not the run's
+            result.errors[kind] = f"{type(exc).__name__}: {_first_line(exc)}"
+        finally:
+            clean_state(device)
+    return result
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:500] if text else ""

@@ -1,0 +1,90 @@
+"""Speed results as rows of the results table, and their raw samples as JSON records."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .peaks import Peak
+from .results import error_row, result_row
+from .speed import Measurement, SpeedConfig, SpeedResult
+
+TRAIN_FLOPS_FACTOR = 3  # forward + backward (twice the forward), the usual convention
+
+
+def speed_rows(result: SpeedResult, family: str, cfg: SpeedConfig, flops_per_sample: float | None,
+               peak: Peak | None, device_name: str) -> list[dict[str, object]]:  # fmt: skip
+    rows: list[dict[str, object]] = []
+    mode = result.mode
+    base = (f"{mode.describe()}; synthetic {'x'.join(map(str, result.input_shape))} inputs on "
+            f"{device_name}; torch {torch.__version__}")  # fmt: skip
+
+    def add(metric: str, value: float, batch: int, method: str) -> None:
+        rows.append(result_row(result.model, family, "speed", metric, value, mode=mode.name,
+                               batch=batch, method=method))  # fmt: skip
+
+    for m in result.measurements:
+        t = m.timing
+        timing = (f"{t.timer}, {cfg.warmup} warm-up calls untimed, median of {len(t.samples)} "
+                  f"{'calls' if m.kind == 'latency' else f'blocks of {t.iters_per_sample} steps'}")  # fmt: skip
+        method = f"{base}; batch {m.batch_size}; {timing}"
+        key_batch = m.requested_batch
+        if m.kind == "latency":
+            for q in (50, 90, 99):
+                add(f"latency_p{q}", t.percentile(q) * 1e3, key_batch, method)
+            add("latency_rel_iqr", t.rel_iqr * 100, key_batch, method)
+        else:
+            per_block = [m.batch_size / s for s in t.samples]
+            q25, q75 = np.percentile(per_block, [25, 75])
+            add(f"{m.kind}_throughput", m.samples_per_s, key_batch, method)
+            add(f"{m.kind}_throughput_iqr", q75 - q25, key_batch, method)
+            add(f"{m.kind}_rel_iqr", t.rel_iqr * 100, key_batch, method)
+            add(f"{m.kind}_noisy", int(t.noisy), key_batch, method)
+            add(f"{m.kind}_batch", m.batch_size, key_batch, method)
+            if flops_per_sample:
+                factor = TRAIN_FLOPS_FACTOR if m.kind == "train" else 1
+                achieved = m.samples_per_s * flops_per_sample * factor / 1e12
+                flops_note = (f"fvcore FLOPs/sample x {factor} (fwd+bwd)" if factor > 1
+                              else "fvcore FLOPs/sample")  # fmt: skip
+                add(f"{m.kind}_tflops", achieved, key_batch, f"{method}; {flops_note}")
+                if peak is not None:
+                    add(f"{m.kind}_mfu", 100 * achieved / peak.tflops, key_batch,
+                        f"{method}; {flops_note}; peak {peak.tflops:.4g} TFLOP/s ({peak.source})")  # fmt: skip
+        if m.peak_mem_bytes is not None:
+            add(f"{m.kind}_peak_mem", m.peak_mem_bytes / 1e6, key_batch,
+                f"{base}; torch.cuda.max_memory_allocated, batch {m.batch_size}")  # fmt: skip
+        if mode.compile != "none":
+            add(f"{m.kind}_compile_time", m.first_call_s, key_batch,
+                f"{base}; wall time of the first call (dynamo + inductor compile + one run)")  # fmt: skip
+            if m.kind != "latency" and m.graph_breaks is not None:
+                add(f"{m.kind}_graph_breaks", m.graph_breaks, key_batch,
+                    f"{base}; torch._dynamo counters['graph_break']")  # fmt: skip
+    for kind, error in result.errors.items():
+        batch = 1 if kind == "latency" else cfg.batch_size
+        rows.append(error_row(result.model, family, "speed", f"{kind}: {error}", mode=mode.name,
+                              batch=batch))  # fmt: skip
+    return rows
+
+
+def sample_records(result: SpeedResult) -> list[dict[str, object]]:
+    return [
+        {
+            "model": result.model,
+            "mode": result.mode.name,
+            "kind": m.kind,
+            "batch": m.batch_size,
+            "requested_batch": m.requested_batch,
+            "timer": m.timing.timer,
+            "steps_per_sample": m.timing.iters_per_sample,
+            "seconds_per_step": list(m.timing.samples),
+            "first_call_s": m.first_call_s,
+        }
+        for m in result.measurements
+    ]
+
+
+def measurement_summary(m: Measurement) -> str:
+    if m.kind == "latency":
+        return f"p50 {m.timing.median * 1e3:.3g} ms"
+    noisy = " (noisy)" if m.timing.noisy else ""
+    return f"{m.kind} {m.samples_per_s:,.0f}/s b{m.batch_size}{noisy}"
