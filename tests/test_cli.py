@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import archs
-from bench import cli
+from bench import cli, runner
 from reports.schema import ERROR_METRIC, LAYER_COLUMNS, METRICS, RESULT_COLUMNS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -27,7 +27,8 @@ def test_list_shows_every_model(capsys):
 
 
 def test_run_writes_results_with_units_and_provenance(tmp_path, capsys):
-    assert cli.main(["--models", "lenet,resnet18_d2l", "--out", str(tmp_path)]) == 0
+    args = ["--models", "lenet,resnet18_d2l", "--phases", "static", "--out", str(tmp_path)]
+    assert cli.main(args) == 0
     run_dir = only_run_dir(tmp_path)
 
     results = pd.read_csv(run_dir / "results.csv", keep_default_na=False)
@@ -58,7 +59,8 @@ def test_run_writes_results_with_units_and_provenance(tmp_path, capsys):
 
 
 def test_failed_model_is_recorded_and_the_run_goes_on(tmp_path, capsys):
-    code = cli.main(["--models", "lenet,resnet18_d2l", "--input-size", "64", "--out", str(tmp_path)])
+    code = cli.main(["--models", "lenet,resnet18_d2l", "--input-size", "64", "--phases", "static",
+                     "--out", str(tmp_path)])  # fmt: skip
     assert code == 1
     results = pd.read_csv(only_run_dir(tmp_path) / "results.csv", keep_default_na=False)
     lenet = results[results["model"] == "lenet"]
@@ -70,18 +72,22 @@ def test_failed_model_is_recorded_and_the_run_goes_on(tmp_path, capsys):
 
 
 def test_interrupted_run_keeps_what_was_measured(tmp_path, monkeypatch):
-    real = cli.profile_model
+    real = runner.profile_model
 
     def interrupt_on_second(entry, *args):
         if entry.name == "lenet_bn":
             raise KeyboardInterrupt
         return real(entry, *args)
 
-    monkeypatch.setattr(cli, "profile_model", interrupt_on_second)
-    assert cli.main(["--models", "lenet,lenet_bn,small_cnn", "--out", str(tmp_path)]) == 130
+    monkeypatch.setattr(runner, "profile_model", interrupt_on_second)
+    args = ["--models", "lenet,lenet_bn,small_cnn", "--repeats", "1", "--warmup", "0",
+            "--out", str(tmp_path)]  # fmt: skip
+    assert cli.main(args) == 130
     run_dir = only_run_dir(tmp_path)
     results = pd.read_csv(run_dir / "results.csv")
     assert set(results["model"]) == {"lenet"}
+    assert set(results["phase"]) == {"static", "speed"}  # both of lenet's phases were kept
+    assert (run_dir / "samples.jsonl").read_text().count("\n") == 3
     assert json.loads((run_dir / "run.json").read_text())["status"] == "interrupted"
 
 
@@ -100,6 +106,12 @@ def test_layers_prints_the_per_layer_table(capsys):
         (["--input-size", "big"], "--input-size must be N or HxW"),
         (["--phases", "static,warp"], "unknown phase 'warp'"),
         (["--layers", "lenet", "--depth", "0"], "--depth must be at least 1"),
+        (["--modes", "tf32"], "TF32 exists only on CUDA devices"),
+        (["--modes", "bf16+cl+compile-ro"], "reduce-overhead uses CUDA graphs"),
+        (["--modes", "fp33"], "'fp33' is unknown"),
+        (["--batch-sizes", "8,zero"], "--batch-sizes must be comma-separated integers"),
+        (["--batch-sizes", "0"], "--batch-sizes must be positive"),
+        (["--repeats", "0"], "--repeats must be at least 1"),
     ],
 )
 def test_bad_input_exits_2_with_a_message_and_no_traceback(args, message):
@@ -123,3 +135,37 @@ def test_parse_input_size():
     assert cli.parse_input_size(None) is None
     with pytest.raises(cli.UsageError):
         cli.parse_input_size("0x3")
+
+
+def test_speed_phase_on_the_cpu(tmp_path, capsys):
+    """The issue's CPU command: --models lenet,resnet18 --modes fp32 (fewer repeats here)."""
+    args = ["--models", "lenet,resnet18", "--modes", "fp32", "--repeats", "2", "--warmup", "1",
+            "--out", str(tmp_path)]  # fmt: skip
+    assert cli.main(args) == 0
+    run_dir = only_run_dir(tmp_path)
+    results = pd.read_csv(run_dir / "results.csv")
+    speed = results[results["phase"] == "speed"]
+    assert set(speed["model"]) == {"lenet", "resnet18"}
+    assert set(speed["mode"]) == {"fp32"}
+    for model in ("lenet", "resnet18"):
+        figures = speed[speed["model"] == model].set_index("metric")
+        assert figures.loc["infer_throughput", "value"] > 0
+        assert figures.loc["infer_throughput", "batch"] == 8  # the CPU default
+        assert figures.loc["latency_p50", "batch"] == 1
+        assert figures.loc["train_throughput", "unit"] == "samples/s"
+        assert figures.loc["infer_mfu", "unit"] == "%"
+    records = [json.loads(line) for line in (run_dir / "samples.jsonl").read_text().splitlines()]
+    assert len(records) == 6 and all(r["seconds_per_step"] for r in records)
+    out = capsys.readouterr().out
+    assert "Speed on cpu" in out and "infer/s" in out and "p50 ms" in out
+
+
+def test_batch_size_sweep(tmp_path):
+    args = ["--models", "small_cnn", "--phases", "speed", "--batch-sizes", "2,4", "--repeats",
+            "1", "--warmup", "0", "--out", str(tmp_path)]  # fmt: skip
+    assert cli.main(args) == 0
+    speed = pd.read_csv(only_run_dir(tmp_path) / "results.csv")
+    assert set(speed["phase"]) == {"speed"}
+    infer = speed[speed["metric"] == "infer_throughput"]
+    assert sorted(infer["batch"]) == [2, 4]
+    assert (speed["metric"] == "latency_p50").sum() == 1  # latency once, at batch 1
