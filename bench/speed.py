@@ -9,6 +9,7 @@ and retries; any other failure becomes that measurement's error and the run goes
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 from dataclasses import dataclass, field
 from typing import Callable, Literal
@@ -108,8 +109,12 @@ def _autocast(mode: Mode, device: torch.device) -> torch.autocast:
 
 def _inference_step(model: nn.Module, x: torch.Tensor, mode: Mode,
                     device: torch.device) -> Callable[[], None]:  # fmt: skip
+    if mode.autocast_dtype is None:
+        # no context manager at all: a disabled autocast still costs microseconds per step
+        return lambda: model(x)
+
     def step() -> None:
-        with _autocast(mode, device):
+        with _autocast(mode, device):  # per step, as a real inference loop (timm's) does
             model(x)
 
     return step
@@ -137,26 +142,34 @@ def _training_step(model: nn.Module, raw: nn.Module, x: torch.Tensor, y: torch.T
     return step
 
 
-def _run_once(kind: Kind, entry: ModelEntry, mode: Mode, device: torch.device, batch: int,
-              shape: tuple[int, int, int], cfg: SpeedConfig, num_classes: int) -> Measurement:  # fmt: skip
-    clean_state(device)
+def _measure(kind: Kind, raw: nn.Module, model: nn.Module, mode: Mode, device: torch.device,
+             batch: int, shape: tuple[int, int, int], cfg: SpeedConfig,
+             num_classes: int) -> Measurement:  # fmt: skip
     timer = Timer(device)
-    train = kind == "train"
-    raw, model = _prepared_model(entry, mode, device, train, num_classes, shape[0])
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
     x, y = _inputs(batch, shape, num_classes, mode, device)
+    train = kind == "train"
     with mode.tf32(), torch.set_grad_enabled(train):
         if train:
             step = _training_step(model, raw, x, y, mode, device)
         else:
             step = _inference_step(model, x, mode, device)
         first_call_s = timer.wall(step)
+        breaks = _graph_breaks(mode)  # read now: a later batch-1 recompile adds its own
         if kind == "latency":
             timing = measure_latency(step, timer, warmup=cfg.warmup, samples=cfg.latency_samples)
         else:
             timing = measure_throughput(step, timer, warmup=cfg.warmup, repeats=cfg.repeats,
                                         min_block_s=cfg.min_block_s)  # fmt: skip
     peak = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None
-    return Measurement(kind, batch, batch, timing, first_call_s, peak, _graph_breaks(mode))
+    return Measurement(kind, batch, batch, timing, first_call_s, peak, breaks)
+
+
+def _free_memory(device: torch.device) -> None:
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
 
 
 def run_with_oom_retry(run: Callable[[int], Measurement], batch: int,
@@ -167,33 +180,46 @@ def run_with_oom_retry(run: Callable[[int], Measurement], batch: int,
     while True:
         try:
             m = run(batch)
-        except torch.OutOfMemoryError:
+        except torch.cuda.OutOfMemoryError:
             if batch == 1:
                 raise
             batch //= 2
-            clean_state(device)
+            _free_memory(device)
             continue
-        return Measurement(m.kind, m.batch_size, requested, m.timing, m.first_call_s,
-                           m.peak_mem_bytes, m.graph_breaks)  # fmt: skip
+        return dataclasses.replace(m, requested_batch=requested)
 
 
 def measure_speed(entry: ModelEntry, mode: Mode, device: torch.device, cfg: SpeedConfig,
                   input_size: tuple[int, int], num_classes: int = 10,
                   in_channels: int = 1) -> SpeedResult:  # fmt: skip
+    """Inference and batch-1 latency share one eval-mode model (compiled once per input
+    shape); training gets a fresh train-mode model. Each starts from a clean state."""
     shape = (in_channels, *input_size)
     result = SpeedResult(entry.name, mode, shape)
-    for kind in cfg.kinds:
-        batch = 1 if kind == "latency" else cfg.batch_size
-
-        def run(b: int, kind: Kind = kind) -> Measurement:
-            return _run_once(kind, entry, mode, device, b, shape, cfg, num_classes)
-
+    for train in (False, True):
+        kinds = [k for k in cfg.kinds if (k == "train") == train]
+        if not kinds:
+            continue
+        clean_state(device)
         try:
-            result.measurements.append(run_with_oom_retry(run, batch, device))
-        except Exception as exc:  # this measurement's failure is its row's, not the run's
-            result.errors[kind] = f"{type(exc).__name__}: {_first_line(exc)}"
-        finally:
-            clean_state(device)
+            raw, model = _prepared_model(entry, mode, device, train, num_classes, in_channels)
+        except Exception as exc:
+            for kind in kinds:
+                result.errors[kind] = f"{type(exc).__name__}: {_first_line(exc)}"
+            continue
+        for kind in kinds:
+
+            def run(b: int, kind: Kind = kind) -> Measurement:
+                return _measure(kind, raw, model, mode, device, b, shape, cfg, num_classes)
+
+            try:
+                result.measurements.append(
+                    run_with_oom_retry(run, 1 if kind == "latency" else cfg.batch_size, device)
+                )
+            except Exception as exc:  # this measurement's failure is its row's, not the run's
+                result.errors[kind] = f"{type(exc).__name__}: {_first_line(exc)}"
+        del raw, model
+        clean_state(device)
     return result
 
 

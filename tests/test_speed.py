@@ -84,7 +84,7 @@ def test_out_of_memory_halves_the_batch_and_records_it():
     def run(batch):
         tried.append(batch)
         if batch > 64:
-            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
         return _fake_measurement(batch)
 
     m = run_with_oom_retry(run, 256, CPU)
@@ -106,9 +106,9 @@ def test_other_errors_are_not_retried():
 
 def test_out_of_memory_at_batch_1_gives_up():
     def run(batch):
-        raise torch.OutOfMemoryError("simulated")
+        raise torch.cuda.OutOfMemoryError("simulated")
 
-    with pytest.raises(torch.OutOfMemoryError):
+    with pytest.raises(torch.cuda.OutOfMemoryError):
         run_with_oom_retry(run, 4, CPU)
 
 
