@@ -4,6 +4,7 @@ from . import alexnet, densenet, googlenet, lenet, nin, resnet, small_cnn, vgg  
 from .registry import (
     ModelEntry,
     SeedRecipe,
+    TrainSettings,
     UnknownModelError,
     build_model,
     get_entry,
@@ -17,6 +18,7 @@ from .registry import (
 __all__ = [
     "ModelEntry",
     "SeedRecipe",
+    "TrainSettings",
     "UnknownModelError",
     "build_model",
     "get_entry",

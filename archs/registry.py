@@ -34,6 +34,16 @@ class SeedRecipe:
 
 
 @dataclass(frozen=True)
+class TrainSettings:
+    """The suite's own recipe for this model (SGD, Nesterov momentum 0.9, one-cycle schedule,
+    label smoothing 0.1): peak learning rate and batch size. Models without BatchNorm get
+    smaller rates, as in the seed notes."""
+
+    lr: float = 0.1
+    batch_size: int = 256
+
+
+@dataclass(frozen=True)
 class ModelEntry:
     name: str
     family: str
@@ -43,6 +53,7 @@ class ModelEntry:
     input_size: int  # square input side the note trains and prints it at
     builder: Builder  # builder(num_classes=10, in_channels=1) -> nn.Module
     seed_recipe: SeedRecipe | None = None
+    train: TrainSettings = TrainSettings()
 
     def build(self, num_classes: int = 10, in_channels: int = 1) -> nn.Module:
         return self.builder(num_classes=num_classes, in_channels=in_channels)
@@ -72,6 +83,7 @@ def register_model(
     note: str,
     input_size: int,
     seed_recipe: SeedRecipe | None = None,
+    train: TrainSettings = TrainSettings(),
     name: str | None = None,
 ) -> Callable[[Builder], Builder]:
     """Register ``fn`` under its function name (or ``name``); a duplicate raises ValueError."""
@@ -89,6 +101,7 @@ def register_model(
             input_size=input_size,
             builder=fn,
             seed_recipe=seed_recipe,
+            train=train,
         )
         return fn
 

@@ -13,6 +13,8 @@ from tabulate import tabulate
 
 import archs
 from reports.tables import (
+    accuracy_summary,
+    format_accuracy_summary,
     format_layer_table,
     format_speed_summary,
     format_static_summary,
@@ -22,10 +24,13 @@ from reports.tables import (
 )
 
 from . import provenance
-from .modes import ModeError, parse_modes
+from .data import DEBIAN_DIR, ENV_VAR, DataError, load_fashion_mnist
+from .loader import to_device
+from .modes import Mode, ModeError, parse_modes
 from .profile import METHOD, format_unsupported, profile_model
 from .results import RunWriter
 from .runner import PHASES, RunConfig, layers_frame, new_run_dir, run_models
+from .train import AccuracyConfig, parse_budget
 
 EXIT_USAGE = 2
 
@@ -59,6 +64,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="throughput batch sizes (default 256 on a GPU, 8 on the CPU)")  # fmt: skip
     p.add_argument("--repeats", type=int, help="timed blocks per measurement (default 10 GPU, 5 CPU)")
     p.add_argument("--warmup", type=int, help="untimed calls before timing (default 5 GPU, 2 CPU)")
+    p.add_argument("--budget", help="training budget per model and seed: epochs=N or seconds=S "
+                                    "(default epochs=5 on a GPU, seconds=10 on the CPU)")  # fmt: skip
+    p.add_argument("--seeds", default="0", help="comma-separated training seeds (default 0)")
+    p.add_argument("--data-dir", type=Path, help=f"folder of the Fashion-MNIST IDX files (else "
+                                                 f"${ENV_VAR}, then {DEBIAN_DIR})")  # fmt: skip
+    p.add_argument("--train-limit", type=int, help="train on the first N training images only")
+    p.add_argument("--eval-limit", type=int,
+                   help="evaluate on the first N test images (default all on a GPU, 500 on the CPU)")
+    p.add_argument("--train-compile", action="store_true", help="torch.compile the training model")
     p.add_argument("--out", type=Path, default=Path("runs"), help="where run folders go (default runs/)")
     return p
 
@@ -138,6 +152,14 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         modes = parse_modes(args.modes, device)
     except ModeError as exc:
         raise UsageError(str(exc)) from None
+    accuracy, data = None, None
+    if "accuracy" in phases:
+        accuracy = accuracy_config(args, device)
+        try:
+            dataset = load_fashion_mnist(args.data_dir)
+        except DataError as exc:
+            raise UsageError(str(exc)) from None
+        data = to_device(dataset, device, accuracy.train_limit, accuracy.eval_limit)
     return RunConfig(
         models=models,
         phases=phases,
@@ -149,6 +171,38 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         in_channels=args.in_channels,
         repeats=args.repeats,
         warmup=args.warmup,
+        accuracy=accuracy,
+        data=data,
+    )
+
+
+def accuracy_config(args: argparse.Namespace, device: torch.device) -> AccuracyConfig:
+    gpu = device.type == "cuda"
+    try:
+        budget = parse_budget(args.budget or ("epochs=5" if gpu else "seconds=10"))
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    try:
+        seeds = tuple(dict.fromkeys(int(t) for t in args.seeds.split(",") if t.strip()))
+    except ValueError:
+        raise UsageError(f"--seeds must be comma-separated integers, got '{args.seeds}'") from None
+    if not seeds:
+        raise UsageError("--seeds is empty")
+    for flag, value in (("--train-limit", args.train_limit), ("--eval-limit", args.eval_limit)):
+        if value is not None and value < 1:
+            raise UsageError(f"{flag} must be at least 1")
+    # bf16 autocast and channels_last on a GPU; plain fp32 on the CPU
+    mode = Mode("bf16", True, "default" if args.train_compile else "none") if gpu else Mode(
+        "fp32", False, "default" if args.train_compile else "none")  # fmt: skip
+    return AccuracyConfig(
+        budget=budget,
+        seeds=seeds,
+        device=device,
+        mode=mode,
+        train_limit=args.train_limit,
+        eval_limit=args.eval_limit if args.eval_limit or gpu else 500,
+        batch_cap=None if gpu else 64,  # a CPU step of VGG-16 at batch 256 takes minutes
+        eval_batch=1024 if gpu else 250,
     )
 
 
@@ -185,7 +239,15 @@ def report(results: pd.DataFrame, cfg: RunConfig, run_dir: Path, device_name: st
               "MB: peak CUDA memory; compile s: first call incl. compilation")  # fmt: skip
         print(format_speed_summary(speed))
         failed_models |= set(speed.index.get_level_values("model")[speed["error"] != ""])
-    print(f"\nresults: {run_dir}/results.csv (raw timings: samples.jsonl, layers: layers/)")
+    if "accuracy" in cfg.phases and cfg.accuracy is not None:
+        acc = accuracy_summary(results)
+        print(f"\nAccuracy on real Fashion-MNIST, {cfg.accuracy.describe()}; means over seeds; "
+              "'to 85% s': training seconds until the test accuracy first reached 85% "
+              "(checked at epoch ends)")  # fmt: skip
+        print(format_accuracy_summary(acc))
+        failed_models |= set(acc.index[acc["error"] != ""])
+    print(f"\nresults: {run_dir}/results.csv (raw timings: samples.jsonl; per-layer tables: "
+          "layers/; learning curves: curves.csv; confusion matrices: confusion/)")
     if failed_models:
         print(f"archbench: {len(failed_models)} of {len(cfg.models)} models failed "
               f"({', '.join(sorted(failed_models))}); see the error column", file=sys.stderr)  # fmt: skip

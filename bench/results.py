@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from reports.schema import ERROR_METRIC, RESULT_COLUMNS, unit_of
+from reports.schema import CURVE_COLUMNS, ERROR_METRIC, RESULT_COLUMNS, unit_of
 
 from .profile import StaticProfile, format_unsupported
 from .provenance import now
@@ -85,6 +85,20 @@ class RunWriter:
 
     def add_layers(self, model: str, layers: pd.DataFrame) -> None:
         layers.to_csv(self.run_dir / "layers" / f"{model}.csv", index=False)
+
+    def add_curves(self, rows: list[dict[str, object]]) -> None:
+        """Per-epoch learning curves (reports.schema.CURVE_COLUMNS)."""
+        path = self.run_dir / "curves.csv"
+        new = not path.exists()
+        with path.open("a", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=CURVE_COLUMNS)
+            if new:
+                writer.writeheader()
+            writer.writerows(rows)
+
+    def add_confusion(self, model: str, confusion: pd.DataFrame) -> None:
+        (self.run_dir / "confusion").mkdir(exist_ok=True)
+        confusion.to_csv(self.run_dir / "confusion" / f"{model}.csv")
 
     def add_samples(self, records: list[dict[str, object]]) -> None:
         """Raw timing samples, one JSON object per measurement."""

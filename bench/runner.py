@@ -20,8 +20,11 @@ from .provenance import device_description
 from .results import RunWriter, error_row, static_rows
 from .speed import SpeedConfig, measure_speed
 from .speed_rows import measurement_summary, sample_records, speed_rows
+from .accuracy_rows import accuracy_rows, confusion_frame, curve_rows
+from .loader import Split
+from .train import AccuracyConfig, train_model
 
-PHASES = ("static", "speed")  # the accuracy phase joins this tuple
+PHASES = ("static", "speed", "accuracy")
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,8 @@ class RunConfig:
     in_channels: int = 1
     repeats: int | None = None  # None: the device's default
     warmup: int | None = None
+    accuracy: AccuracyConfig | None = None  # set when the accuracy phase runs
+    data: tuple[Split, Split] | None = None  # training and test splits on the device
 
 
 def layers_frame(layers: list[LayerRow]) -> pd.DataFrame:
@@ -104,6 +109,35 @@ def run_models(cfg: RunConfig, writer: RunWriter) -> None:
                     failed = "".join(f"; {k} FAILED ({e.split(':')[0]})" for k, e in result.errors.items())
                     _say(f"{tag} {mode.name} b{batch}: {done}{failed} "
                          f"({time.perf_counter() - t1:.1f} s)")  # fmt: skip
+        if "accuracy" in cfg.phases:
+            run_accuracy(entry, cfg, writer, tag)
+
+
+def run_accuracy(entry: archs.ModelEntry, cfg: RunConfig, writer: RunWriter, tag: str) -> None:
+    assert cfg.accuracy is not None and cfg.data is not None  # set together by the CLI
+    acc, (train, test) = cfg.accuracy, cfg.data
+    size = cfg.input_size[0] if cfg.input_size else entry.input_size
+    if cfg.input_size and cfg.input_size[0] != cfg.input_size[1]:
+        writer.add([error_row(entry.name, entry.family, "accuracy",
+                              "training needs a square --input-size", mode=acc.mode.name)])  # fmt: skip
+        return
+    seeds = []
+    try:
+        for seed in acc.seeds:
+            result = train_model(entry, train, test, acc, seed, size,
+                                 progress=lambda line: _say(f"{tag} {line.split(' ', 1)[1]}"))  # fmt: skip
+            writer.add_curves(curve_rows(result))
+            seeds.append(result)
+    except Exception as exc:  # out of memory, compile error: the model's row, not the run's
+        message = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:500] if str(exc).strip() else ''}"
+        writer.add([error_row(entry.name, entry.family, "accuracy", message, mode=acc.mode.name)])
+        _say(f"{tag} accuracy FAILED ({type(exc).__name__})")
+    finally:
+        if cfg.device.type == "cuda":
+            torch.cuda.empty_cache()
+    if seeds:
+        writer.add(accuracy_rows(entry.name, entry.family, seeds, acc))
+        writer.add_confusion(entry.name, confusion_frame(seeds))
 
 
 def new_run_dir(out: Path) -> Path:

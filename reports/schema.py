@@ -31,6 +31,10 @@ RESULT_COLUMNS: tuple[str, ...] = (
 
 LAYER_COLUMNS: tuple[str, ...] = ("path", "type", "depth", "output_shape", "params", "macs")
 
+CURVE_COLUMNS: tuple[str, ...] = (
+    "model", "seed", "epoch", "train_seconds", "train_loss", "train_acc", "test_acc",
+)  # fmt: skip
+
 ERROR_METRIC = "error"
 
 
@@ -78,6 +82,22 @@ METRICS: dict[str, Metric] = {
         Metric("latency_rel_iqr", "%", "IQR / median of the batch-1 latencies"),
         Metric("latency_compile_time", "s", "first batch-1 call alone, compilation included"),
         Metric("latency_peak_mem", "MB", "peak CUDA memory allocated while timing batch 1"),
+        # accuracy phase: per model, mean over seeds; per-epoch curves are in curves.csv
+        Metric("test_acc", "%", "top-1 accuracy on the test images, mean over seeds"),
+        Metric("test_acc_std", "%", "standard deviation of test_acc over seeds (n-1)"),
+        Metric("seeds", "count", "seeds trained (and not diverged)"),
+        Metric("macro_f1", "%", "macro-averaged F1 on the test images, mean over seeds"),
+        Metric("final_train_acc", "%", "accuracy on the last epoch's augmented batches"),
+        Metric("final_train_loss", "loss", "mean label-smoothed cross-entropy, last epoch"),
+        Metric("fit_throughput", "examples/s", "training examples / training seconds"),
+        Metric("fit_time", "s", "training seconds, evaluation and the first step excluded"),
+        Metric("fit_epochs", "epochs", "epochs trained (the last may be partial)"),
+        Metric("first_step_time", "s", "the first training step alone (compile, autotune)"),
+        *(Metric(f"time_to_{t}", "s", f"training seconds until test accuracy >= {t}% "
+                 "(epoch resolution; empty if never)") for t in (85, 90, 93)),
+        *(Metric(f"class_acc_{k}", "%", f"test accuracy on class {k}, mean over seeds")
+          for k in range(10)),
+        Metric("diverged", "count", "seeds stopped because the loss was not finite"),
         Metric(ERROR_METRIC, "", "the phase failed for this model; see the error column"),
     )
 }

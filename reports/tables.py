@@ -179,3 +179,55 @@ def format_speed_summary(table: pd.DataFrame) -> str:
         lines = [f"  {m} {md}: {e}" for (m, md, _), e in failed["error"].items()]
         text += "\n\nfailed:\n" + "\n".join(dict.fromkeys(lines))
     return text
+
+
+ACCURACY_COLUMNS = {
+    # header (with unit) -> metric
+    "test acc %": "test_acc",
+    "± sd": "test_acc_std",
+    "macro-F1 %": "macro_f1",
+    "train acc %": "final_train_acc",
+    "epochs": "fit_epochs",
+    "train s": "fit_time",
+    "examples/s": "fit_throughput",
+    "to 85% s": "time_to_85",
+    "to 90% s": "time_to_90",
+    "to 93% s": "time_to_93",
+    "seeds": "seeds",
+    "diverged": "diverged",
+}
+
+
+def accuracy_summary(results: pd.DataFrame) -> pd.DataFrame:
+    """One row per model: the accuracy phase's figures, means over seeds."""
+    acc = results[results["phase"] == "accuracy"]
+    rows = []
+    for model, group in acc.groupby("model", sort=False):
+        values = group[group["metric"] != ERROR_METRIC].set_index("metric")["value"]
+        row: dict[str, object] = {"model": model}
+        for header, metric in ACCURACY_COLUMNS.items():
+            if metric in values:
+                row[header] = float(values[metric])
+        row["error"] = "; ".join(group.loc[group["metric"] == ERROR_METRIC, "error"])
+        rows.append(row)
+    if not rows:
+        return pd.DataFrame(columns=["error"], index=pd.Index([], name="model"))
+    table = pd.DataFrame(rows).set_index("model")
+    present = [h for h in ACCURACY_COLUMNS if h in table.columns]
+    return table[[*present, "error"]]
+
+
+def format_accuracy_summary(table: pd.DataFrame) -> str:
+    shown = table.drop(columns=["error"]).reset_index()
+    for column in shown.columns[1:]:
+        if column in ("epochs", "seeds", "diverged", "examples/s"):
+            shown[column] = shown[column].map(lambda v: "-" if pd.isna(v) else f"{v:,.0f}")
+        else:
+            shown[column] = shown[column].map(lambda v: "-" if pd.isna(v) else f"{v:.2f}"
+                                              if "%" in column or column == "± sd" else f"{v:.1f}")  # fmt: skip
+    text = tabulate(shown, headers="keys", showindex=False, disable_numparse=True,
+                    colalign=("left",) + ("right",) * (len(shown.columns) - 1))  # fmt: skip
+    failed = table[table["error"] != ""]
+    if len(failed):
+        text += "\n\nfailed:\n" + "\n".join(f"  {m}: {e}" for m, e in failed["error"].items())
+    return text

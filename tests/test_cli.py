@@ -80,8 +80,8 @@ def test_interrupted_run_keeps_what_was_measured(tmp_path, monkeypatch):
         return real(entry, *args)
 
     monkeypatch.setattr(runner, "profile_model", interrupt_on_second)
-    args = ["--models", "lenet,lenet_bn,small_cnn", "--repeats", "1", "--warmup", "0",
-            "--out", str(tmp_path)]  # fmt: skip
+    args = ["--models", "lenet,lenet_bn,small_cnn", "--phases", "static,speed", "--repeats", "1",
+            "--warmup", "0", "--out", str(tmp_path)]  # fmt: skip
     assert cli.main(args) == 130
     run_dir = only_run_dir(tmp_path)
     results = pd.read_csv(run_dir / "results.csv")
@@ -139,8 +139,8 @@ def test_parse_input_size():
 
 def test_speed_phase_on_the_cpu(tmp_path, capsys):
     """The issue's CPU command: --models lenet,resnet18 --modes fp32 (fewer repeats here)."""
-    args = ["--models", "lenet,resnet18", "--modes", "fp32", "--repeats", "2", "--warmup", "1",
-            "--out", str(tmp_path)]  # fmt: skip
+    args = ["--models", "lenet,resnet18", "--phases", "static,speed", "--modes", "fp32",
+            "--repeats", "2", "--warmup", "1", "--out", str(tmp_path)]  # fmt: skip
     assert cli.main(args) == 0
     run_dir = only_run_dir(tmp_path)
     results = pd.read_csv(run_dir / "results.csv")

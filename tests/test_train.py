@@ -1,0 +1,140 @@
+"""The accuracy phase on the CPU, on the real data: a small budget, a small model."""
+
+import dataclasses
+import json
+import math
+
+import pandas as pd
+import pytest
+import torch
+
+import archs
+from bench import cli
+from bench.accuracy_rows import accuracy_rows, confusion_frame
+from bench.loader import to_device
+from bench.modes import Mode
+from bench.train import AccuracyConfig, SeedResult, lr_at, parse_budget, train_model
+
+CPU = torch.device("cpu")
+
+
+def config(budget="epochs=1", **kw) -> AccuracyConfig:
+    return AccuracyConfig(parse_budget(budget), (0,), CPU, Mode("fp32"), eval_batch=500, **kw)
+
+
+@pytest.mark.parametrize("text, kind, value", [("epochs=10", "epochs", 10), ("seconds=2.5", "seconds", 2.5)])
+def test_parse_budget(text, kind, value):
+    b = parse_budget(text)
+    assert (b.kind, b.value) == (kind, value)
+
+
+@pytest.mark.parametrize("text", ["epochs=0", "epochs=1.5", "minutes=3", "10", "seconds=-1"])
+def test_bad_budgets(text):
+    with pytest.raises(ValueError, match="--budget"):
+        parse_budget(text)
+
+
+def test_one_cycle_schedule():
+    assert lr_at(0.0, 1.0, 0.2) == pytest.approx(0.1)
+    assert lr_at(0.2, 1.0, 0.2) == pytest.approx(1.0)
+    assert lr_at(0.6, 1.0, 0.2) == pytest.approx(0.5)
+    assert lr_at(1.0, 1.0, 0.2) == 0.0
+
+
+def test_metrics_from_a_known_confusion_matrix():
+    confusion = torch.zeros(10, 10, dtype=torch.long)
+    confusion[range(10), range(10)] = 90
+    confusion[0, 1] = 10  # class 0: 10 predicted as class 1
+    confusion[2:, 2:] += 0
+    r = SeedResult("m", 0, 256, 0.1, confusion=confusion)
+    assert r.test_acc == pytest.approx(100 * 900 / 910)
+    assert r.per_class_acc[0] == pytest.approx(90.0)
+    assert r.per_class_acc[1] == pytest.approx(100.0)
+    # class 0: precision 1, recall 0.9; class 1: precision 0.9, recall 1; others 1
+    f1 = 2 * 0.9 / 1.9
+    assert r.macro_f1 == pytest.approx(100 * (2 * f1 + 8) / 10)
+
+
+@pytest.mark.slow
+def test_small_model_learns_far_above_chance(fmnist):
+    """BN-LeNet, one epoch over 10,000 real training images: well above the 10% of chance."""
+    cfg = config(train_limit=10_000, eval_limit=2_000)
+    train, test = to_device(fmnist, CPU, cfg.train_limit, cfg.eval_limit)
+    lines = []
+    r = train_model(archs.get_entry("lenet_bn"), train, test, cfg, seed=0, progress=lines.append)
+    assert not r.diverged
+    assert r.test_acc > 60
+    assert len(r.epochs) == 1 and r.epochs[0].test_acc == pytest.approx(r.test_acc)
+    assert r.examples_timed == 10_000 - 10_000 % 256 - 256  # the first step is timed apart
+    assert r.examples_per_s > 0 and r.first_step_s > 0
+    assert int(r.confusion.sum()) == 2_000
+    assert "lenet_bn seed 0 epoch 1/1" in lines[0] and "test" in lines[0]
+
+
+def test_seconds_budget_stops_training(fmnist):
+    cfg = config("seconds=1", train_limit=60_000, eval_limit=500)
+    train, test = to_device(fmnist, CPU, cfg.train_limit, cfg.eval_limit)
+    r = train_model(archs.get_entry("small_cnn"), train, test, cfg, seed=0)
+    assert r.train_seconds >= 1.0
+    assert len(r.epochs) == 1
+    assert r.examples_timed < 60_000  # stopped inside the first epoch
+
+
+def test_divergence_is_detected_and_recorded(fmnist):
+    cfg = config(train_limit=256 * 60, eval_limit=500)
+    train, test = to_device(fmnist, CPU, cfg.train_limit, cfg.eval_limit)
+    entry = dataclasses.replace(archs.get_entry("small_cnn"), train=archs.TrainSettings(lr=1e9))
+    r = train_model(entry, train, test, cfg, seed=0)
+    assert r.diverged
+    rows = pd.DataFrame(accuracy_rows("small_cnn", "small_cnn", [r], cfg)).set_index("metric")
+    assert rows.loc["diverged", "value"] == 1
+    assert "diverged" in rows.loc["error", "error"]
+    assert "test_acc" not in rows.index
+
+
+def test_rows_average_over_seeds():
+    def seed(s, correct):
+        confusion = torch.diag(torch.full((10,), correct)) + (100 - correct) * torch.eye(10).roll(1, 1).long()
+        return SeedResult("m", s, 256, 0.1, confusion=confusion, train_seconds=10.0,
+                          examples_timed=1000, epochs=[])  # fmt: skip
+
+    results = [seed(0, 90), seed(1, 80)]
+    for r in results:
+        from bench.train import EpochRecord
+
+        r.epochs.append(EpochRecord(1, 10.0, 0.5, 88.0, r.test_acc))
+    rows = pd.DataFrame(accuracy_rows("m", "f", results, config())).set_index("metric")
+    assert rows.loc["test_acc", "value"] == pytest.approx(85.0)
+    assert rows.loc["test_acc_std", "value"] == pytest.approx(math.sqrt(50))
+    assert rows.loc["time_to_85", "value"] == pytest.approx(10.0)  # only seed 0 reached it
+    assert "time_to_93" not in rows.index
+    assert rows.loc["fit_throughput", "unit"] == "examples/s"
+    assert confusion_frame(results).to_numpy().sum() == 2000
+
+
+@pytest.mark.slow
+def test_cli_accuracy_phase_end_to_end(tmp_path, capsys):
+    args = ["--models", "lenet_bn", "--phases", "accuracy", "--budget", "epochs=2", "--seeds",
+            "0,1", "--train-limit", "6000", "--eval-limit", "1000", "--out", str(tmp_path)]  # fmt: skip
+    assert cli.main(args) == 0
+    (run_dir,) = tmp_path.iterdir()
+    results = pd.read_csv(run_dir / "results.csv").set_index("metric")
+    assert results.loc["test_acc", "value"] > 50
+    assert results.loc["seeds", "value"] == 2
+    assert results.loc["test_acc", "mode"] == "fp32"
+    curves = pd.read_csv(run_dir / "curves.csv")
+    assert list(curves["epoch"]) == [1, 2, 1, 2] and list(curves["seed"]) == [0, 0, 1, 1]
+    confusion = pd.read_csv(run_dir / "confusion" / "lenet_bn.csv", index_col=0)
+    assert confusion.to_numpy().sum() == 2000  # two seeds x 1000 test images
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "complete"
+    assert "Accuracy on real Fashion-MNIST" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("flag, value, message", [
+    ("--budget", "epochs=1.5", "whole number"),
+    ("--seeds", "0,a", "--seeds must be comma-separated integers"),
+    ("--eval-limit", "0", "--eval-limit must be at least 1"),
+])  # fmt: skip
+def test_bad_accuracy_options_exit_2(flag, value, message, capsys):
+    assert cli.main(["--models", "lenet", "--phases", "accuracy", flag, value]) == 2
+    assert message in capsys.readouterr().err
