@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from .registry import SeedRecipe, register_model
+from .registry import SeedRecipe, TrainSettings, register_model
 
 _PAPER = "Krizhevsky, Sutskever & Hinton, ImageNet Classification with Deep CNNs (2012)"
 
@@ -39,6 +39,7 @@ def _classifier(in_features: int, num_classes: int) -> list[nn.Module]:
     note="001 §3.1: d2l's AlexNet for 1x224x224 Fashion-MNIST (conv1 11x11/4 padding 1, FC 6400)",
     input_size=224,
     seed_recipe=SeedRecipe(lr=0.01, epochs=10, batch_size=128),
+    train=TrainSettings(lr=0.005),
 )
 def alexnet(num_classes: int = 10, in_channels: int = 1) -> nn.Module:
     """The paper's single-tower layer widths (96-256-384-384-256) without LRN.
@@ -57,6 +58,7 @@ def alexnet(num_classes: int = 10, in_channels: int = 1) -> nn.Module:
     paper=_PAPER,
     note="000 'AlexNet': the note's CIFAR-10 redesign for 32x32 (conv1 5x5/1, FC 2304)",
     input_size=32,
+    train=TrainSettings(lr=0.005),
 )
 def alexnet_cifar(num_classes: int = 10, in_channels: int = 1) -> nn.Module:
     """Note 000's ``AlexNetCIFAR10``: a 5x5 stride-1 first conv keeps 32x32, the trunk ends at 3x3.

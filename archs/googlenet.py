@@ -6,7 +6,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .registry import SeedRecipe, register_model
+from .registry import SeedRecipe, TrainSettings, register_model
 
 
 class Inception(nn.Module):
@@ -82,6 +82,7 @@ def build_googlenet(num_classes: int = 10, in_channels: int = 1, stem_kernel_siz
     note="001 §3.4: d2l's GoogLeNet at 96x96, 7x7 stem (the note's kernel_size=1 is a typo)",
     input_size=96,
     seed_recipe=SeedRecipe(lr=0.1, epochs=10, batch_size=128),
+    train=TrainSettings(lr=0.01),
 )
 def googlenet(num_classes: int = 10, in_channels: int = 1) -> nn.Module:
     """d2l's GoogLeNet. Note 003's class version (broken: ``__init__.()``, a Linear built inside

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from .registry import SeedRecipe, register_model
+from .registry import SeedRecipe, TrainSettings, register_model
 
 _LENET_PAPER = "LeCun et al., Gradient-based learning applied to document recognition (1998)"
 _BN_PAPER = "Ioffe & Szegedy, Batch Normalization (2015)"
@@ -17,6 +17,7 @@ _BN_PAPER = "Ioffe & Szegedy, Batch Normalization (2015)"
     note="001 §2.1 (also 000, 003 §5.1, 004 §1): d2l's sigmoid + average-pooling LeNet at 28x28",
     input_size=28,
     seed_recipe=SeedRecipe(lr=0.9, epochs=10, batch_size=256),
+    train=TrainSettings(lr=0.6),
 )
 def lenet(num_classes: int = 10, in_channels: int = 1) -> nn.Module:
     """d2l's LeNet-5: sigmoid activations, 2x2 average pooling, padding 2 on the first conv.
@@ -43,6 +44,7 @@ def lenet(num_classes: int = 10, in_channels: int = 1) -> nn.Module:
     note="001 §3.5 and 000 'batch normalization': LeNet with BatchNorm, no padding, Linear(256, 120)",
     input_size=28,
     seed_recipe=SeedRecipe(lr=1.0, epochs=10, batch_size=256, test_acc=0.821, examples_per_s=24521.9),
+    train=TrainSettings(lr=0.3),
 )
 def lenet_bn(num_classes: int = 10, in_channels: int = 1) -> nn.Module:
     """BN-LeNet: BatchNorm after every conv and hidden linear layer, before the sigmoid.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from .registry import SeedRecipe, register_model
+from .registry import SeedRecipe, TrainSettings, register_model
 
 
 def nin_block(in_channels: int, out_channels: int, kernel_size: int, stride: int, padding: int):
@@ -22,6 +22,7 @@ def nin_block(in_channels: int, out_channels: int, kernel_size: int, stride: int
     note="001 §3.3 (also 000, 004 §4): d2l's NiN at 224x224",
     input_size=224,
     seed_recipe=SeedRecipe(lr=0.1, epochs=10, batch_size=128),
+    train=TrainSettings(lr=0.01),
 )
 def nin(num_classes: int = 10, in_channels: int = 1) -> nn.Module:
     """Four NiN blocks, the last with ``num_classes`` channels, then global average pooling.

@@ -36,8 +36,13 @@ class SeedRecipe:
 @dataclass(frozen=True)
 class TrainSettings:
     """The suite's own recipe for this model (SGD, Nesterov momentum 0.9, one-cycle schedule,
-    label smoothing 0.1): peak learning rate and batch size. Models without BatchNorm get
-    smaller rates, as in the seed notes."""
+    label smoothing 0.1): peak learning rate and batch size.
+
+    BatchNorm nets take 0.1. The others take about the seed notes' plain-SGD rate divided by
+    10 (momentum 0.9 multiplies the effective step by 10), doubled where the note's is very
+    low (AlexNet, VGG). LeNet's and the small CNN's rates were swept on the CPU (5 epochs,
+    full data); the rest await a GPU sweep.
+    """
 
     lr: float = 0.1
     batch_size: int = 256

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from .registry import SeedRecipe, register_model
+from .registry import SeedRecipe, TrainSettings, register_model
 
 
 @register_model(
@@ -14,6 +14,7 @@ from .registry import SeedRecipe, register_model
     note="003 §4: two 3x3 conv + max-pool stages, FC 2048-64-10, images resized to 32x32",
     input_size=32,
     seed_recipe=SeedRecipe(lr=0.001, epochs=10, batch_size=128),  # Adam in the note
+    train=TrainSettings(lr=0.05),
 )
 def small_cnn(num_classes: int = 10, in_channels: int = 1) -> nn.Module:
     """Note 003's ``CNN``: conv(16)-pool, conv(32)-pool, Linear(32*8*8, 64), dropout, Linear.

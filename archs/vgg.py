@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from .registry import SeedRecipe, register_model
+from .registry import SeedRecipe, TrainSettings, register_model
 
 _PAPER = "Simonyan & Zisserman, Very Deep Convolutional Networks (2014)"
 
@@ -43,6 +43,7 @@ def _vgg(arch: tuple[tuple[int, int], ...], num_classes: int, in_channels: int) 
     note="001 §3.2 (also 000 'VGG'): d2l's VGG-11 at 224x224",
     input_size=224,
     seed_recipe=SeedRecipe(lr=0.05, epochs=10, batch_size=128),
+    train=TrainSettings(lr=0.005),
 )
 def vgg11(num_classes: int = 10, in_channels: int = 1) -> nn.Module:
     """VGG-11 (configuration A), no BatchNorm. Note 004's copy pads the 3x3 convs by 2, a bug
@@ -56,6 +57,7 @@ def vgg11(num_classes: int = 10, in_channels: int = 1) -> nn.Module:
     paper=_PAPER,
     note="003 §5.3: VGG-16 (configuration D) written out layer by layer",
     input_size=224,
+    train=TrainSettings(lr=0.005),
 )
 def vgg16(num_classes: int = 10, in_channels: int = 1) -> nn.Module:
     """VGG-16 (configuration D), no BatchNorm, built with the same blocks as VGG-11.
