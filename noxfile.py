@@ -1,4 +1,5 @@
-"""nox sessions: ``nox -s bench -- ARGS`` runs the benchmark, ``nox -s tests`` runs the tests.
+"""nox sessions: ``nox -s bench -- ARGS`` runs the benchmark, ``nox -s report -- RUN_DIR``
+rebuilds a run's tables and charts, ``nox -s tests`` runs the tests.
 
 Both sessions share one virtual environment, ``.nox/archbench``: torch is gigabytes, so it is
 installed once, and again only when ``pyproject.toml`` changes. The project is installed
@@ -36,6 +37,15 @@ def _venv_python(session: nox.Session) -> str:
 def bench(session: nox.Session) -> None:
     """Profile and benchmark: ``nox -s bench -- --models all [--gpu]`` (args go to the CLI)."""
     session.run(_venv_python(session), "-m", "bench", *session.posargs, external=True)
+
+
+@nox.session(venv_backend="none")
+def report(session: nox.Session) -> None:
+    """Rebuild a run's tables, charts and report.md: ``nox -s report -- RUN_DIR``, or compare
+    two runs: ``nox -s report -- --compare RUN_A RUN_B``."""
+    if not session.posargs:
+        session.error("give a run folder: nox -s report -- runs/YYYYmmdd-HHMMSS")
+    session.run(_venv_python(session), "-m", "reports", *session.posargs, external=True)
 
 
 @nox.session(venv_backend="none")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import sys
 from pathlib import Path
@@ -12,6 +13,8 @@ import torch
 from tabulate import tabulate
 
 import archs
+from reports.report import build_report
+from reports.store import read_results
 from reports.tables import (
     accuracy_summary,
     format_accuracy_summary,
@@ -27,9 +30,10 @@ from . import provenance
 from .data import DEBIAN_DIR, ENV_VAR, DataError, load_fashion_mnist
 from .loader import to_device
 from .modes import Mode, ModeError, parse_modes
+from .peaks import device_ceilings
 from .profile import METHOD, format_unsupported, profile_model
 from .results import RunWriter
-from .runner import PHASES, RunConfig, layers_frame, new_run_dir, run_models
+from .runner import PHASES, Done, RunConfig, find_resumable, layers_frame, new_run_dir, run_models
 from .train import AccuracyConfig, parse_budget
 
 EXIT_USAGE = 2
@@ -74,6 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="evaluate on the first N test images (default all on a GPU, 500 on the CPU)")
     p.add_argument("--train-compile", action="store_true", help="torch.compile the training model")
     p.add_argument("--out", type=Path, default=Path("runs"), help="where run folders go (default runs/)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the newest run folder made by the same command, skipping "
+                        "what it already holds")  # fmt: skip
     return p
 
 
@@ -208,19 +215,46 @@ def accuracy_config(args: argparse.Namespace, device: torch.device) -> AccuracyC
 
 def run(args: argparse.Namespace, argv: list[str]) -> int:
     cfg = config_from_args(args)
-    run_dir = new_run_dir(args.out)
-    writer = RunWriter(run_dir, provenance.collect(cfg.device, argv))
+    same_args = [a for a in argv if a != "--resume"]
+    info = provenance.collect(cfg.device, argv)
+    info["argv"] = same_args
+    precisions = sorted({m.precision for m in cfg.modes} | {"fp32"})
+    info["ceilings"] = device_ceilings(cfg.device, str(info["device_name"]), precisions)
+    done = Done()
+    run_dir = find_resumable(args.out, same_args) if args.resume else None
+    if args.resume and run_dir is None:
+        print("archbench: --resume found no run folder made by this command; starting a new one",
+              file=sys.stderr)  # fmt: skip
+    if run_dir is not None:
+        existing = read_results(run_dir / "results.csv")
+        done = Done.from_results(existing)
+        previous = json.loads((run_dir / "run.json").read_text())
+        info["started"] = previous.get("started", info["started"])
+        info["resumed"] = [*previous.get("resumed", []), provenance.now()]
+        writer = RunWriter(run_dir, info, existing)
+        writer.drop_curves({m for m in cfg.models if m not in done.accuracy})
+        print(f"archbench: resuming {run_dir} ({len(existing)} rows already there)", file=sys.stderr)
+    else:
+        run_dir = new_run_dir(args.out)
+        writer = RunWriter(run_dir, info)
     modes = ",".join(m.name for m in cfg.modes) if "speed" in cfg.phases else "-"
     print(f"archbench: {len(cfg.models)} models, phases {','.join(cfg.phases)}, modes {modes}, "
           f"device {cfg.device} ({writer.provenance['device_name']}); results in {run_dir}",
           file=sys.stderr)  # fmt: skip
     status = "interrupted"
     try:
-        run_models(cfg, writer)
+        run_models(cfg, writer, done)
         status = "complete"
     finally:
         writer.finish(status)
-    return report(pd.DataFrame(writer.rows), cfg, run_dir, str(writer.provenance["device_name"]))
+    code = report(pd.DataFrame(writer.rows), cfg, run_dir, str(writer.provenance["device_name"]))
+    try:
+        print(f"report: {build_report(run_dir)} (charts/, tables/ beside it)")
+    except Exception as exc:  # the measurements are saved; the report can be rebuilt
+        print(f"archbench: the report could not be built ({type(exc).__name__}: {exc}); the "
+              f"results are saved: rebuild with `python -m reports {run_dir}`", file=sys.stderr)  # fmt: skip
+        return 1
+    return code
 
 
 def report(results: pd.DataFrame, cfg: RunConfig, run_dir: Path, device_name: str) -> int:

@@ -76,3 +76,50 @@ def device_peak(device: torch.device, device_name: str, precision: str) -> Peak:
             _measured[key] = measured_matmul_peak(device, precision)
         peak = _measured[key]
     return peak
+
+
+# Memory bandwidth, GB/s (10^9 bytes/s), NVIDIA datasheets; first match wins.
+DATASHEET_BANDWIDTH: list[tuple[str, str, float]] = [
+    ("H100 NVL", r"H100 NVL", 3900.0),
+    ("H100 PCIe", r"H100.*PCIe", 2000.0),
+    ("H100 SXM", r"H100", 3350.0),
+    ("H200 NVL", r"H200 NVL", 4800.0),
+    ("H200 SXM", r"H200", 4800.0),
+    ("A100 80GB", r"A100.*80GB", 2039.0),
+    ("A100 40GB", r"A100", 1555.0),
+    ("L40S", r"\bL40S\b", 864.0),
+    ("L4", r"\bL4\b", 300.0),
+    ("A10G", r"A10G", 600.0),
+    ("A10", r"\bA10\b", 600.0),
+    ("V100", r"V100", 900.0),
+    ("T4", r"\bT4\b", 320.0),
+]
+
+
+def measured_bandwidth(device: torch.device, megabytes: int = 256) -> float:
+    """GB/s of a large device-to-device copy, counting bytes read and written; best of 5."""
+    n = megabytes * 2**20 // 4
+    src = torch.empty(n, device=device)
+    dst = torch.empty_like(src)
+    timer = Timer(device)
+    dst.copy_(src)
+    seconds = min(timer.block(lambda: dst.copy_(src), 3) for _ in range(5))
+    return 2 * src.numel() * 4 / seconds / 1e9
+
+
+def device_ceilings(device: torch.device, device_name: str,
+                    precisions: list[str]) -> dict[str, object]:  # fmt: skip
+    """The roofline's ceilings, for run.json: compute per precision and memory bandwidth."""
+    compute = {}
+    for precision in precisions:
+        peak = device_peak(device, device_name, precision)
+        compute[precision] = {"tflops": peak.tflops, "source": peak.source}
+    bandwidth = None
+    if device.type == "cuda":
+        bandwidth = next(({"gbs": gbs, "source": f"{label} datasheet"}
+                          for label, pattern, gbs in DATASHEET_BANDWIDTH
+                          if re.search(pattern, device_name)), None)  # fmt: skip
+    if bandwidth is None:
+        bandwidth = {"gbs": measured_bandwidth(device),
+                     "source": "best of 5 blocks of a 256 MB copy (bytes read + written)"}
+    return {"compute": compute, "bandwidth": bandwidth}

@@ -8,6 +8,7 @@ fvcore counts one multiply-add as one "flop"; here that count is called ``macs``
 from __future__ import annotations
 
 import logging
+import math
 import warnings
 from dataclasses import dataclass, field
 from importlib.metadata import version
@@ -47,6 +48,7 @@ class StaticProfile:
     macs_by_operator: dict[str, int]
     unsupported_ops: dict[str, int]  # operator -> number of calls fvcore did not count
     layers: list[LayerRow] = field(repr=False)
+    activation_elems: int = 0  # elements output by the leaf layers, per sample
     method: str = METHOD
 
     @property
@@ -114,7 +116,12 @@ def profile_model(
         )
         for path, module in model.named_modules()
     ]
+    leaves = {path for path, m in model.named_modules() if not any(True for _ in m.children())}
+    activation_elems = sum(
+        math.prod(row.output_shape) for row in layers if row.path in leaves and row.output_shape
+    )
     return StaticProfile(
+        activation_elems=activation_elems,
         model=entry.name,
         family=entry.family,
         input_shape=(in_channels, height, width),

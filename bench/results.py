@@ -57,6 +57,7 @@ def static_rows(p: StaticProfile) -> list[dict[str, object]]:
         "flops": p.flops,
         "macs_conv_linear": p.macs_conv_linear,
         "unsupported_ops": sum(p.unsupported_ops.values()),
+        "activation_elems": p.activation_elems,
     }
     rows = [result_row(p.model, p.family, "static", k, v, method=p.method) for k, v in figures.items()]
     if p.unsupported_ops:
@@ -67,15 +68,23 @@ def static_rows(p: StaticProfile) -> list[dict[str, object]]:
 class RunWriter:
     """Appends rows to ``results.csv`` as they come, so an interrupted run keeps them."""
 
-    def __init__(self, run_dir: Path, provenance: dict[str, object]):
+    def __init__(self, run_dir: Path, provenance: dict[str, object],
+                 existing: pd.DataFrame | None = None):  # fmt: skip
+        """A new run folder, or with ``existing`` (its rows) one being resumed."""
         self.run_dir = run_dir
         self.provenance = dict(provenance, status="running")
         self.rows: list[dict[str, object]] = []
         (run_dir / "layers").mkdir(parents=True, exist_ok=True)
         self._csv_path = run_dir / "results.csv"
         self._samples_path = run_dir / "samples.jsonl"
-        with self._csv_path.open("w", newline="") as f:
-            csv.DictWriter(f, fieldnames=RESULT_COLUMNS).writeheader()
+        if existing is None:
+            with self._csv_path.open("w", newline="") as f:
+                csv.DictWriter(f, fieldnames=RESULT_COLUMNS).writeheader()
+        else:
+            self.rows = [
+                dict(row, batch="" if pd.isna(row["batch"]) else int(row["batch"]))
+                for row in existing.to_dict("records")
+            ]
         self._write_json("run.json", self.provenance)
 
     def add(self, rows: list[dict[str, object]]) -> None:
@@ -85,6 +94,13 @@ class RunWriter:
 
     def add_layers(self, model: str, layers: pd.DataFrame) -> None:
         layers.to_csv(self.run_dir / "layers" / f"{model}.csv", index=False)
+
+    def drop_curves(self, models: set[str]) -> None:
+        """Forget the curves of models whose accuracy phase did not finish (before a resume)."""
+        path = self.run_dir / "curves.csv"
+        if path.exists() and models:
+            curves = pd.read_csv(path)
+            curves[~curves["model"].isin(models)].to_csv(path, index=False)
 
     def add_curves(self, rows: list[dict[str, object]]) -> None:
         """Per-epoch learning curves (reports.schema.CURVE_COLUMNS)."""
@@ -111,6 +127,8 @@ class RunWriter:
         self._write_json("run.json", self.provenance)
         rows = [_without_nan(row) for row in self.rows]
         self._write_json("results.json", {"provenance": self.provenance, "rows": rows})
+        pd.DataFrame(self.rows, columns=list(RESULT_COLUMNS)).astype(
+            {"batch": "string", "value": "float64"}).to_parquet(self.run_dir / "results.parquet")  # fmt: skip
 
     def _write_json(self, name: str, payload: object) -> None:
         tmp = self.run_dir / f".{name}.tmp"

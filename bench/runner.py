@@ -28,6 +28,28 @@ PHASES = ("static", "speed", "accuracy")
 
 
 @dataclass(frozen=True)
+class Done:
+    """What a resumed run folder already holds; those measurements are skipped."""
+
+    static: frozenset[str] = frozenset()
+    speed: frozenset[tuple[str, str, int]] = frozenset()  # (model, mode, batch)
+    accuracy: frozenset[str] = frozenset()
+
+    @classmethod
+    def from_results(cls, results: pd.DataFrame) -> Done:
+        speed = results[results["phase"] == "speed"]
+        # a speed measurement's rows carry its requested batch; latency rows carry 1
+        keys = {(m, md, int(b)) for m, md, b, metric in
+                zip(speed["model"], speed["mode"], speed["batch"], speed["metric"])
+                if not metric.startswith("latency_")}  # fmt: skip
+        return cls(
+            static=frozenset(results.loc[results["phase"] == "static", "model"]),
+            speed=frozenset(keys),
+            accuracy=frozenset(results.loc[results["phase"] == "accuracy", "model"]),
+        )
+
+
+@dataclass(frozen=True)
 class RunConfig:
     models: list[str]
     phases: tuple[str, ...]
@@ -74,8 +96,9 @@ def _fit_error(entry: archs.ModelEntry, cfg: RunConfig, exc: Exception) -> str:
     return message
 
 
-def run_models(cfg: RunConfig, writer: RunWriter) -> None:
-    """Measure every model; each model's failures become its rows and the run goes on."""
+def run_models(cfg: RunConfig, writer: RunWriter, done: Done = Done()) -> None:
+    """Measure every model; each model's failures become its rows and the run goes on.
+    What ``done`` holds (a resumed run's measurements) is skipped."""
     device_name = device_description(cfg.device)
     width = len(str(len(cfg.models)))
     for i, name in enumerate(cfg.models, 1):
@@ -88,7 +111,9 @@ def run_models(cfg: RunConfig, writer: RunWriter) -> None:
         except Exception as exc:  # one model's failure is its row's, not the run's
             writer.add([error_row(name, entry.family, "static", _fit_error(entry, cfg, exc))])
             _say(f"{tag}: static FAILED ({type(exc).__name__})")
-        if profile is not None and "static" in cfg.phases:
+        if "static" in cfg.phases and name in done.static:
+            _say(f"{tag}: static profile already in the run folder, skipped")
+        elif profile is not None and "static" in cfg.phases:
             writer.add(static_rows(profile))
             writer.add_layers(name, layers_frame(profile.layers))
             _say(f"{tag}: {profile.params / 1e6:.3f} M params, {profile.macs / 1e9:.4f} GMACs/sample "
@@ -99,17 +124,22 @@ def run_models(cfg: RunConfig, writer: RunWriter) -> None:
             for mode in cfg.modes:
                 peak = device_peak(cfg.device, device_name, mode.precision)
                 for j, batch in enumerate(cfg.batch_sizes):
+                    if (name, mode.name, batch) in done.speed:
+                        _say(f"{tag} {mode.name} b{batch}: already in the run folder, skipped")
+                        continue
                     speed_cfg = _speed_config(cfg, batch, first_batch=j == 0)
                     t1 = time.perf_counter()
                     result = measure_speed(entry, mode, cfg.device, speed_cfg, size,
                                            cfg.num_classes, cfg.in_channels)  # fmt: skip
                     writer.add(speed_rows(result, entry.family, speed_cfg, flops, peak, device_name))
                     writer.add_samples(sample_records(result))
-                    done = ", ".join(measurement_summary(m) for m in result.measurements)
+                    measured = ", ".join(measurement_summary(m) for m in result.measurements)
                     failed = "".join(f"; {k} FAILED ({e.split(':')[0]})" for k, e in result.errors.items())
-                    _say(f"{tag} {mode.name} b{batch}: {done}{failed} "
+                    _say(f"{tag} {mode.name} b{batch}: {measured}{failed} "
                          f"({time.perf_counter() - t1:.1f} s)")  # fmt: skip
-        if "accuracy" in cfg.phases:
+        if "accuracy" in cfg.phases and name in done.accuracy:
+            _say(f"{tag}: accuracy already in the run folder, skipped")
+        elif "accuracy" in cfg.phases:
             run_accuracy(entry, cfg, writer, tag)
 
 
@@ -138,6 +168,20 @@ def run_accuracy(entry: archs.ModelEntry, cfg: RunConfig, writer: RunWriter, tag
     if seeds:
         writer.add(accuracy_rows(entry.name, entry.family, seeds, acc))
         writer.add_confusion(entry.name, confusion_frame(seeds))
+
+
+def find_resumable(out: Path, argv: list[str]) -> Path | None:
+    """The newest run folder under ``out`` made by the same arguments (``--resume`` aside)."""
+    import json
+
+    candidates = sorted((p for p in out.glob("*/run.json")), key=lambda p: p.parent.name)
+    for run_json in reversed(candidates):
+        try:
+            if json.loads(run_json.read_text()).get("argv") == argv:
+                return run_json.parent
+        except (OSError, ValueError):
+            continue
+    return None
 
 
 def new_run_dir(out: Path) -> Path:

@@ -73,6 +73,7 @@ METRICS: dict[str, Metric] = {
         Metric("flops", "FLOP/sample", "2 x macs"),
         Metric("macs_conv_linear", "MAC/sample", "conv + linear multiply-accumulates only"),
         Metric("unsupported_ops", "ops", "operator calls fvcore could not count"),
+        Metric("activation_elems", "elements/sample", "elements output by the leaf layers"),
         # speed phase: per model, mode and batch; raw samples are in samples.jsonl
         *_throughput_metrics("infer", "inference (no grad)"),
         *_throughput_metrics("train", "training step: forward, backward, SGD step"),

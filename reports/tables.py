@@ -231,3 +231,74 @@ def format_accuracy_summary(table: pd.DataFrame) -> str:
     if len(failed):
         text += "\n\nfailed:\n" + "\n".join(f"  {m}: {e}" for m, e in failed["error"].items())
     return text
+
+
+def _values(results: pd.DataFrame, phase: str) -> pd.DataFrame:
+    rows = results[(results["phase"] == phase) & (results["metric"] != ERROR_METRIC)]
+    return rows
+
+
+def chart_mode(results: pd.DataFrame) -> str | None:
+    """The speed mode the trade-off charts use: the one measured for the most models, the
+    last measured on a tie (the default matrix ends with its fastest mode)."""
+    speed = _values(results, "speed")
+    speed = speed[speed["metric"] == "infer_throughput"]
+    if speed.empty:
+        return None
+    counts = speed.groupby("mode", sort=False)["model"].nunique()
+    best = counts.max()
+    return [m for m in counts.index if counts[m] == best][-1]
+
+
+def model_summary(results: pd.DataFrame) -> pd.DataFrame:
+    """A row per model: size and cost, accuracy, and per mode the inference throughput (at the
+    first batch measured), batch-1 latency, peak memory and MFU. Units in every header."""
+    models = list(dict.fromkeys(results["model"]))
+    table = pd.DataFrame(index=pd.Index(models, name="model"))
+    static = _values(results, "static").pivot_table(index="model", columns="metric",
+                                                     values="value", aggfunc="first")  # fmt: skip
+    for header, metric, scale in (("params (M)", "params", 1e-6), ("MACs (G/sample)", "macs", 1e-9),
+                                  ("FLOPs (G/sample)", "flops", 1e-9)):  # fmt: skip
+        if metric in static:
+            table[header] = static[metric] * scale
+    acc = _values(results, "accuracy").pivot_table(index="model", columns="metric",
+                                                   values="value", aggfunc="first")  # fmt: skip
+    for header, metric in (("test acc (%)", "test_acc"), ("macro-F1 (%)", "macro_f1"),
+                           ("train examples/s", "fit_throughput")):  # fmt: skip
+        if metric in acc:
+            table[header] = acc[metric]
+    speed = _values(results, "speed")
+    for mode in dict.fromkeys(speed["mode"]):
+        rows = speed[speed["mode"] == mode]
+        first_batch = rows[~rows["metric"].str.startswith("latency_")].groupby("model")["batch"].min()
+        for header, metric in (("infer samples/s", "infer_throughput"), ("p50 latency ms", "latency_p50"),
+                               ("peak MB", "infer_peak_mem"), ("MFU %", "infer_mfu")):  # fmt: skip
+            picked = rows[rows["metric"] == metric]
+            if not metric.startswith("latency_"):
+                picked = picked[picked["batch"] == picked["model"].map(first_batch)]
+            series = picked.groupby("model")["value"].first()
+            if len(series):
+                table[f"{header} [{mode}]"] = series
+    return table
+
+
+def speedup_table(results: pd.DataFrame, metric: str = "infer_throughput") -> pd.DataFrame:
+    """Each mode's throughput over fp32's, per model, at the same batch (x). Empty without fp32."""
+    speed = _values(results, "speed")
+    speed = speed[speed["metric"] == metric]
+    wide = speed.pivot_table(index=["model", "batch"], columns="mode", values="value",
+                             aggfunc="first", sort=False)  # fmt: skip
+    if "fp32" not in wide:
+        return pd.DataFrame()
+    modes = [m for m in dict.fromkeys(speed["mode"]) if m != "fp32"]
+    ratios = wide[modes].div(wide["fp32"], axis=0)
+    ratios.columns = [f"{m} / fp32 (x)" for m in modes]
+    return ratios
+
+
+def to_markdown(table: pd.DataFrame, floatfmt: str = ".4g") -> str:
+    return table.to_markdown(floatfmt=floatfmt)
+
+
+def to_html(table: pd.DataFrame) -> str:
+    return table.to_html(float_format=lambda v: f"{v:.4g}", na_rep="-", border=0)

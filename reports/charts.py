@@ -1,0 +1,299 @@
+"""Trade-off charts from a run, as PNG and SVG. Each function returns a Figure, or None when
+the run lacks what the chart needs (for example no accuracy phase)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.transforms import Bbox  # noqa: E402
+
+from .pareto import pareto_front  # noqa: E402
+from .store import Run  # noqa: E402
+from .tables import chart_mode  # noqa: E402
+
+FIGSIZE = (10, 6.5)
+DPI = 150
+_OFFSETS = [(6, 6), (6, -6), (-6, 6), (-6, -6), (10, 0), (-10, 0), (0, 10), (0, -10),
+            (16, 12), (16, -12), (-16, 12), (-16, -12), (24, 0), (-24, 0), (0, 22), (0, -22),
+            (30, 24), (30, -24), (-30, 24), (-30, -24)]  # fmt: skip
+
+
+def _family_colors(families: list[str]) -> dict[str, tuple]:
+    cmap = plt.get_cmap("tab10")
+    return {f: cmap(i % 10) for i, f in enumerate(dict.fromkeys(families))}
+
+
+def label_points(ax, xs, ys, labels, fontsize: float = 8) -> None:
+    """Label each point where its text overlaps no other label, point or the axes' edge,
+    trying offsets nearest first; a label that fits nowhere gets a leader line."""
+    fig = ax.figure
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    axes_box = ax.get_window_extent(renderer)
+    points = [ax.transData.transform((x, y)) for x, y in zip(xs, ys)]
+    point_boxes = [Bbox.from_bounds(px - 4, py - 4, 8, 8) for px, py in points]
+    placed: list[Bbox] = []
+    for i, (x, y, label) in enumerate(zip(xs, ys, labels)):
+        others = placed + point_boxes[:i] + point_boxes[i + 1:]
+        for dx, dy in _OFFSETS:
+            text = ax.annotate(label, (x, y), xytext=(dx, dy), textcoords="offset points",
+                               ha="left" if dx > 0 else "right" if dx < 0 else "center",
+                               va="bottom" if dy > 0 else "top" if dy < 0 else "center",
+                               fontsize=fontsize)  # fmt: skip
+            box = text.get_window_extent(renderer).expanded(1.04, 1.1)
+            inside = axes_box.contains(box.x0, box.y0) and axes_box.contains(box.x1, box.y1)
+            if inside and not any(box.overlaps(o) for o in others):
+                placed.append(box)
+                break
+            text.remove()
+        else:
+            text = ax.annotate(label, (x, y), xytext=(36, 30), textcoords="offset points",
+                               fontsize=fontsize, arrowprops={"arrowstyle": "-", "lw": 0.5,
+                                                              "color": "0.4"})  # fmt: skip
+            placed.append(text.get_window_extent(renderer))
+
+
+def _per_model(run: Run, phase: str, metric: str, mode: str | None = None) -> pd.Series:
+    r = run.results
+    rows = r[(r["phase"] == phase) & (r["metric"] == metric)]
+    if mode is not None:
+        rows = rows[rows["mode"] == mode]
+        rows = rows[rows["batch"] == rows.groupby("model")["batch"].transform("min")]
+    return rows.groupby("model", sort=False)["value"].first()
+
+
+def _families(run: Run) -> pd.Series:
+    return run.results.groupby("model", sort=False)["family"].first()
+
+
+def _subtitle(run: Run) -> str:
+    p = run.provenance
+    return (f"{p.get('device_name', '?')}, torch {p.get('torch', '?')}, "
+            f"commit {str(p.get('git_commit') or '?')[:10]}")  # fmt: skip
+
+
+def _accuracy_budget(run: Run) -> str:
+    rows = run.results[(run.results["phase"] == "accuracy") & (run.results["metric"] == "test_acc")]
+    return rows["method"].iloc[0].split(";")[0] if len(rows) else ""
+
+
+def _tradeoff(run: Run, x: pd.Series, y: pd.Series, *, xlabel: str, ylabel: str, title: str,
+              maximize_x: bool, maximize_y: bool, logx: bool = True,
+              logy: bool = False) -> Figure | None:  # fmt: skip
+    data = pd.DataFrame({"x": x, "y": y}).dropna()
+    if len(data) < 2:
+        return None
+    data["family"] = _families(run).reindex(data.index)
+    colors = _family_colors(list(data["family"]))
+    fig, ax = plt.subplots(figsize=FIGSIZE, dpi=DPI, layout="constrained")
+    for family, group in data.groupby("family", sort=False):
+        ax.scatter(group["x"], group["y"], s=40, color=colors[family], label=family, zorder=3)
+    front = data[pareto_front(data, "x", "y", maximize_x=maximize_x, maximize_y=maximize_y)]
+    front = front.sort_values("x")
+    ax.step(front["x"], front["y"], where="post" if maximize_x == maximize_y else "pre",
+            color="0.3", lw=1.2, ls="--", zorder=2, label="Pareto frontier")  # fmt: skip
+    ax.scatter(front["x"], front["y"], s=110, facecolors="none", edgecolors="0.2", lw=1, zorder=4)
+    if logx:
+        ax.set_xscale("log")
+    if logy:
+        ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(f"{title}\n{_subtitle(run)}", fontsize=11)
+    ax.grid(True, which="major", alpha=0.3)
+    ax.margins(0.12)
+    ax.legend(loc="best", fontsize=8, title="family", title_fontsize=8)
+    label_points(ax, data["x"], data["y"], list(data.index))
+    return fig
+
+
+def accuracy_vs_gflops(run: Run) -> Figure | None:
+    flops = _per_model(run, "static", "flops") / 1e9
+    acc = _per_model(run, "accuracy", "test_acc")
+    return _tradeoff(run, flops, acc, xlabel="GFLOPs per sample (fvcore, 2 x MACs, log scale)",
+                     ylabel=f"test accuracy (%) [{_accuracy_budget(run)}]",
+                     title="Accuracy vs compute: Fashion-MNIST test accuracy against FLOPs",
+                     maximize_x=False, maximize_y=True)  # fmt: skip
+
+
+def accuracy_vs_throughput(run: Run) -> Figure | None:
+    mode = chart_mode(run.results)
+    if mode is None:
+        return None
+    speed = _per_model(run, "speed", "infer_throughput", mode)
+    acc = _per_model(run, "accuracy", "test_acc")
+    return _tradeoff(run, speed, acc,
+                     xlabel=f"inference throughput (samples/s, {mode}, log scale)",
+                     ylabel=f"test accuracy (%) [{_accuracy_budget(run)}]",
+                     title="Accuracy vs speed: Fashion-MNIST test accuracy against throughput",
+                     maximize_x=True, maximize_y=True)  # fmt: skip
+
+
+def throughput_vs_params(run: Run) -> Figure | None:
+    mode = chart_mode(run.results)
+    if mode is None:
+        return None
+    params = _per_model(run, "static", "params") / 1e6
+    speed = _per_model(run, "speed", "infer_throughput", mode)
+    return _tradeoff(run, params, speed, xlabel="parameters (millions, log scale)",
+                     ylabel=f"inference throughput (samples/s, {mode}, log scale)",
+                     title="Throughput vs size", maximize_x=False, maximize_y=True,
+                     logy=True)  # fmt: skip
+
+
+def speedup_by_mode(run: Run) -> Figure | None:
+    from .tables import speedup_table
+
+    table = speedup_table(run.results)
+    if table.empty:
+        return None
+    table = table.groupby(level="model", sort=False).first()  # the first batch of each model
+    models, modes = list(table.index), list(table.columns)
+    fig, ax = plt.subplots(figsize=(max(10, 0.75 * len(models) * max(1, len(modes)) / 2 + 3), 6),
+                           dpi=DPI, layout="constrained")  # fmt: skip
+    width = 0.8 / len(modes)
+    x = np.arange(len(models))
+    for i, mode in enumerate(modes):
+        ax.bar(x + (i - (len(modes) - 1) / 2) * width, table[mode], width, label=mode.split(" / ")[0])
+    ax.axhline(1.0, color="0.3", lw=1, ls="--", label="fp32 (1x)")
+    ax.set_xticks(x, models, rotation=35, ha="right")
+    ax.set_ylabel("inference throughput relative to fp32 (x)")
+    ax.set_title(f"Speed-up of each mode over fp32, same model and batch\n{_subtitle(run)}",
+                 fontsize=11)  # fmt: skip
+    ax.grid(True, axis="y", alpha=0.3)
+    ax.legend(fontsize=8, title="mode", title_fontsize=8)
+    return fig
+
+
+def learning_curves(run: Run) -> Figure | None:
+    if run.curves is None or run.curves.empty:
+        return None
+    mean = run.curves.groupby(["model", "epoch"], sort=False)[["train_seconds", "test_acc"]].mean()
+    models = list(dict.fromkeys(run.curves["model"]))
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 6), dpi=DPI, layout="constrained")
+    cmap = plt.get_cmap("tab20")
+    for i, model in enumerate(models):
+        m = mean.loc[model]
+        style = {"color": cmap(i % 20), "marker": "o", "ms": 3, "lw": 1.4,
+                 "ls": "-" if i < 10 else "--"}  # fmt: skip
+        ax1.plot(m.index, m["test_acc"], label=model, **style)
+        ax2.plot(m["train_seconds"], m["test_acc"], label=model, **style)
+    ax1.set_xlabel("epoch")
+    ax2.set_xlabel("training seconds (evaluation excluded, log scale)")
+    ax2.set_xscale("log")
+    for ax in (ax1, ax2):
+        ax.set_ylabel("test accuracy (%)")
+        ax.grid(True, alpha=0.3)
+    ax2.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8)
+    fig.suptitle(f"Learning curves (mean over seeds) [{_accuracy_budget(run)}]\n{_subtitle(run)}",
+                 fontsize=11)  # fmt: skip
+    return fig
+
+
+def latency_distributions(run: Run) -> Figure | None:
+    mode = chart_mode(run.results)
+    samples = [s for s in run.samples if s["kind"] == "latency" and s["mode"] == mode]
+    if not samples:
+        return None
+    samples.sort(key=lambda s: np.median(s["seconds_per_step"]))
+    data = [np.array(s["seconds_per_step"]) * 1e3 for s in samples]
+    fig, ax = plt.subplots(figsize=(10, max(4, 0.4 * len(data) + 1.5)), dpi=DPI, layout="constrained")
+    style = {"whis": (1, 99), "showfliers": True, "widths": 0.6,
+             "flierprops": {"markersize": 2, "alpha": 0.5}}  # fmt: skip
+    try:
+        ax.boxplot(data, orientation="horizontal", **style)  # matplotlib >= 3.10
+    except TypeError:
+        ax.boxplot(data, vert=False, **style)
+    ax.set_yticks(range(1, len(data) + 1), [s["model"] for s in samples])
+    ax.set_xscale("log")
+    ax.set_xlabel("batch-1 inference latency (ms, log scale); box: quartiles, whiskers: p1-p99")
+    n = len(samples[0]["seconds_per_step"])
+    ax.set_title(f"Latency distributions, {mode}, {n} calls each\n{_subtitle(run)}", fontsize=11)
+    ax.grid(True, axis="x", which="both", alpha=0.3)
+    return fig
+
+
+def roofline(run: Run) -> Figure | None:
+    """Achieved inference TFLOP/s against arithmetic intensity, under the device's ceilings.
+
+    Intensity is estimated as FLOPs / minimum bytes moved per step: the parameters read once
+    (fp32) plus each leaf layer's output written and read once, at the mode's activation width
+    (2 bytes under bf16/fp16 autocast, else 4)."""
+    ceilings = run.provenance.get("ceilings")
+    r = run.results
+    speed = r[(r["phase"] == "speed") & (r["metric"] == "infer_tflops")]
+    if not ceilings or speed.empty:
+        return None
+    flops = _per_model(run, "static", "flops")
+    params = _per_model(run, "static", "params")
+    acts = _per_model(run, "static", "activation_elems")
+    fig, ax = plt.subplots(figsize=FIGSIZE, dpi=DPI, layout="constrained")
+    modes = list(dict.fromkeys(speed["mode"]))
+    markers = "osD^v<>p"
+    points = []
+    for i, mode in enumerate(modes):
+        rows = speed[speed["mode"] == mode]
+        width = 2 if mode.split("+")[0] in ("bf16", "fp16") else 4
+        b = rows["batch"].to_numpy()
+        m = rows["model"]
+        intensity = (flops.reindex(m).to_numpy() * b
+                     / (4 * params.reindex(m).to_numpy() + 2 * width * b * acts.reindex(m).to_numpy()))  # fmt: skip
+        ax.scatter(intensity, rows["value"], marker=markers[i % len(markers)], s=36, label=mode,
+                   zorder=3)  # fmt: skip
+        points += list(zip(intensity, rows["value"], m))
+    bw = ceilings["bandwidth"]["gbs"] / 1e3  # TB/s: TFLOP/s per FLOP/byte
+    xs = np.array([p[0] for p in points if np.isfinite(p[0])])
+    lo, hi = xs.min() / 4, xs.max() * 8
+    grid = np.logspace(np.log10(lo), np.log10(hi), 200)
+    for precision, c in ceilings["compute"].items():
+        ax.plot(grid, np.minimum(c["tflops"], bw * grid), lw=1.2, ls="--",
+                label=f"ceiling {precision}: {c['tflops']:.3g} TFLOP/s ({c['source']})")  # fmt: skip
+    ax.plot(grid, bw * grid, lw=0.8, color="0.5",
+            label=f"memory {ceilings['bandwidth']['gbs']:.0f} GB/s ({ceilings['bandwidth']['source']})")  # fmt: skip
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlim(lo, hi)
+    top = max(c["tflops"] for c in ceilings["compute"].values())
+    ax.set_ylim(min(speed["value"].min() / 3, top / 1e3), top * 2)
+    ax.set_xlabel("arithmetic intensity (FLOP/byte, estimated: see report; log scale)")
+    ax.set_ylabel("achieved inference TFLOP/s (log scale)")
+    ax.set_title(f"Roofline: inference at each model's batch\n{_subtitle(run)}", fontsize=11)
+    ax.grid(True, which="major", alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
+    first = [p for p in points if p[2] not in {q[2] for q in points[: points.index(p)]}]
+    label_points(ax, [p[0] for p in first], [p[1] for p in first], [p[2] for p in first], fontsize=7)
+    return fig
+
+
+CHARTS = {
+    "accuracy_vs_gflops": accuracy_vs_gflops,
+    "accuracy_vs_throughput": accuracy_vs_throughput,
+    "throughput_vs_params": throughput_vs_params,
+    "speedup_by_mode": speedup_by_mode,
+    "learning_curves": learning_curves,
+    "latency_distributions": latency_distributions,
+    "roofline": roofline,
+}
+
+
+def write_charts(run: Run, out: Path) -> dict[str, Path]:
+    """Every chart the run has data for, as out/NAME.png and out/NAME.svg."""
+    out.mkdir(parents=True, exist_ok=True)
+    written = {}
+    for name, make in CHARTS.items():
+        fig = make(run)
+        if fig is None:
+            continue
+        fig.savefig(out / f"{name}.png")
+        fig.savefig(out / f"{name}.svg")
+        plt.close(fig)
+        written[name] = out / f"{name}.png"
+    return written
+

@@ -1,0 +1,124 @@
+"""A run folder's tables (Markdown and HTML), charts (PNG and SVG) and ``report.md``,
+made from the stored results alone: rebuilding never measures again."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from .charts import write_charts
+from .store import Run, load_run
+from .tables import (
+    accuracy_summary,
+    layer_table,
+    model_summary,
+    speed_summary,
+    speedup_table,
+    static_summary,
+    to_html,
+    to_markdown,
+)
+
+CHART_CAPTIONS = {
+    "accuracy_vs_gflops": "Accuracy against compute; the dashed line is the Pareto frontier "
+    "(no model is both cheaper and more accurate than a circled one).",
+    "accuracy_vs_throughput": "Accuracy against inference throughput, with its Pareto frontier.",
+    "throughput_vs_params": "Inference throughput against parameter count.",
+    "speedup_by_mode": "Each execution mode's inference throughput over fp32's.",
+    "learning_curves": "Test accuracy by epoch and by training second.",
+    "latency_distributions": "Batch-1 latency: quartiles, p1-p99 whiskers, outliers.",
+    "roofline": "Achieved TFLOP/s against estimated arithmetic intensity (FLOPs over the "
+    "parameters read once plus each leaf layer's output written and read once).",
+}
+
+
+def report_tables(run: Run) -> dict[str, pd.DataFrame]:
+    r = run.results
+    tables = {"summary": model_summary(r)}
+    phases = set(r["phase"])
+    if "static" in phases:
+        tables["static"] = static_summary(r)
+    if "speed" in phases:
+        tables["speed"] = speed_summary(r).reset_index()
+        speedup = speedup_table(r)
+        if not speedup.empty:
+            tables["speedup"] = speedup
+    if "accuracy" in phases:
+        tables["accuracy"] = accuracy_summary(r)
+    return tables
+
+
+def _empty_columns_dropped(table: pd.DataFrame) -> pd.DataFrame:
+    return table.loc[:, [c for c in table.columns if not (table[c].astype(str) == "").all()]]
+
+
+def build_report(run_dir: Path) -> Path:
+    """Write RUN_DIR/tables/, RUN_DIR/charts/ and RUN_DIR/report.md; return report.md's path."""
+    run = load_run(run_dir)
+    tables_dir, charts_dir = run.path / "tables", run.path / "charts"
+    tables_dir.mkdir(exist_ok=True)
+    tables = report_tables(run)
+    for name, table in tables.items():
+        table = _empty_columns_dropped(table)
+        (tables_dir / f"{name}.md").write_text(to_markdown(table) + "\n")
+        (tables_dir / f"{name}.html").write_text(to_html(table))
+    (tables_dir / "layers").mkdir(exist_ok=True)
+    for model, layers in run.layers.items():
+        shown = layer_table(layers)
+        (tables_dir / "layers" / f"{model}.md").write_text(to_markdown(shown.set_index("path")) + "\n")
+        (tables_dir / "layers" / f"{model}.html").write_text(to_html(shown.set_index("path")))
+    charts = write_charts(run, charts_dir)
+
+    p = run.provenance
+    lines = [
+        f"# archbench run {run.path.name}",
+        "",
+        "| | |",
+        "| --- | --- |",
+        *(f"| {k} | {p[k]} |" for k in ("command", "git_commit", "device_name", "torch", "cuda",
+                                        "cuda_driver", "torchvision", "fvcore", "host", "started",
+                                        "finished", "status") if p.get(k) is not None),  # fmt: skip
+        "",
+        "Units are in every header; how each figure was measured is in the `method` column of "
+        "`results.csv` (also `results.parquet`). MACs count one multiply-add as one (fvcore); "
+        "FLOPs = 2 x MACs.",
+    ]
+    titles = {"summary": "Summary per model", "static": "Static profile (per sample)",
+              "speed": "Speed", "speedup": "Speed-up over fp32 (inference, same batch)",
+              "accuracy": "Accuracy on Fashion-MNIST"}  # fmt: skip
+    for name, table in tables.items():
+        lines += ["", f"## {titles[name]}", "", to_markdown(_empty_columns_dropped(table))]
+    if charts:
+        lines += ["", "## Charts"]
+        for name, path in charts.items():
+            lines += ["", f"![{name}](charts/{path.name})", "", CHART_CAPTIONS[name]]
+    if run.layers:
+        lines += ["", "## Per-layer tables", ""]
+        lines += [f"- [{m}](tables/layers/{m}.md)" for m in run.layers]
+    report = run.path / "report.md"
+    report.write_text("\n".join(lines) + "\n")
+    return report
+
+
+KEY_METRICS = ("params", "macs", "test_acc", "macro_f1", "infer_throughput", "latency_p50",
+               "train_throughput", "infer_peak_mem", "fit_throughput")  # fmt: skip
+
+
+def compare_runs(run_a: Path, run_b: Path) -> pd.DataFrame:
+    """Figures both runs measured, side by side: A, B, B - A and B / A."""
+    a, b = load_run(run_a).results, load_run(run_b).results
+    keys = ["model", "phase", "mode", "batch", "metric"]
+
+    def figures(r: pd.DataFrame) -> pd.DataFrame:
+        r = r[r["metric"].isin(KEY_METRICS)].copy()
+        r["batch"] = r["batch"].fillna(-1)
+        return r[[*keys, "value", "unit"]]
+
+    joined = figures(a).merge(figures(b), on=keys, suffixes=(" A", " B"), how="inner")
+    joined["B - A"] = joined["value B"] - joined["value A"]
+    joined["B / A"] = joined["value B"] / joined["value A"]
+    joined = joined.rename(columns={"unit A": "unit"}).drop(columns=["unit B"])
+    table = joined[[*keys, "unit", "value A", "value B", "B - A", "B / A"]]
+    table["batch"] = table["batch"].map(lambda v: "" if v == -1 else int(v))
+    return table

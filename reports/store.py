@@ -1,0 +1,58 @@
+"""Reading a run folder back: what ``bench`` wrote, for tables and charts made without
+measuring again. Works on interrupted runs too (results.csv is written as the run goes)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from .schema import RESULT_COLUMNS
+
+
+class RunFolderError(Exception):
+    """Not a run folder, or one missing its results."""
+
+
+@dataclass
+class Run:
+    path: Path
+    results: pd.DataFrame
+    provenance: dict[str, object]
+    curves: pd.DataFrame | None = None
+    samples: list[dict[str, object]] = field(default_factory=list)
+    layers: dict[str, pd.DataFrame] = field(default_factory=dict)
+    confusion: dict[str, pd.DataFrame] = field(default_factory=dict)
+
+
+def read_results(path: Path) -> pd.DataFrame:
+    """results.csv with text columns as text ('' when empty) and ``batch`` as a number."""
+    frame = pd.read_csv(path, dtype={c: "string" for c in ("model", "family", "phase", "mode",
+                                                            "metric", "unit", "method", "error")})  # fmt: skip
+    missing = set(RESULT_COLUMNS) - set(frame.columns)
+    if missing:
+        raise RunFolderError(f"{path} lacks the columns {sorted(missing)}")
+    for column in ("mode", "method", "error", "unit", "family"):
+        frame[column] = frame[column].fillna("")
+    frame["batch"] = pd.to_numeric(frame["batch"], errors="coerce")
+    return frame[list(RESULT_COLUMNS)]
+
+
+def load_run(path: Path) -> Run:
+    path = Path(path)
+    csv = path / "results.csv"
+    if not csv.is_file():
+        raise RunFolderError(f"{path} is not a run folder (no results.csv)")
+    provenance = json.loads((path / "run.json").read_text()) if (path / "run.json").is_file() else {}
+    run = Run(path, read_results(csv), provenance)
+    if (path / "curves.csv").is_file():
+        run.curves = pd.read_csv(path / "curves.csv")
+    if (path / "samples.jsonl").is_file():
+        run.samples = [json.loads(line) for line in (path / "samples.jsonl").read_text().splitlines()
+                       if line.strip()]  # fmt: skip
+    for folder, target in (("layers", run.layers), ("confusion", run.confusion)):
+        for f in sorted((path / folder).glob("*.csv")) if (path / folder).is_dir() else []:
+            target[f.stem] = pd.read_csv(f, index_col=0 if folder == "confusion" else None)
+    return run
