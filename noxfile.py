@@ -1,5 +1,6 @@
 """nox sessions: ``nox -s bench -- ARGS`` runs the benchmark, ``nox -s report -- RUN_DIR``
-rebuilds a run's tables and charts, ``nox -s tests`` runs the tests.
+rebuilds a run's tables and charts, ``nox -s gate`` checks for size and speed regressions,
+``nox -s tests`` runs the tests.
 
 Both sessions share one virtual environment, ``.nox/archbench``: torch is gigabytes, so it is
 installed once, and again only when ``pyproject.toml`` changes. The project is installed
@@ -46,6 +47,27 @@ def report(session: nox.Session) -> None:
     if not session.posargs:
         session.error("give a run folder: nox -s report -- runs/YYYYmmdd-HHMMSS")
     session.run(_venv_python(session), "-m", "reports", *session.posargs, external=True)
+
+
+HARNESS_BENCHMARKS = "bench/baselines/pytest-benchmark"
+
+
+@nox.session(venv_backend="none")
+def gate(session: nox.Session) -> None:
+    """The regression gate: ``nox -s gate`` checks, ``nox -s gate -- --update-baseline``
+    rewrites this device's baseline (args go to ``python -m bench.gate``). Then the harness's
+    own micro-benchmarks, compared by pytest-benchmark with the saved run for this machine
+    (failing when a median doubles); with ``--update-baseline`` they are saved anew."""
+    python = _venv_python(session)
+    session.run(python, "-m", "bench.gate", *session.posargs, external=True)
+    storage = f"--benchmark-storage=file://{ROOT / HARNESS_BENCHMARKS}"
+    bench_args = [python, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                  "tests/test_harness_overhead.py", "--benchmark-only", storage]  # fmt: skip
+    if "--update-baseline" in session.posargs:
+        session.run(*bench_args, "--benchmark-save=baseline", external=True)
+    else:
+        session.run(*bench_args, "--benchmark-compare", "--benchmark-compare-fail=median:100%",
+                    external=True)  # fmt: skip
 
 
 @nox.session(venv_backend="none")

@@ -162,7 +162,9 @@ def train_model(entry: ModelEntry, train: Split, test: Split, cfg: AccuracyConfi
     size = size or entry.input_size
     device, mode = cfg.device, cfg.mode
     batch = min(entry.train.batch_size, cfg.batch_cap or entry.train.batch_size, len(train))
-    result = SeedResult(entry.name, seed, batch, entry.train.lr)
+    # a smaller batch than the entry's takes a proportionally smaller rate (linear scaling)
+    peak_lr = entry.train.lr * batch / entry.train.batch_size
+    result = SeedResult(entry.name, seed, batch, peak_lr)
     torch.manual_seed(seed)
     generator = torch.Generator(device=device).manual_seed(seed)
     raw = entry.build()
@@ -174,7 +176,7 @@ def train_model(entry: ModelEntry, train: Split, test: Split, cfg: AccuracyConfi
     no_decay = [p for p in raw.parameters() if p.ndim <= 1]  # biases and norm scales
     optimizer = torch.optim.SGD(
         [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0}],
-        lr=entry.train.lr, momentum=cfg.momentum, nesterov=True,
+        lr=peak_lr, momentum=cfg.momentum, nesterov=True,
     )  # fmt: skip
     scaler = torch.amp.GradScaler(device.type) if mode.precision == "fp16" else None
     dtype = mode.autocast_dtype
@@ -215,7 +217,7 @@ def train_model(entry: ModelEntry, train: Split, test: Split, cfg: AccuracyConfi
             elapsed = result.train_seconds + time.perf_counter() - t0
             progress_frac = (done_steps / total_steps if total_steps
                              else elapsed / budget.value)  # fmt: skip
-            loss, right = step(idx, lr_at(min(progress_frac, 1.0), entry.train.lr, cfg.warmup))
+            loss, right = step(idx, lr_at(min(progress_frac, 1.0), peak_lr, cfg.warmup))
             done_steps += 1
             seen += len(idx)
             loss_sum += loss
@@ -224,25 +226,24 @@ def train_model(entry: ModelEntry, train: Split, test: Split, cfg: AccuracyConfi
                 _sync(device)
                 result.first_step_s = time.perf_counter() - t0
                 t0 = time.perf_counter()
-                seen_untimed = len(idx)
-            if done_steps % CHECK_EVERY == 0:
+            else:
+                result.examples_timed += len(idx)
+            check = done_steps % CHECK_EVERY == 0
+            if check:
                 _sync(device)
                 if not torch.isfinite(loss_sum):
                     result.diverged = True
                     break
-                if budget.kind == "seconds" and result.train_seconds + time.perf_counter() - t0 >= budget.value:
+            # the CPU runs synchronously, so its clock can be read every step
+            if budget.kind == "seconds" and (check or device.type == "cpu"):
+                if result.train_seconds + time.perf_counter() - t0 >= budget.value:
                     out_of_budget = True
                     break
             if total_steps and done_steps >= total_steps:
                 out_of_budget = True
                 break
-            if budget.kind == "seconds" and device.type == "cpu" and (
-                    result.train_seconds + time.perf_counter() - t0 >= budget.value):  # fmt: skip
-                out_of_budget = True  # the CPU runs synchronously: check every step
-                break
         _sync(device)
         result.train_seconds += time.perf_counter() - t0
-        result.examples_timed += seen - (seen_untimed if epoch == 1 else 0)
         if not torch.isfinite(loss_sum):
             result.diverged = True
         steps = max(1, seen // batch)

@@ -12,6 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 from matplotlib.transforms import Bbox  # noqa: E402
 
 from .pareto import pareto_front  # noqa: E402
@@ -23,6 +24,9 @@ DPI = 150
 _OFFSETS = [(6, 6), (6, -6), (-6, 6), (-6, -6), (10, 0), (-10, 0), (0, 10), (0, -10),
             (16, 12), (16, -12), (-16, 12), (-16, -12), (24, 0), (-24, 0), (0, 22), (0, -22),
             (30, 24), (30, -24), (-30, 24), (-30, -24)]  # fmt: skip
+
+
+_LEADER = {"arrowstyle": "-", "lw": 0.5, "color": "0.45", "shrinkA": 0, "shrinkB": 3}
 
 
 def _family_colors(families: list[str]) -> dict[str, tuple]:
@@ -43,10 +47,12 @@ def label_points(ax, xs, ys, labels, fontsize: float = 8) -> None:
     for i, (x, y, label) in enumerate(zip(xs, ys, labels)):
         others = placed + point_boxes[:i] + point_boxes[i + 1:]
         for dx, dy in _OFFSETS:
+            far = abs(dx) > 10 or abs(dy) > 10  # far enough to be read as another point's
             text = ax.annotate(label, (x, y), xytext=(dx, dy), textcoords="offset points",
                                ha="left" if dx > 0 else "right" if dx < 0 else "center",
                                va="bottom" if dy > 0 else "top" if dy < 0 else "center",
-                               fontsize=fontsize)  # fmt: skip
+                               fontsize=fontsize,
+                               arrowprops=_LEADER if far else None)  # fmt: skip
             box = text.get_window_extent(renderer).expanded(1.04, 1.1)
             inside = axes_box.contains(box.x0, box.y0) and axes_box.contains(box.x1, box.y1)
             if inside and not any(box.overlaps(o) for o in others):
@@ -55,8 +61,7 @@ def label_points(ax, xs, ys, labels, fontsize: float = 8) -> None:
             text.remove()
         else:
             text = ax.annotate(label, (x, y), xytext=(36, 30), textcoords="offset points",
-                               fontsize=fontsize, arrowprops={"arrowstyle": "-", "lw": 0.5,
-                                                              "color": "0.4"})  # fmt: skip
+                               fontsize=fontsize, arrowprops=_LEADER)
             placed.append(text.get_window_extent(renderer))
 
 
@@ -97,7 +102,8 @@ def _tradeoff(run: Run, x: pd.Series, y: pd.Series, *, xlabel: str, ylabel: str,
         ax.scatter(group["x"], group["y"], s=40, color=colors[family], label=family, zorder=3)
     front = data[pareto_front(data, "x", "y", maximize_x=maximize_x, maximize_y=maximize_y)]
     front = front.sort_values("x")
-    ax.step(front["x"], front["y"], where="post" if maximize_x == maximize_y else "pre",
+    # min-x/max-y: the best y rises at each frontier point ("post"); max/max: it falls after
+    ax.step(front["x"], front["y"], where="pre" if maximize_x == maximize_y else "post",
             color="0.3", lw=1.2, ls="--", zorder=2, label="Pareto frontier")  # fmt: skip
     ax.scatter(front["x"], front["y"], s=110, facecolors="none", edgecolors="0.2", lw=1, zorder=4)
     if logx:
@@ -186,6 +192,7 @@ def learning_curves(run: Run) -> Figure | None:
         ax1.plot(m.index, m["test_acc"], label=model, **style)
         ax2.plot(m["train_seconds"], m["test_acc"], label=model, **style)
     ax1.set_xlabel("epoch")
+    ax1.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax2.set_xlabel("training seconds (evaluation excluded, log scale)")
     ax2.set_xscale("log")
     for ax in (ax1, ax2):
@@ -236,26 +243,38 @@ def roofline(run: Run) -> Figure | None:
     acts = _per_model(run, "static", "activation_elems")
     fig, ax = plt.subplots(figsize=FIGSIZE, dpi=DPI, layout="constrained")
     modes = list(dict.fromkeys(speed["mode"]))
+    labelled = chart_mode(r)
+    cmap = plt.get_cmap("tab10")
+    precision_color = {p: cmap(i) for i, p in enumerate(ceilings["compute"])}
     markers = "osD^v<>p"
-    points = []
+    points, named = [], []
     for i, mode in enumerate(modes):
         rows = speed[speed["mode"] == mode]
-        width = 2 if mode.split("+")[0] in ("bf16", "fp16") else 4
+        precision = mode.split("+")[0]
+        width = 2 if precision in ("bf16", "fp16") else 4
         b = rows["batch"].to_numpy()
         m = rows["model"]
         intensity = (flops.reindex(m).to_numpy() * b
                      / (4 * params.reindex(m).to_numpy() + 2 * width * b * acts.reindex(m).to_numpy()))  # fmt: skip
-        ax.scatter(intensity, rows["value"], marker=markers[i % len(markers)], s=36, label=mode,
-                   zorder=3)  # fmt: skip
-        points += list(zip(intensity, rows["value"], m))
+        ax.scatter(intensity, rows["value"], marker=markers[i % len(markers)], s=36, zorder=3,
+                   color=precision_color.get(precision, "0.3"),
+                   alpha=1.0 if mode == labelled else 0.55,
+                   label=f"{mode}{' (labelled)' if mode == labelled and len(modes) > 1 else ''}")  # fmt: skip
+        points += list(intensity)
+        if mode == labelled:
+            named = [(x, y, n) for x, y, n in zip(intensity, rows["value"], m)
+                     if np.isfinite(x) and n not in {q[2] for q in named}]  # fmt: skip
     bw = ceilings["bandwidth"]["gbs"] / 1e3  # TB/s: TFLOP/s per FLOP/byte
-    xs = np.array([p[0] for p in points if np.isfinite(p[0])])
+    xs = np.array([x for x in points if np.isfinite(x)])
     lo, hi = xs.min() / 4, xs.max() * 8
     grid = np.logspace(np.log10(lo), np.log10(hi), 200)
+    top_compute = max(c["tflops"] for c in ceilings["compute"].values())
     for precision, c in ceilings["compute"].items():
         ax.plot(grid, np.minimum(c["tflops"], bw * grid), lw=1.2, ls="--",
+                color=precision_color[precision],
                 label=f"ceiling {precision}: {c['tflops']:.3g} TFLOP/s ({c['source']})")  # fmt: skip
-    ax.plot(grid, bw * grid, lw=0.8, color="0.5",
+    under = bw * grid <= top_compute
+    ax.plot(grid[under], bw * grid[under], lw=0.8, color="0.5",
             label=f"memory {ceilings['bandwidth']['gbs']:.0f} GB/s ({ceilings['bandwidth']['source']})")  # fmt: skip
     ax.set_xscale("log")
     ax.set_yscale("log")
@@ -267,8 +286,8 @@ def roofline(run: Run) -> Figure | None:
     ax.set_title(f"Roofline: inference at each model's batch\n{_subtitle(run)}", fontsize=11)
     ax.grid(True, which="major", alpha=0.3)
     ax.legend(fontsize=7, loc="lower right")
-    first = [p for p in points if p[2] not in {q[2] for q in points[: points.index(p)]}]
-    label_points(ax, [p[0] for p in first], [p[1] for p in first], [p[2] for p in first], fontsize=7)
+    label_points(ax, [p[0] for p in named], [p[1] for p in named], [p[2] for p in named],
+                 fontsize=7)  # fmt: skip
     return fig
 
 

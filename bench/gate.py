@@ -1,0 +1,204 @@
+"""The regression gate: fail a change that makes a gated model bigger or slower.
+
+    python -m bench.gate                    # check against bench/baselines/gate.json
+    python -m bench.gate --update-baseline  # measure and rewrite this device's baseline
+
+Exact figures (parameters and MACs of each gated model) must equal the baseline's. Speed
+(inference and training throughput per model and mode) is measured in ``--rounds`` rounds;
+each round first times a calibration workload (a fixed fp32 matmul) and divides every
+throughput of the round by it, which cancels the machine's speed: a slower machine, or a
+slower moment of a shared one, slows both alike. The median of the rounds' ratios is compared
+with the baseline's for the same device. A figure fails when it is slower by more than its
+threshold: the larger of ``--floor`` (7%) and ``--iqr-multiple`` (2) times the relative IQR of
+the rounds' ratios (the noisier of baseline and now), capped at ``--cap`` (15%) so a real 25%
+slowdown is never excused as noise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tabulate import tabulate
+
+import archs
+
+from .modes import Mode, ModeError, parse_modes
+from .profile import profile_model
+from .provenance import device_description, git_commit, now
+from .speed import SpeedConfig, measure_speed
+from .timing import Timer, measure_throughput
+
+BASELINE = Path(__file__).resolve().parent / "baselines" / "gate.json"
+CPU_MODELS = "lenet,lenet_bn,small_cnn,resnet18_d2l"
+GPU_MODELS = "lenet,lenet_bn,resnet18_d2l,densenet"
+
+
+@dataclass(frozen=True)
+class GateConfig:
+    models: list[str]
+    modes: list[Mode]
+    device: torch.device
+    batch: int
+    rounds: int
+    repeats: int
+    floor: float
+    iqr_multiple: float
+    cap: float
+
+
+def device_key(device: torch.device) -> str:
+    return f"{device.type}: {device_description(device)}"
+
+
+def calibration(device: torch.device, repeats: int) -> float:
+    """Multiply-adds per second of a fixed 512x512x512 fp32 matmul (median of blocks)."""
+    n = 512
+    a = torch.randn(n, n, device=device)
+    b = torch.randn(n, n, device=device)
+    timing = measure_throughput(lambda: a @ b, Timer(device), warmup=2, repeats=repeats,
+                                min_block_s=0.05)  # fmt: skip
+    return n**3 / timing.median
+
+
+def measure_round(cfg: GateConfig) -> dict[str, float]:
+    """Throughput / calibration for every gated model, mode and kind, in one round."""
+    cal = calibration(cfg.device, cfg.repeats)
+    speed_cfg = SpeedConfig(cfg.batch, cfg.repeats, warmup=1, min_block_s=0.05,
+                            latency_samples=0, kinds=("infer", "train"))  # fmt: skip
+    ratios = {}
+    for name in cfg.models:
+        entry = archs.get_entry(name)
+        for mode in cfg.modes:
+            result = measure_speed(entry, mode, cfg.device, speed_cfg,
+                                   (entry.input_size, entry.input_size))  # fmt: skip
+            if result.errors:
+                raise RuntimeError(f"{name} {mode.name}: {result.errors}")
+            for m in result.measurements:
+                ratios[f"{name}|{mode.name}|{m.kind}_throughput"] = m.samples_per_s / cal * 1e9
+    return ratios
+
+
+def measure(cfg: GateConfig) -> dict[str, object]:
+    exact = {}
+    for name in cfg.models:
+        p = profile_model(archs.get_entry(name))
+        exact[name] = {"params": p.params, "macs": p.macs}
+    rounds: list[dict[str, float]] = []
+    for i in range(cfg.rounds):
+        rounds.append(measure_round(cfg))
+        print(f"gate: round {i + 1}/{cfg.rounds} measured", file=sys.stderr, flush=True)
+    speed = {}
+    for key in rounds[0]:
+        values = [r[key] for r in rounds]
+        q25, q75 = np.percentile(values, [25, 75])
+        median = statistics.median(values)
+        speed[key] = {"ratio": median, "rel_iqr": (q75 - q25) / median, "rounds": values}
+    return {"exact": exact, "speed": speed}
+
+
+def threshold(base_rel_iqr: float, rel_iqr: float, cfg: GateConfig) -> float:
+    return min(max(cfg.floor, cfg.iqr_multiple * max(base_rel_iqr, rel_iqr)), cfg.cap)
+
+
+def compare(current: dict, baseline: dict, key: str, cfg: GateConfig) -> tuple[list[dict], bool]:
+    rows, failed = [], False
+    for model, figures in current["exact"].items():
+        base = baseline.get("exact", {}).get(model)
+        for metric, value in figures.items():
+            if base is None:
+                status = "new (no baseline)"
+            elif base[metric] == value:
+                status = "ok"
+            else:
+                status, failed = "FAIL (changed)", True
+            rows.append({"model": model, "mode": "-", "figure": metric,
+                         "baseline": base[metric] if base else "-", "now": value,
+                         "now / baseline": value / base[metric] if base else "-",
+                         "threshold": "exact", "status": status})  # fmt: skip
+    device_base = baseline.get("speed", {}).get(key, {}).get("figures", {})
+    for figure, now in current["speed"].items():
+        model, mode, metric = figure.split("|")
+        base = device_base.get(figure)
+        row = {"model": model, "mode": mode, "figure": f"{metric} / calibration",
+               "now": now["ratio"]}  # fmt: skip
+        if base is None:
+            row.update({"baseline": "-", "now / baseline": "-", "threshold": "-",
+                        "status": "new (no baseline for this device)"})  # fmt: skip
+        else:
+            ratio = now["ratio"] / base["ratio"]
+            limit = threshold(base["rel_iqr"], now["rel_iqr"], cfg)
+            status = "ok"
+            if ratio < 1 - limit:
+                status, failed = "FAIL (slower)", True
+            elif ratio > 1 + limit:
+                status = "faster (update the baseline?)"
+            row.update({"baseline": base["ratio"], "now / baseline": ratio,
+                        "threshold": f"-{100 * limit:.1f}%", "status": status})  # fmt: skip
+        rows.append(row)
+    return rows, failed
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.gate",
+                                description="Throughput and size regression gate.")  # fmt: skip
+    p.add_argument("--models", help=f"gated models (default {CPU_MODELS} on the CPU, "
+                                    f"{GPU_MODELS} on a GPU)")  # fmt: skip
+    p.add_argument("--modes", help="default fp32 on the CPU, fp32,bf16+cl on a GPU")
+    p.add_argument("--gpu", action="store_true")
+    p.add_argument("--batch", type=int, help="default 8 on the CPU, 256 on a GPU")
+    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--repeats", type=int, default=3, help="timed blocks per figure per round")
+    p.add_argument("--floor", type=float, default=0.07)
+    p.add_argument("--iqr-multiple", type=float, default=2.0)
+    p.add_argument("--cap", type=float, default=0.15)
+    p.add_argument("--baseline", type=Path, default=BASELINE)
+    p.add_argument("--update-baseline", action="store_true")
+    p.add_argument("--json", type=Path, help="also write this run's figures and verdicts here")
+    args = p.parse_args(argv)
+    try:
+        if args.gpu and not torch.cuda.is_available():
+            raise ModeError("--gpu was given but no CUDA device is visible")
+        device = torch.device("cuda" if args.gpu else "cpu")
+        models = archs.select_models(args.models or (GPU_MODELS if args.gpu else CPU_MODELS))
+        modes = parse_modes(args.modes or ("fp32,bf16+cl" if args.gpu else "fp32"), device)
+        if args.rounds < 2 or args.repeats < 1:
+            raise ModeError("--rounds must be at least 2 and --repeats at least 1")
+    except (ModeError, archs.UnknownModelError) as exc:
+        print(f"gate: error: {exc}", file=sys.stderr)
+        return 2
+    cfg = GateConfig(models, modes, device, args.batch or (256 if args.gpu else 8), args.rounds,
+                     args.repeats, args.floor, args.iqr_multiple, args.cap)  # fmt: skip
+    baseline = json.loads(args.baseline.read_text()) if args.baseline.is_file() else {}
+    key = device_key(device)
+    current = measure(cfg)
+    if args.update_baseline:
+        baseline.setdefault("exact", {}).update(current["exact"])
+        baseline.setdefault("speed", {})[key] = {
+            "recorded": now(), "git_commit": git_commit(), "torch": torch.__version__,
+            "batch": cfg.batch, "rounds": cfg.rounds, "repeats": cfg.repeats,
+            "figures": current["speed"],
+        }  # fmt: skip
+        args.baseline.parent.mkdir(parents=True, exist_ok=True)
+        args.baseline.write_text(json.dumps(baseline, indent=1, sort_keys=True) + "\n")
+        print(f"gate: baseline for '{key}' written to {args.baseline}")
+        return 0
+    rows, failed = compare(current, baseline, key, cfg)
+    print(f"gate on {key}, torch {torch.__version__}, batch {cfg.batch}, {cfg.rounds} rounds; "
+          "speed figures are samples/s per calibration GMAC/s, median of the rounds")  # fmt: skip
+    print(tabulate(rows, headers="keys", floatfmt=".4g", disable_numparse=True))
+    if args.json:
+        args.json.write_text(json.dumps({"device": key, "current": current, "rows": rows,
+                                         "failed": failed}, indent=1, default=str))  # fmt: skip
+    print(f"\ngate: {'FAILED' if failed else 'passed'}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

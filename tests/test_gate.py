@@ -1,0 +1,97 @@
+import json
+
+import pytest
+import torch
+
+from bench import gate
+from bench.gate_evidence import ExtraWork
+from bench.modes import Mode
+
+CFG = gate.GateConfig(["m"], [Mode()], torch.device("cpu"), batch=8, rounds=3, repeats=1,
+                      floor=0.07, iqr_multiple=2.0, cap=0.15)  # fmt: skip
+
+
+def figures(ratio, rel_iqr=0.01, params=100, macs=1000):
+    return {"exact": {"m": {"params": params, "macs": macs}},
+            "speed": {"m|fp32|infer_throughput": {"ratio": ratio, "rel_iqr": rel_iqr}}}  # fmt: skip
+
+
+def baseline(ratio=1.0, rel_iqr=0.01):
+    b = figures(ratio, rel_iqr)
+    return {"exact": b["exact"], "speed": {"dev": {"figures": b["speed"]}}}
+
+
+@pytest.mark.parametrize(
+    "now, rel_iqr, status",
+    [
+        (1.0, 0.01, "ok"),
+        (0.95, 0.01, "ok"),  # 5% slower: under the 7% floor
+        (0.90, 0.01, "FAIL (slower)"),
+        (0.90, 0.06, "ok"),  # noisy rounds widen the threshold to 12%
+        (0.80, 0.20, "FAIL (slower)"),  # but never past the 15% cap: 20% slower fails
+        (1.30, 0.01, "faster (update the baseline?)"),
+    ],
+)
+def test_speed_verdicts(now, rel_iqr, status):
+    rows, failed = gate.compare(figures(now, rel_iqr), baseline(), "dev", CFG)
+    speed = rows[-1]
+    assert speed["status"] == status
+    assert failed == status.startswith("FAIL")
+
+
+def test_threshold_floor_iqr_and_cap():
+    assert gate.threshold(0.01, 0.01, CFG) == pytest.approx(0.07)
+    assert gate.threshold(0.01, 0.05, CFG) == pytest.approx(0.10)
+    assert gate.threshold(0.30, 0.01, CFG) == pytest.approx(0.15)
+
+
+def test_any_change_of_size_fails():
+    rows, failed = gate.compare(figures(1.0, params=101), baseline(), "dev", CFG)
+    assert failed
+    assert rows[0]["status"] == "FAIL (changed)" and rows[1]["status"] == "ok"
+
+
+def test_another_device_has_no_speed_baseline():
+    rows, failed = gate.compare(figures(0.5), baseline(), "another device", CFG)
+    assert not failed
+    assert rows[-1]["status"] == "new (no baseline for this device)"
+
+
+def test_update_then_check_a_real_model(tmp_path, capsys):
+    path = tmp_path / "gate.json"
+    args = ["--models", "lenet", "--rounds", "2", "--repeats", "1", "--baseline", str(path)]
+    assert gate.main([*args, "--update-baseline"]) == 0
+    saved = json.loads(path.read_text())
+    assert saved["exact"]["lenet"] == {"params": 61_706, "macs": 416_520}
+    (key,) = saved["speed"]
+    assert key.startswith("cpu: ")
+    figs = saved["speed"][key]["figures"]
+    assert set(figs) == {"lenet|fp32|infer_throughput", "lenet|fp32|train_throughput"}
+    assert all(len(f["rounds"]) == 2 and f["ratio"] > 0 for f in figs.values())
+
+    saved["exact"]["lenet"]["params"] = 60_000  # as if the model had grown
+    path.write_text(json.dumps(saved))
+    out_json = tmp_path / "verdict.json"
+    assert gate.main([*args, "--json", str(out_json)]) == 1
+    out = capsys.readouterr().out
+    assert "FAIL (changed)" in out and "gate: FAILED" in out
+    assert json.loads(out_json.read_text())["failed"] is True
+
+
+def test_bad_arguments_exit_2(capsys):
+    assert gate.main(["--models", "nope"]) == 2
+    assert gate.main(["--rounds", "1"]) == 2
+    assert "gate: error" in capsys.readouterr().err
+
+
+def test_extra_work_adds_a_quarter_of_the_batch():
+    calls = []
+
+    class Count(torch.nn.Module):
+        def forward(self, x):
+            calls.append(len(x))
+            return x.sum(1)
+
+    out = ExtraWork(Count(), 0.25)(torch.ones(8, 3))
+    assert calls == [8, 2]
+    assert torch.equal(out, torch.full((8,), 3.0))
