@@ -146,17 +146,17 @@ def compare(current: dict, baseline: dict, key: str, cfg: GateConfig) -> tuple[l
                          "now / baseline": value / base[metric] if base else "-",
                          "threshold": "exact", "status": status})  # fmt: skip
     device_base = baseline.get("speed", {}).get(key, {}).get("figures", {})
-    for figure, now in current["speed"].items():
+    for figure, measured in current["speed"].items():
         model, mode, metric = figure.split("|")
         base = device_base.get(figure)
         row = {"model": model, "mode": mode, "figure": f"{metric} / calibration",
-               "now": now["ratio"]}  # fmt: skip
+               "now": measured["ratio"]}  # fmt: skip
         if base is None:
             row.update({"baseline": "-", "now / baseline": "-", "threshold": "-",
                         "status": "new (no baseline for this device)"})  # fmt: skip
         else:
-            ratio = now["ratio"] / base["ratio"]
-            limit = threshold(base["rel_iqr"], now["rel_iqr"], cfg)
+            ratio = measured["ratio"] / base["ratio"]
+            limit = threshold(base["rel_iqr"], measured["rel_iqr"], cfg)
             status = "ok"
             if ratio < 1 - limit:
                 status, failed = "FAIL (slower)", True

@@ -10,6 +10,7 @@ and retries; any other failure becomes that measurement's error and the run goes
 from __future__ import annotations
 
 import dataclasses
+import functools
 import gc
 from dataclasses import dataclass, field
 from typing import Callable, Literal
@@ -208,17 +209,16 @@ def measure_speed(entry: ModelEntry, mode: Mode, device: torch.device, cfg: Spee
                 result.errors[kind] = f"{type(exc).__name__}: {_first_line(exc)}"
             continue
         for kind in kinds:
-
-            def run(b: int, kind: Kind = kind) -> Measurement:
-                return _measure(kind, raw, model, mode, device, b, shape, cfg, num_classes)
-
+            # run(batch) measures this kind; the batch is the one argument left open
+            run = functools.partial(_measure, kind, raw, model, mode, device, shape=shape,
+                                    cfg=cfg, num_classes=num_classes)  # fmt: skip
             try:
                 result.measurements.append(
                     run_with_oom_retry(run, 1 if kind == "latency" else cfg.batch_size, device)
                 )
             except Exception as exc:  # this measurement's failure is its row's, not the run's
                 result.errors[kind] = f"{type(exc).__name__}: {_first_line(exc)}"
-        del raw, model
+        del raw, model, run
         clean_state(device)
     return result
 

@@ -11,7 +11,7 @@ from bench import cli, runner
 from reports import charts
 from reports.cli import main as reports_main
 from reports.pareto import pareto_front
-from reports.report import build_report, compare_runs
+from reports.report import compare_runs
 from reports.schema import METRICS, RESULT_COLUMNS
 from reports.store import load_run
 from reports.tables import speedup_table
