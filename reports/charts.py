@@ -266,6 +266,9 @@ def roofline(run: Run) -> Figure | None:
                      if np.isfinite(x) and n not in {q[2] for q in named}]  # fmt: skip
     bw = ceilings["bandwidth"]["gbs"] / 1e3  # TB/s: TFLOP/s per FLOP/byte
     xs = np.array([x for x in points if np.isfinite(x)])
+    if xs.size == 0:  # no static figures in this run (e.g. --phases speed): nothing to place
+        plt.close(fig)
+        return None
     lo, hi = xs.min() / 4, xs.max() * 8
     grid = np.logspace(np.log10(lo), np.log10(hi), 200)
     top_compute = max(c["tflops"] for c in ceilings["compute"].values())
