@@ -131,16 +131,22 @@ def _training_step(model: nn.Module, raw: nn.Module, x: torch.Tensor, y: torch.T
             torch.compiler.cudagraph_mark_step_begin()
         with _autocast(mode, device):
             loss = F.cross_entropy(model(x), y)
-        optimizer.zero_grad(set_to_none=True)
-        if scaler is None:
-            loss.backward()
-            optimizer.step()
-        else:
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
+        backward_and_step(loss, optimizer, scaler)
 
     return step
+
+
+def backward_and_step(loss: torch.Tensor, optimizer: torch.optim.Optimizer,
+                      scaler: torch.amp.GradScaler | None) -> None:  # fmt: skip
+    """Zero the gradients, backpropagate ``loss`` and step; through ``scaler`` under fp16."""
+    optimizer.zero_grad(set_to_none=True)
+    if scaler is None:
+        loss.backward()
+        optimizer.step()
+    else:
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
 
 
 def _measure(kind: Kind, raw: nn.Module, model: nn.Module, mode: Mode, device: torch.device,

@@ -23,6 +23,7 @@ from archs import ModelEntry
 
 from .loader import Split, batch_indices, model_input
 from .modes import Mode
+from .speed import backward_and_step
 
 CHECK_EVERY = 50  # steps between host syncs for the divergence check and the seconds budget
 THRESHOLDS = (85, 90, 93)  # test accuracy (%) whose time-to-reach is reported
@@ -193,14 +194,7 @@ def train_model(entry: ModelEntry, train: Split, test: Split, cfg: AccuracyConfi
         with torch.autocast(device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None):
             out = model(x)
             loss = F.cross_entropy(out, y, label_smoothing=cfg.label_smoothing)
-        optimizer.zero_grad(set_to_none=True)
-        if scaler is None:
-            loss.backward()
-            optimizer.step()
-        else:
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
+        backward_and_step(loss, optimizer, scaler)
         return loss.detach().float(), (out.argmax(1) == y).sum()
 
     done_steps, epoch = 0, 0
