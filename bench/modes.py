@@ -81,6 +81,11 @@ class Mode:
         if self.cuda_graphs:
             raise ModeError(f"mode '{self.name}': reduce-overhead uses CUDA graphs, CUDA only")
 
+    def autocast(self, device: torch.device) -> torch.autocast:
+        """Autocast to this mode's dtype; a disabled context for fp32 and tf32."""
+        dtype = self.autocast_dtype
+        return torch.autocast(device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None)
+
     @contextlib.contextmanager
     def tf32(self) -> Iterator[None]:
         """TF32 on for ``tf32``, off otherwise, restored after.

@@ -103,11 +103,6 @@ def _graph_breaks(mode: Mode) -> int | None:
     return int(sum(torch._dynamo.utils.counters["graph_break"].values()))
 
 
-def _autocast(mode: Mode, device: torch.device) -> torch.autocast:
-    dtype = mode.autocast_dtype
-    return torch.autocast(device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None)
-
-
 def _inference_step(model: nn.Module, x: torch.Tensor, mode: Mode,
                     device: torch.device) -> Callable[[], None]:  # fmt: skip
     if mode.autocast_dtype is None:
@@ -115,7 +110,7 @@ def _inference_step(model: nn.Module, x: torch.Tensor, mode: Mode,
         return lambda: model(x)
 
     def step() -> None:
-        with _autocast(mode, device):  # per step, as a real inference loop (timm's) does
+        with mode.autocast(device):  # per step, as a real inference loop (timm's) does
             model(x)
 
     return step
@@ -129,7 +124,7 @@ def _training_step(model: nn.Module, raw: nn.Module, x: torch.Tensor, y: torch.T
     def step() -> None:
         if mode.cuda_graphs:
             torch.compiler.cudagraph_mark_step_begin()
-        with _autocast(mode, device):
+        with mode.autocast(device):
             loss = F.cross_entropy(model(x), y)
         backward_and_step(loss, optimizer, scaler)
 

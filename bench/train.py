@@ -140,9 +140,7 @@ def evaluate(model: torch.nn.Module, test: Split, size: int, cfg: AccuracyConfig
     """The (10, 10) confusion matrix over the test split."""
     model.eval()
     confusion = torch.zeros(100, dtype=torch.long, device=test.labels.device)
-    dtype = cfg.mode.autocast_dtype
-    with torch.no_grad(), torch.autocast(cfg.device.type, dtype=dtype or torch.bfloat16,
-                                         enabled=dtype is not None):  # fmt: skip
+    with torch.no_grad(), cfg.mode.autocast(cfg.device):
         for idx in batch_indices(len(test), cfg.eval_batch, shuffle=False, drop_last=False,
                                  generator=None, device=cfg.device):  # fmt: skip
             x = model_input(test.images[idx], size, augment=False, memory_format=cfg.mode.memory_format)
@@ -180,7 +178,6 @@ def train_model(entry: ModelEntry, train: Split, test: Split, cfg: AccuracyConfi
         lr=peak_lr, momentum=cfg.momentum, nesterov=True,
     )  # fmt: skip
     scaler = torch.amp.GradScaler(device.type) if mode.precision == "fp16" else None
-    dtype = mode.autocast_dtype
     steps_per_epoch = len(train) // batch
     budget = cfg.budget
     total_steps = int(budget.value) * steps_per_epoch if budget.kind == "epochs" else None
@@ -191,7 +188,7 @@ def train_model(entry: ModelEntry, train: Split, test: Split, cfg: AccuracyConfi
         x = model_input(train.images[idx], size, augment=True, generator=generator,
                         memory_format=mode.memory_format)  # fmt: skip
         y = train.labels[idx]
-        with torch.autocast(device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None):
+        with mode.autocast(device):
             out = model(x)
             loss = F.cross_entropy(out, y, label_smoothing=cfg.label_smoothing)
         backward_and_step(loss, optimizer, scaler)
