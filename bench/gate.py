@@ -14,7 +14,7 @@ round, so the upper quartile ignores up to a quarter of slowed rounds and still 
 the code. It is compared with the baseline's for the same device. A figure fails when it is
 slower by more than its threshold: the larger of ``--floor`` (7%) and ``--iqr-multiple`` (2)
 times the relative IQR of the rounds' ratios (the noisier of baseline and now), capped at
-``--cap`` (15%) so a real 25% slowdown is never excused as noise. A figure that fails is
+``--cap`` (12%) so a real 25% slowdown is never excused as noise. A figure that fails is
 re-measured in as many rounds again and judged on all of them before the gate fails; a
 baseline is recorded over twice the rounds. On the CPU, glibc is asked to keep freed memory
 (see ``heap.py``), so page faults do not make one process read faster than the next.
@@ -191,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=3, help="timed blocks per figure per round")
     p.add_argument("--floor", type=float, default=0.07)
     p.add_argument("--iqr-multiple", type=float, default=2.0)
-    p.add_argument("--cap", type=float, default=0.15)
+    p.add_argument("--cap", type=float, default=0.12)
     p.add_argument("--threads", type=int, default=1,
                    help="CPU threads (default 1: on a shared machine, thread scheduling jitter "
                         "swamps small models' steps)")  # fmt: skip

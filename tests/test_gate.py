@@ -45,6 +45,14 @@ def test_threshold_floor_iqr_and_cap():
     assert gate.threshold(0.30, 0.01, CFG) == pytest.approx(0.15)
 
 
+def test_a_quarter_of_slowed_rounds_is_noise_a_slowdown_of_all_is_not():
+    rounds = [1.00, 1.02, 0.98, 1.01, 1.00, 0.99, 1.01, 1.00]
+    noisy = [0.7, 0.72] + rounds[2:]  # interference slowed two rounds of eight
+    slowed = [0.75 * r for r in rounds]  # a regression slows every round
+    assert gate.summarise(noisy)["ratio"] == pytest.approx(gate.summarise(rounds)["ratio"], rel=0.01)
+    assert gate.summarise(slowed)["ratio"] == pytest.approx(0.75 * gate.summarise(rounds)["ratio"])
+
+
 def test_any_change_of_size_fails():
     rows, failed = gate.compare(figures(1.0, params=101), baseline(), "dev", CFG)
     assert failed
