@@ -62,7 +62,25 @@ class GateConfig:
 
 
 def device_key(device: torch.device) -> str:
-    return f"{device.type}: {device_description(device)}"
+    """The device a speed baseline holds for. On the CPU the name alone is not enough (a VM
+    may show only "AMD EPYC" for several generations), so the CPU family and model and the
+    instruction set torch's kernels dispatch to are part of it."""
+    if device.type == "cuda":
+        return f"cuda: {device_description(device)}"
+    return f"cpu: {device_description(device)} ({cpu_signature()})"
+
+
+def cpu_signature() -> str:
+    fields = {}
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            fields.setdefault(key.strip(), value.strip())
+    except OSError:
+        pass
+    parts = [f"family {fields['cpu family']} model {fields['model']}"] if "model" in fields else []
+    parts.append(f"torch {torch.backends.cpu.get_cpu_capability()}")
+    return ", ".join(parts)
 
 
 def calibration(device: torch.device, repeats: int) -> float:
@@ -246,6 +264,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         args.json.write_text(json.dumps({"device": key, "current": current, "rows": rows,
                                          "failed": failed}, indent=1, default=str))  # fmt: skip
+    base_torch = baseline.get("speed", {}).get(key, {}).get("torch")
+    if base_torch and base_torch != torch.__version__:
+        print(f"note: the speed baseline was recorded with torch {base_torch}; a slower or faster "
+              "figure may be torch's doing, not this change's")  # fmt: skip
     print(f"\ngate: {'FAILED' if failed else 'passed'}")
     return 1 if failed else 0
 

@@ -103,3 +103,18 @@ def test_extra_work_adds_a_quarter_of_the_batch():
     out = ExtraWork(Count(), 0.25)(torch.ones(8, 3))
     assert calls == [8, 2]
     assert torch.equal(out, torch.full((8,), 3.0))
+
+
+def test_cpu_baselines_are_kept_apart_by_instruction_set():
+    key = gate.device_key(torch.device("cpu"))
+    assert key.startswith("cpu: ")
+    assert f"torch {torch.backends.cpu.get_cpu_capability()}" in key
+
+
+def test_the_committed_baseline_has_this_gates_figures():
+    baseline = json.loads(gate.BASELINE.read_text())
+    assert set(baseline["exact"]) >= set(gate.CPU_MODELS.split(","))
+    for device in baseline["speed"].values():
+        assert device["estimator"] == "upper quartile of rounds"
+        for figure in device["figures"].values():
+            assert figure["ratio"] == pytest.approx(gate.summarise(figure["rounds"])["ratio"])
