@@ -57,7 +57,8 @@ def gate(session: nox.Session) -> None:
     """The regression gate: ``nox -s gate`` checks, ``nox -s gate -- --update-baseline``
     rewrites this device's baseline (args go to ``python -m bench.gate``). Then the harness's
     own micro-benchmarks, compared by pytest-benchmark with the saved run for this machine
-    (failing when a median triples: same-code runs of these microsecond benchmarks were seen 68-111% apart on the shared CI machine); with ``--update-baseline`` they are saved anew."""
+    (failing when a median triples: same-code runs of these microsecond benchmarks were seen
+    68-111% apart on the shared CI machine); with ``--update-baseline`` they are saved anew."""
     python = _venv_python(session)
     session.run(python, "-m", "bench.gate", *session.posargs, external=True)
     storage = f"--benchmark-storage=file://{ROOT / HARNESS_BENCHMARKS}"

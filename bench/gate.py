@@ -39,7 +39,7 @@ import archs
 from .heap import keep_freed_memory
 from .modes import Mode, ModeError, parse_modes
 from .profile import profile_model
-from .provenance import device_description, git_commit, now
+from .provenance import cpu_signature, device_description, git_commit, now
 from .speed import SpeedConfig, measure_speed
 from .timing import Timer, measure_throughput
 
@@ -68,19 +68,6 @@ def device_key(device: torch.device) -> str:
     if device.type == "cuda":
         return f"cuda: {device_description(device)}"
     return f"cpu: {device_description(device)} ({cpu_signature()})"
-
-
-def cpu_signature() -> str:
-    fields = {}
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            fields.setdefault(key.strip(), value.strip())
-    except OSError:
-        pass
-    parts = [f"family {fields['cpu family']} model {fields['model']}"] if "model" in fields else []
-    parts.append(f"torch {torch.backends.cpu.get_cpu_capability()}")
-    return ", ".join(parts)
 
 
 def calibration(device: torch.device, repeats: int) -> float:
@@ -115,7 +102,8 @@ def measure_round(cfg: GateConfig) -> dict[str, float]:
                 (m,) = result.measurements
                 cal_after = calibration(cfg.device, cfg.repeats)
                 best = m.batch_size / min(m.timing.samples)
-                ratios[f"{name}|{mode.name}|{kind}_throughput"] = best / ((cal + cal_after) / 2) * 1e9
+                mean_cal = (cal + cal_after) / 2
+                ratios[f"{name}|{mode.name}|{kind}_throughput"] = best / mean_cal * 1e9
                 cal = cal_after
     return ratios
 

@@ -72,7 +72,8 @@ def parse_slowdowns(text: str) -> list[tuple[str, float]]:
 
 
 def speed_rows(verdict: dict) -> list[dict]:
-    return [r for r in verdict["rows"] if r["mode"] != "-" and isinstance(r["now / baseline"], float)]
+    return [r for r in verdict["rows"]
+            if r["mode"] != "-" and isinstance(r["now / baseline"], float)]  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -103,13 +104,13 @@ def main(argv: list[str] | None = None) -> int:
                 failing = sorted(f"{r['model']} {r['figure'].split(' ')[0]}" for r in verdict["rows"]
                                  if str(r["status"]).startswith("FAIL"))  # fmt: skip
                 rows = speed_rows(verdict)
-                lowest = min(rows, key=lambda r: r["now / baseline"], default=None)
                 detail = ""
                 if slowdown is not None:
                     detail = "; now/baseline " + ", ".join(
                         f"{r['figure'].split('_')[0]} {r['now / baseline']:.3f}"
                         for r in rows if r["model"] == slowdown[0])  # fmt: skip
-                elif lowest is not None:
+                elif rows:
+                    lowest = min(rows, key=lambda r: r["now / baseline"])
                     detail = (f"; lowest now/baseline {lowest['now / baseline']:.3f} "
                               f"({lowest['model']} {lowest['figure'].split('_')[0]}, "
                               f"threshold {lowest['threshold']})")  # fmt: skip

@@ -39,14 +39,29 @@ def git_commit(repo: Path | None = None) -> str | None:
     return f"{head}-dirty" if dirty else head
 
 
-def cpu_name() -> str:
+def _cpuinfo() -> dict[str, str]:
+    """The first processor's fields in /proc/cpuinfo; empty where there is none."""
+    fields: dict[str, str] = {}
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
+            key, _, value = line.partition(":")
+            fields.setdefault(key.strip(), value.strip())
     except OSError:
         pass
-    return platform.processor() or platform.machine()
+    return fields
+
+
+def cpu_name() -> str:
+    return _cpuinfo().get("model name") or platform.processor() or platform.machine()
+
+
+def cpu_signature() -> str:
+    """Family, model and the instruction set torch's kernels dispatch to: a VM may name
+    several CPU generations alike ("AMD EPYC")."""
+    fields = _cpuinfo()
+    parts = [f"family {fields['cpu family']} model {fields['model']}"] if "model" in fields else []
+    parts.append(f"torch {torch.backends.cpu.get_cpu_capability()}")
+    return ", ".join(parts)
 
 
 def device_description(device: torch.device) -> str:
