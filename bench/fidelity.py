@@ -25,6 +25,7 @@ from tabulate import tabulate
 
 import archs
 
+from . import backends
 from .modes import ModeError, parse_modes
 from .speed import SpeedConfig, clean_state, measure_speed
 
@@ -40,7 +41,7 @@ def hand_loop(model, x, mode, device, warmup: int, steps: int, blocks: int) -> f
             return model(x)
 
     times = []
-    with torch.no_grad(), mode.tf32():
+    with torch.no_grad(), backends.applied(mode.backends(device)):
         for _ in range(warmup):
             step()
         for _ in range(blocks):
@@ -82,7 +83,7 @@ def compare(name: str, mode, device: torch.device, batch: int, warmup: int) -> d
     steps, blocks = harness.timing.iters_per_sample, len(harness.timing.samples)
     hand_s, step = hand_loop(model, x, mode, device, warmup, steps, blocks)
 
-    with torch.no_grad(), mode.tf32():
+    with torch.no_grad(), backends.applied(mode.backends(device)):
         # Timer defaults to one thread; the harness and the loop use torch's setting
         timer = tbench.Timer(stmt="step()", globals={"step": step},
                              num_threads=torch.get_num_threads())  # fmt: skip

@@ -3,19 +3,25 @@
 A mode name joins tokens with ``+``: a precision (``fp32``, ``tf32``, ``bf16``, ``fp16``;
 ``amp`` means ``bf16``), optionally ``cl`` (channels_last) and a compile token (``compile`` for
 torch.compile's default mode, ``compile-ro`` for reduce-overhead, i.e. CUDA graphs,
-``compile-max`` for max-autotune). Examples: ``fp32``, ``bf16+cl``, ``bf16+cl+compile``.
+``compile-max`` for max-autotune, which on a GPU also records CUDA graphs, and ``compile-max-nocg``
+for max-autotune-no-cudagraphs, so that autotuning and graphs can be told apart). Examples:
+``fp32``, ``bf16+cl``, ``bf16+cl+compile``.
 """
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
-from typing import Iterator, Literal
+from typing import Literal
 
 import torch
 
+from . import backends
+from .backends import BackendState
+
 Precision = Literal["fp32", "tf32", "bf16", "fp16"]
-CompileMode = Literal["none", "default", "reduce-overhead", "max-autotune"]
+CompileMode = Literal[
+    "none", "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"
+]
 
 _PRECISIONS: dict[str, Precision] = {"fp32": "fp32", "tf32": "tf32", "bf16": "bf16",
                                      "amp": "bf16", "fp16": "fp16"}  # fmt: skip
@@ -24,7 +30,10 @@ _COMPILE: dict[str, CompileMode] = {
     "compile": "default",
     "compile-ro": "reduce-overhead",
     "compile-max": "max-autotune",
+    "compile-max-nocg": "max-autotune-no-cudagraphs",
 }
+# inductor records CUDA graphs in these modes (max-autotune sets triton.cudagraphs)
+_GRAPH_MODES = ("reduce-overhead", "max-autotune")
 _COMPILE_TOKEN = {v: k for k, v in _COMPILE.items()}
 
 GPU_DEFAULT_MODES = ("fp32", "bf16", "bf16+cl", "bf16+cl+compile")
@@ -60,7 +69,14 @@ class Mode:
 
     @property
     def cuda_graphs(self) -> bool:
-        return self.compile == "reduce-overhead"
+        """Compiled code replays CUDA graphs on a CUDA device (a step marker is needed between
+        training steps, and figures include what the graphs save)."""
+        return self.compile in _GRAPH_MODES
+
+    @property
+    def compile_option(self) -> str | None:
+        """The ``mode=`` argument of ``torch.compile`` (None for its default)."""
+        return None if self.compile in ("none", "default") else self.compile
 
     def describe(self) -> str:
         precision = {
@@ -71,6 +87,12 @@ class Mode:
         }[self.precision]
         layout = "channels_last" if self.channels_last else "NCHW"
         compiled = "eager" if self.compile == "none" else f"torch.compile mode={self.compile}"
+        if self.compile == "max-autotune":
+            compiled += " (autotuned kernels and, on a GPU, CUDA graphs)"
+        elif self.compile == "max-autotune-no-cudagraphs":
+            compiled += " (autotuned kernels, no CUDA graphs)"
+        elif self.compile == "reduce-overhead":
+            compiled += " (CUDA graphs)"
         return f"{precision}, {layout}, {compiled}"
 
     def check_device(self, device: torch.device) -> None:
@@ -78,7 +100,7 @@ class Mode:
             return
         if self.precision == "tf32":
             raise ModeError(f"mode '{self.name}': TF32 exists only on CUDA devices")
-        if self.cuda_graphs:
+        if self.compile == "reduce-overhead":
             raise ModeError(f"mode '{self.name}': reduce-overhead uses CUDA graphs, CUDA only")
 
     def autocast(self, device: torch.device) -> torch.autocast:
@@ -86,21 +108,9 @@ class Mode:
         dtype = self.autocast_dtype
         return torch.autocast(device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None)
 
-    @contextlib.contextmanager
-    def tf32(self) -> Iterator[None]:
-        """TF32 on for ``tf32``, off otherwise, restored after.
-
-        ``fp32`` turns TF32 off for cuDNN too (PyTorch's default leaves it on for convs), so
-        fp32 figures are IEEE fp32. Autocast is applied by the runners, around the forward.
-        """
-        saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
-        on = self.precision == "tf32"
-        torch.backends.cuda.matmul.allow_tf32 = on
-        torch.backends.cudnn.allow_tf32 = on
-        try:
-            yield
-        finally:
-            torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+    def backends(self, device: torch.device) -> BackendState:
+        """The backend switches this mode's figures run under (``bench.backends``)."""
+        return backends.for_precision(self.precision, device)
 
 
 def parse_mode(text: str) -> Mode:

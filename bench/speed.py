@@ -21,6 +21,7 @@ from torch.nn import functional as F
 
 from archs import ModelEntry
 
+from . import backends
 from .modes import Mode
 from .timing import Timer, Timing, measure_latency, measure_throughput
 
@@ -152,7 +153,7 @@ def _measure(kind: Kind, raw: nn.Module, model: nn.Module, mode: Mode, device: t
         torch.cuda.reset_peak_memory_stats(device)
     x, y = _inputs(batch, shape, num_classes, mode, device)
     train = kind == "train"
-    with mode.tf32(), torch.set_grad_enabled(train):
+    with backends.applied(mode.backends(device)), torch.set_grad_enabled(train):
         if train:
             step = _training_step(model, raw, x, y, mode, device)
         else:

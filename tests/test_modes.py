@@ -1,6 +1,7 @@
 import pytest
 import torch
 
+from bench import backends
 from bench.modes import CPU_DEFAULT_MODES, GPU_DEFAULT_MODES, Mode, ModeError, parse_mode, parse_modes
 
 CPU = torch.device("cpu")
@@ -50,14 +51,46 @@ def test_default_matrices():
     assert parse_modes("fp32,fp32, bf16", CPU) == [Mode("fp32"), Mode("bf16")]
 
 
-def test_tf32_flags_are_set_and_restored():
-    before = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
-    with parse_mode("tf32").tf32():
-        assert torch.backends.cuda.matmul.allow_tf32 and torch.backends.cudnn.allow_tf32
-    with parse_mode("fp32").tf32():
-        # IEEE fp32: PyTorch's default would leave cuDNN's TF32 on
-        assert not torch.backends.cuda.matmul.allow_tf32 and not torch.backends.cudnn.allow_tf32
-    assert (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32) == before
+@pytest.mark.parametrize("device", [CPU, torch.device("cuda")])
+def test_backend_switches_are_set_explicitly_and_restored(device):
+    """cuDNN autotuning is on for every GPU figure; TF32 only in tf32 modes; whatever was set
+    before comes back afterwards."""
+    before = backends.current()
+    inherited = backends.BackendState(cudnn_benchmark=device.type != "cuda", tf32_matmul=True,
+                                      tf32_cudnn=True)  # fmt: skip
+    with backends.applied(inherited):
+        with backends.applied(parse_mode("fp32").backends(device)) as state:
+            # IEEE fp32: PyTorch's default would leave cuDNN's TF32 on
+            assert not torch.backends.cuda.matmul.allow_tf32 and not torch.backends.cudnn.allow_tf32
+            assert torch.backends.cudnn.benchmark is (device.type == "cuda") is state.cudnn_benchmark
+        assert backends.current() == inherited
+        if device.type == "cuda":
+            with backends.applied(parse_mode("tf32").backends(device)):
+                assert torch.backends.cuda.matmul.allow_tf32 and torch.backends.cudnn.allow_tf32
+                assert torch.backends.cudnn.benchmark
+    assert backends.current() == before
+
+
+def test_backend_state_is_described_for_the_method():
+    gpu = parse_mode("bf16").backends(torch.device("cuda"))
+    assert gpu.describe(torch.device("cuda")) == (
+        "cuDNN benchmark on, TF32 matmul off, TF32 cuDNN off"
+    )
+    assert parse_mode("fp32").backends(CPU).describe(CPU) == f"{torch.get_num_threads()} CPU threads"
+
+
+def test_max_autotune_is_a_cuda_graph_mode_and_nocg_is_not():
+    assert parse_mode("bf16+compile-max").cuda_graphs
+    assert parse_mode("bf16+compile-ro").cuda_graphs
+    nocg = parse_mode("bf16+compile-max-nocg")
+    assert not nocg.cuda_graphs and nocg.compile_option == "max-autotune-no-cudagraphs"
+    assert nocg.name == "bf16+compile-max-nocg"
+    assert "no CUDA graphs" in nocg.describe()
+    assert "CUDA graphs" in parse_mode("fp32+compile-max").describe()
+    assert parse_mode("fp32+compile").compile_option is None
+    parse_mode("fp32+compile-max").check_device(CPU)  # no graphs on the CPU: allowed
+    with pytest.raises(ModeError, match="CUDA only"):
+        parse_mode("fp32+compile-ro").check_device(CPU)
 
 
 def test_mode_description_names_everything():
