@@ -54,7 +54,14 @@ def _throughput_metrics(kind: str, what: str) -> tuple[Metric, ...]:
         Metric(f"{kind}_batch", "samples", f"{what}: batch that ran (halved on out-of-memory)"),
         Metric(f"{kind}_tflops", "TFLOP/s", f"{what}: achieved, from the static FLOPs"),
         Metric(f"{kind}_mfu", "%", f"{what}: achieved TFLOP/s / device peak at the precision"),
-        Metric(f"{kind}_peak_mem", "MB", f"{what}: peak CUDA memory allocated (10^6 bytes)"),
+        Metric(f"{kind}_peak_mem", "MB", f"{what}: steady-state peak CUDA memory allocated "
+               "(10^6 bytes), reset after the warm-up, over the timed blocks"),
+        Metric(f"{kind}_first_call_peak_mem", "MB", f"{what}: peak CUDA memory allocated during "
+               "the first call (compilation, CUDA-graph recording, autotuning)"),
+        Metric(f"{kind}_host_ratio", "%", f"{what}: the host's enqueue loop time / the GPU "
+               "event time of the same blocks (CUDA only)"),
+        Metric(f"{kind}_host_bound", "flag", f"{what}: 1 when the host's enqueue time is at "
+               "least 90% of the event time: the figure measures Python dispatch, not the GPU"),
         Metric(f"{kind}_compile_time", "s", f"{what}: first call alone, compilation included"),
         Metric(f"{kind}_graph_breaks", "count", f"{what}: torch.compile graph breaks"),
     )
@@ -82,7 +89,10 @@ METRICS: dict[str, Metric] = {
         Metric("latency_p99", "ms", "batch-1 inference latency, 99th percentile"),
         Metric("latency_rel_iqr", "%", "IQR / median of the batch-1 latencies"),
         Metric("latency_compile_time", "s", "first batch-1 call alone, compilation included"),
-        Metric("latency_peak_mem", "MB", "peak CUDA memory allocated while timing batch 1"),
+        Metric("latency_peak_mem", "MB", "steady-state peak CUDA memory allocated while timing "
+               "batch 1, reset after the warm-up"),
+        Metric("latency_first_call_peak_mem", "MB", "peak CUDA memory allocated during the "
+               "first batch-1 call (compilation, CUDA-graph recording)"),
         # accuracy phase: per model, mean over seeds; per-epoch curves are in curves.csv
         Metric("test_acc", "%", "top-1 accuracy on the test images, mean over seeds"),
         Metric("test_acc_std", "%", "standard deviation of test_acc over seeds (n-1)"),
