@@ -27,7 +27,8 @@ import archs
 
 from . import backends
 from .modes import ModeError, parse_modes
-from .speed import SpeedConfig, clean_state, measure_speed
+from . import compiled
+from .speed import SpeedConfig, measure_speed
 
 
 def hand_loop(model, x, mode, device, warmup: int, steps: int, blocks: int) -> float:
@@ -72,12 +73,10 @@ def compare(name: str, mode, device: torch.device, batch: int, warmup: int) -> d
         return {"model": name, "mode": mode.name, "error": result.errors["infer"]}
     (harness,) = result.measurements
 
-    clean_state(device)
+    compiled.reset(device)
     torch.manual_seed(0)
     model = entry.build().to(device=device, memory_format=mode.memory_format).eval()
-    if mode.compile != "none":
-        model = torch.compile(model, mode=None if mode.compile == "default" else mode.compile,
-                              dynamic=False)  # fmt: skip
+    model = compiled.compile_model(model, mode)
     x = torch.randn(batch, 1, *size, device=device).contiguous(memory_format=mode.memory_format)
     # as many steps per block as the harness used, so both time the same amount of work
     steps, blocks = harness.timing.iters_per_sample, len(harness.timing.samples)
@@ -88,7 +87,7 @@ def compare(name: str, mode, device: torch.device, batch: int, warmup: int) -> d
         timer = tbench.Timer(stmt="step()", globals={"step": step},
                              num_threads=torch.get_num_threads())  # fmt: skip
         measured = timer.blocked_autorange(min_run_time=1.0)
-    clean_state(device)
+    compiled.reset(device)
 
     h, loop, tb = batch / harness.timing.median, batch / hand_s, batch / measured.median
     return {

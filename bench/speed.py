@@ -2,16 +2,19 @@
 model in one mode, on synthetic inputs resident on the device.
 
 Set-up (model, precision, layout, compile, inputs) is kept apart from the runners; each runner
-returns a frozen ``Measurement`` holding the raw timing samples. Warm-up, compilation included,
-happens before any timed block and is timed on its own. A CUDA out-of-memory halves the batch
-and retries; any other failure becomes that measurement's error and the run goes on.
+returns a frozen ``Measurement`` holding the raw timing samples. Each measurement (inference,
+latency, training) starts from a reset dynamo and a freshly built model, so no compiled graph,
+CUDA-graph pool or cached block of another measurement is in its figures. The first call
+(compilation, CUDA-graph recording, cuDNN autotuning) is timed and its memory peak taken on
+their own; the steady-state peak is reset after the warm-up. A CUDA out-of-memory halves the
+batch and retries; a sticky CUDA error ends the model (``SpeedResult.context_lost``); any other
+failure becomes that measurement's error and the run goes on.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
-import gc
 from dataclasses import dataclass, field
 from typing import Callable, Literal
 
@@ -21,7 +24,8 @@ from torch.nn import functional as F
 
 from archs import ModelEntry
 
-from . import backends
+from . import backends, compiled, failures
+from .backends import BackendState
 from .modes import Mode
 from .timing import Timer, Timing, measure_latency, measure_throughput
 
@@ -51,9 +55,12 @@ class Measurement:
     batch_size: int  # the batch that ran, after any out-of-memory halving
     requested_batch: int
     timing: Timing
-    first_call_s: float  # the first warm-up call alone: compilation for compiled modes
-    peak_mem_bytes: int | None  # CUDA only
+    first_call_s: float  # the first call alone: compilation for compiled modes
+    peak_mem_bytes: int | None  # CUDA only: steady state, over the timed calls
+    first_call_peak_mem_bytes: int | None  # CUDA only: during the first call
     graph_breaks: int | None  # compiled modes only
+    compiled_graphs: int | None  # compiled modes only: graphs dynamo compiled for this figure
+    backends: BackendState
 
     @property
     def samples_per_s(self) -> float:
@@ -65,18 +72,10 @@ class SpeedResult:
     model: str
     mode: Mode
     input_shape: tuple[int, int, int]
+    device: torch.device
     measurements: list[Measurement] = field(default_factory=list)
     errors: dict[str, str] = field(default_factory=dict)  # kind -> message
-
-
-def clean_state(device: torch.device) -> None:
-    """Each model and mode starts afresh: no compiled graphs, no cached blocks, no old peaks."""
-    torch._dynamo.reset()
-    torch._dynamo.utils.counters.clear()
-    gc.collect()
-    if device.type == "cuda":
-        torch.cuda.empty_cache()
-        torch.cuda.reset_peak_memory_stats(device)
+    context_lost: str | None = None  # a sticky CUDA error: nothing more can run in this process
 
 
 def _prepared_model(entry: ModelEntry, mode: Mode, device: torch.device, train: bool,
@@ -84,11 +83,7 @@ def _prepared_model(entry: ModelEntry, mode: Mode, device: torch.device, train: 
     torch.manual_seed(0)
     model = entry.build(num_classes=num_classes, in_channels=in_channels)
     model = model.to(device=device, memory_format=mode.memory_format).train(train)
-    if mode.compile == "none":
-        return model, model
-    compile_mode = None if mode.compile == "default" else mode.compile
-    # dynamic=False: batch 1 and batch N each get their own static graph
-    return model, torch.compile(model, mode=compile_mode, dynamic=False)
+    return model, compiled.compile_model(model, mode)
 
 
 def _inputs(batch: int, shape: tuple[int, int, int], num_classes: int, mode: Mode,
@@ -96,12 +91,6 @@ def _inputs(batch: int, shape: tuple[int, int, int], num_classes: int, mode: Mod
     x = torch.randn(batch, *shape, device=device).contiguous(memory_format=mode.memory_format)
     y = torch.randint(0, num_classes, (batch,), device=device)
     return x, y
-
-
-def _graph_breaks(mode: Mode) -> int | None:
-    if mode.compile == "none":
-        return None
-    return int(sum(torch._dynamo.utils.counters["graph_break"].values()))
 
 
 def _inference_step(model: nn.Module, x: torch.Tensor, mode: Mode,
@@ -145,86 +134,91 @@ def backward_and_step(loss: torch.Tensor, optimizer: torch.optim.Optimizer,
         scaler.update()
 
 
-def _measure(kind: Kind, raw: nn.Module, model: nn.Module, mode: Mode, device: torch.device,
-             batch: int, shape: tuple[int, int, int], cfg: SpeedConfig,
-             num_classes: int) -> Measurement:  # fmt: skip
-    timer = Timer(device)
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-    x, y = _inputs(batch, shape, num_classes, mode, device)
+class _PeakMemory:
+    """CUDA's allocated-memory peak since the last ``reset``; None on other devices."""
+
+    def __init__(self, device: torch.device):
+        self.device = device
+
+    def reset(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            torch.cuda.reset_peak_memory_stats(self.device)
+
+    def peak(self) -> int | None:
+        if self.device.type != "cuda":
+            return None
+        return torch.cuda.max_memory_allocated(self.device)
+
+
+def _measure(kind: Kind, entry: ModelEntry, mode: Mode, device: torch.device, batch: int,
+             shape: tuple[int, int, int], cfg: SpeedConfig, num_classes: int,
+             in_channels: int) -> Measurement:  # fmt: skip
+    compiled.reset(device)
     train = kind == "train"
-    with backends.applied(mode.backends(device)), torch.set_grad_enabled(train):
+    raw, model = _prepared_model(entry, mode, device, train, num_classes, in_channels)
+    x, y = _inputs(batch, shape, num_classes, mode, device)
+    timer, memory = Timer(device), _PeakMemory(device)
+    state = mode.backends(device)
+    with backends.applied(state), compiled.no_eager_fallback(), torch.set_grad_enabled(train):
         if train:
             step = _training_step(model, raw, x, y, mode, device)
         else:
             step = _inference_step(model, x, mode, device)
+        memory.reset()
         first_call_s = timer.wall(step)
-        breaks = _graph_breaks(mode)  # read now: a later batch-1 recompile adds its own
+        first_peak = memory.peak()
+        compiled.check_compiled(mode)
+        is_compiled = mode.compile != "none"
+        breaks = compiled.graph_breaks() if is_compiled else None
+        graphs = compiled.compiled_graphs() if is_compiled else None
+        for _ in range(cfg.warmup):
+            step()
+        memory.reset()
         if kind == "latency":
-            timing = measure_latency(step, timer, warmup=cfg.warmup, samples=cfg.latency_samples)
+            timing = measure_latency(step, timer, warmup=0, samples=cfg.latency_samples)
         else:
-            timing = measure_throughput(step, timer, warmup=cfg.warmup, repeats=cfg.repeats,
+            timing = measure_throughput(step, timer, warmup=0, repeats=cfg.repeats,
                                         min_block_s=cfg.min_block_s)  # fmt: skip
-    peak = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None
-    return Measurement(kind, batch, batch, timing, first_call_s, peak, breaks)
-
-
-def _free_memory(device: torch.device) -> None:
-    gc.collect()
-    if device.type == "cuda":
-        torch.cuda.empty_cache()
+        peak = memory.peak()
+    return Measurement(kind, batch, batch, timing, first_call_s, peak, first_peak, breaks, graphs,
+                       state)  # fmt: skip
 
 
 def run_with_oom_retry(run: Callable[[int], Measurement], batch: int,
                        device: torch.device) -> Measurement:  # fmt: skip
-    """Halve the batch on CUDA out-of-memory until it fits (timm's ``_try_run``); any other
-    error, an illegal memory access included, propagates."""
+    """Halve the batch on out-of-memory until it fits (timm's ``_try_run``); any other error,
+    an illegal memory access included, propagates."""
     requested = batch
     while True:
         try:
-            m = run(batch)
-        except torch.cuda.OutOfMemoryError:
-            if batch == 1:
+            return dataclasses.replace(run(batch), requested_batch=requested)
+        except Exception as exc:
+            if batch == 1 or not failures.is_out_of_memory(exc):
                 raise
-            batch //= 2
-            _free_memory(device)
-            continue
-        return dataclasses.replace(m, requested_batch=requested)
+        # Freed here, after the except block: inside it the traceback still holds the failing
+        # frames and their tensors (and a compiled shape's graph pool).
+        batch //= 2
+        compiled.reset(device)
 
 
 def measure_speed(entry: ModelEntry, mode: Mode, device: torch.device, cfg: SpeedConfig,
                   input_size: tuple[int, int], num_classes: int = 10,
                   in_channels: int = 1) -> SpeedResult:  # fmt: skip
-    """Inference and batch-1 latency share one eval-mode model (compiled once per input
-    shape); training gets a fresh train-mode model. Each starts from a clean state."""
+    """Each kind in ``cfg.kinds`` on its own freshly built (and compiled) model."""
     shape = (in_channels, *input_size)
-    result = SpeedResult(entry.name, mode, shape)
-    for train in (False, True):
-        kinds = [k for k in cfg.kinds if (k == "train") == train]
-        if not kinds:
-            continue
-        clean_state(device)
+    result = SpeedResult(entry.name, mode, shape, device)
+    for kind in cfg.kinds:
+        # run(batch) measures this kind; the batch is the one argument left open
+        run = functools.partial(_measure, kind, entry, mode, device, shape=shape, cfg=cfg,
+                                num_classes=num_classes, in_channels=in_channels)  # fmt: skip
         try:
-            raw, model = _prepared_model(entry, mode, device, train, num_classes, in_channels)
-        except Exception as exc:
-            for kind in kinds:
-                result.errors[kind] = f"{type(exc).__name__}: {_first_line(exc)}"
-            continue
-        for kind in kinds:
-            # run(batch) measures this kind; the batch is the one argument left open
-            run = functools.partial(_measure, kind, raw, model, mode, device, shape=shape,
-                                    cfg=cfg, num_classes=num_classes)  # fmt: skip
-            try:
-                result.measurements.append(
-                    run_with_oom_retry(run, 1 if kind == "latency" else cfg.batch_size, device)
-                )
-            except Exception as exc:  # this measurement's failure is its row's, not the run's
-                result.errors[kind] = f"{type(exc).__name__}: {_first_line(exc)}"
-        del raw, model, run
-        clean_state(device)
+            result.measurements.append(
+                run_with_oom_retry(run, 1 if kind == "latency" else cfg.batch_size, device)
+            )
+        except Exception as exc:  # this measurement's failure is its row's, not the run's
+            result.errors[kind] = failures.describe(exc)
+            if failures.is_sticky_cuda_error(exc):
+                return dataclasses.replace(result, context_lost=result.errors[kind])
+    compiled.reset(device)
     return result
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:500] if text else ""

@@ -8,6 +8,7 @@ import torch
 from .peaks import Peak
 from .results import error_row, result_row
 from .speed import Measurement, SpeedConfig, SpeedResult
+from .timing import HOST_BOUND_RATIO
 
 TRAIN_FLOPS_FACTOR = 3  # forward + backward (twice the forward), the usual convention
 
@@ -16,8 +17,7 @@ def speed_rows(result: SpeedResult, family: str, cfg: SpeedConfig, flops_per_sam
                peak: Peak | None, device_name: str) -> list[dict[str, object]]:  # fmt: skip
     rows: list[dict[str, object]] = []
     mode = result.mode
-    base = (f"{mode.describe()}; synthetic {'x'.join(map(str, result.input_shape))} inputs on "
-            f"{device_name}; torch {torch.__version__}")  # fmt: skip
+    inputs = f"synthetic {'x'.join(map(str, result.input_shape))} inputs on {device_name}"
 
     def add(metric: str, value: float, batch: int, method: str) -> None:
         rows.append(result_row(result.model, family, "speed", metric, value, mode=mode.name,
@@ -25,7 +25,10 @@ def speed_rows(result: SpeedResult, family: str, cfg: SpeedConfig, flops_per_sam
 
     for m in result.measurements:
         t = m.timing
-        timing = (f"{t.timer}, {cfg.warmup} warm-up calls untimed, median of {len(t.samples)} "
+        base = (f"{mode.describe()}; {m.backends.describe(result.device)}; {inputs}; "
+                f"torch {torch.__version__}")  # fmt: skip
+        timing = (f"{t.timer}, first call and {cfg.warmup} warm-up calls untimed, median of "
+                  f"{len(t.samples)} "
                   f"{'calls' if m.kind == 'latency' else f'blocks of {t.iters_per_sample} steps'}")  # fmt: skip
         method = f"{base}; batch {m.batch_size}; {timing}"
         key_batch = m.requested_batch
@@ -50,9 +53,19 @@ def speed_rows(result: SpeedResult, family: str, cfg: SpeedConfig, flops_per_sam
                 if peak is not None:
                     add(f"{m.kind}_mfu", 100 * achieved / peak.tflops, key_batch,
                         f"{method}; {flops_note}; peak {peak.tflops:.4g} TFLOP/s ({peak.source})")  # fmt: skip
+        if t.host_ratio is not None and m.kind != "latency":
+            host = (f"{method}; host enqueue loop (perf_counter) / CUDA event time of the same "
+                    f"blocks; host-bound at >= {HOST_BOUND_RATIO:.0%}")  # fmt: skip
+            add(f"{m.kind}_host_ratio", 100 * t.host_ratio, key_batch, host)
+            add(f"{m.kind}_host_bound", int(bool(t.host_bound)), key_batch, host)
         if m.peak_mem_bytes is not None:
             add(f"{m.kind}_peak_mem", m.peak_mem_bytes / 1e6, key_batch,
-                f"{base}; torch.cuda.max_memory_allocated, batch {m.batch_size}")  # fmt: skip
+                f"{base}; torch.cuda.max_memory_allocated over the timed calls, reset after "
+                f"the warm-up; batch {m.batch_size}")  # fmt: skip
+        if m.first_call_peak_mem_bytes is not None:
+            add(f"{m.kind}_first_call_peak_mem", m.first_call_peak_mem_bytes / 1e6, key_batch,
+                f"{base}; torch.cuda.max_memory_allocated during the first call (compilation, "
+                f"CUDA-graph recording, autotuning); batch {m.batch_size}")  # fmt: skip
         if mode.compile != "none":
             add(f"{m.kind}_compile_time", m.first_call_s, key_batch,
                 f"{base}; wall time of the first call (dynamo + inductor compile + one run)")  # fmt: skip
@@ -78,6 +91,8 @@ def sample_records(result: SpeedResult) -> list[dict[str, object]]:
             "steps_per_sample": m.timing.iters_per_sample,
             "seconds_per_step": list(m.timing.samples),
             "first_call_s": m.first_call_s,
+            "host_seconds_per_step": (list(m.timing.host_samples)
+                                      if m.timing.host_samples is not None else None),
         }
         for m in result.measurements
     ]
@@ -87,4 +102,5 @@ def measurement_summary(m: Measurement) -> str:
     if m.kind == "latency":
         return f"p50 {m.timing.median * 1e3:.3g} ms"
     noisy = " (noisy)" if m.timing.noisy else ""
+    noisy += " (host-bound)" if m.timing.host_bound else ""
     return f"{m.kind} {m.samples_per_s:,.0f}/s b{m.batch_size}{noisy}"

@@ -1,6 +1,10 @@
 """Timers and the statistics taken from their raw samples.
 
-On CUDA, CUDA events bracket the timed work on the stream; on the CPU, ``perf_counter``.
+Throughput blocks: on CUDA, CUDA events bracket the timed work on the stream, and the host's
+enqueue loop is timed beside them (a block whose enqueue takes nearly as long as the GPU work is
+host-bound: Python dispatch sets the pace); on the CPU, ``perf_counter``. Latency: each call on
+its own, from a synchronised start to a synchronised end on the host clock, so a sample holds
+everything a caller waits for (launch, dynamo guards, CUDA-graph bookkeeping, the kernels).
 Every figure keeps its raw samples; medians, IQRs and percentiles are computed from them.
 """
 
@@ -15,6 +19,7 @@ import numpy as np
 import torch
 
 NOISY_REL_IQR = 0.05  # IQR/median above this flags a measurement as noisy
+HOST_BOUND_RATIO = 0.9  # enqueue time / event time at or above this flags a figure host-bound
 
 
 @dataclass(frozen=True)
@@ -24,6 +29,8 @@ class Timing:
     samples: tuple[float, ...]
     iters_per_sample: int
     timer: str
+    # CUDA throughput blocks only: the host's seconds per iteration to enqueue each block
+    host_samples: tuple[float, ...] | None = None
 
     def percentile(self, q: float) -> float:
         return float(np.percentile(self.samples, q))
@@ -44,6 +51,18 @@ class Timing:
     def noisy(self) -> bool:
         return self.rel_iqr > NOISY_REL_IQR
 
+    @property
+    def host_ratio(self) -> float | None:
+        """Median over blocks of enqueue time / event time; None where not measured."""
+        if self.host_samples is None:
+            return None
+        return float(np.median([h / s for h, s in zip(self.host_samples, self.samples)]))
+
+    @property
+    def host_bound(self) -> bool | None:
+        ratio = self.host_ratio
+        return None if ratio is None else ratio >= HOST_BOUND_RATIO
+
 
 class Timer:
     """Times callables on one device; ``name`` says how (for the results' method column)."""
@@ -52,6 +71,8 @@ class Timer:
         self.device = device
         self.cuda = device.type == "cuda"
         self.name = "CUDA events" if self.cuda else "time.perf_counter"
+        self.latency_name = ("time.perf_counter per call, synchronised before and after"
+                             if self.cuda else "time.perf_counter per call")  # fmt: skip
 
     def sync(self) -> None:
         if self.cuda:
@@ -59,37 +80,40 @@ class Timer:
 
     def block(self, fn: Callable[[], object], iters: int) -> float:
         """Seconds per iteration over ``iters`` back-to-back calls of ``fn``."""
+        return self.timed_block(fn, iters)[0]
+
+    def timed_block(self, fn: Callable[[], object], iters: int) -> tuple[float, float | None]:
+        """Seconds per iteration of ``iters`` back-to-back calls, and on CUDA the host's seconds
+        per iteration to enqueue them. The enqueue time can only approach the event time when
+        the host, not the GPU, sets the pace; a GPU-bound block's enqueue ends early, as far
+        ahead as the launch queue lets the host run."""
         if self.cuda:
             start = torch.cuda.Event(enable_timing=True)
             end = torch.cuda.Event(enable_timing=True)
             self.sync()
             start.record()
+            t0 = time.perf_counter()
             for _ in range(iters):
                 fn()
+            host = time.perf_counter() - t0
             end.record()
             end.synchronize()
-            return start.elapsed_time(end) / 1e3 / iters
+            return start.elapsed_time(end) / 1e3 / iters, host / iters
         t0 = time.perf_counter()
         for _ in range(iters):
             fn()
-        return (time.perf_counter() - t0) / iters
+        return (time.perf_counter() - t0) / iters, None
 
     def each(self, fn: Callable[[], object], n: int) -> list[float]:
-        """Seconds of each of ``n`` calls, timed one by one (for latency percentiles)."""
-        if self.cuda:
-            events = [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True))
-                      for _ in range(n)]  # fmt: skip
-            self.sync()
-            for start, end in events:
-                start.record()
-                fn()
-                end.record()
-            self.sync()
-            return [s.elapsed_time(e) / 1e3 for s, e in events]
+        """Seconds of each of ``n`` calls, each from a synchronised start to a synchronised end
+        (for latency percentiles). The same code on every device: ``sync`` is a no-op on the
+        CPU, which runs synchronously."""
         out = []
         for _ in range(n):
+            self.sync()
             t0 = time.perf_counter()
             fn()
+            self.sync()
             out.append(time.perf_counter() - t0)
         return out
 
@@ -110,11 +134,13 @@ def measure_throughput(
         fn()
     one = timer.block(fn, 1)
     iters = max(1, math.ceil(min_block_s / max(one, 1e-9)))
-    samples = tuple(timer.block(fn, iters) for _ in range(repeats))
-    return Timing(samples, iters, timer.name)
+    blocks = [timer.timed_block(fn, iters) for _ in range(repeats)]
+    hosts = [h for _, h in blocks]
+    host_samples = None if None in hosts else tuple(hosts)  # type: ignore[arg-type]
+    return Timing(tuple(s for s, _ in blocks), iters, timer.name, host_samples)
 
 
 def measure_latency(fn: Callable[[], object], timer: Timer, *, warmup: int, samples: int) -> Timing:
     for _ in range(warmup):
         fn()
-    return Timing(tuple(timer.each(fn, samples)), 1, timer.name)
+    return Timing(tuple(timer.each(fn, samples)), 1, timer.latency_name)

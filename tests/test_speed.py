@@ -1,6 +1,7 @@
 """The speed harness on the CPU, with small batches: what CI can exercise."""
 
 import dataclasses
+import weakref
 
 import pandas as pd
 import pytest
@@ -11,7 +12,7 @@ from bench.modes import parse_mode
 from bench.peaks import Peak, datasheet_peak, device_peak
 from bench.speed import Measurement, SpeedConfig, measure_speed, run_with_oom_retry
 from bench.speed_rows import sample_records, speed_rows
-from bench.timing import Timing
+from bench.timing import Timer, Timing
 from reports.schema import METRICS
 
 CPU = torch.device("cpu")
@@ -75,7 +76,8 @@ def test_a_model_that_fails_records_errors_and_raises_nothing():
 
 
 def _fake_measurement(batch: int) -> Measurement:
-    return Measurement("infer", batch, batch, Timing((0.01,), 1, "test"), 0.0, None, None)
+    return Measurement("infer", batch, batch, Timing((0.01,), 1, "test"), 0.0, None, None, None,
+                       None, parse_mode("fp32").backends(CPU))  # fmt: skip
 
 
 def test_out_of_memory_halves_the_batch_and_records_it():
@@ -102,6 +104,54 @@ def test_other_errors_are_not_retried():
     with pytest.raises(RuntimeError, match="illegal memory access"):
         run_with_oom_retry(run, 256, CPU)
     assert tried == [256]
+
+
+@pytest.mark.parametrize("message", [
+    "CUDA error: CUBLAS_STATUS_ALLOC_FAILED when calling `cublasCreate(handle)`",
+    "cuDNN error: CUDNN_STATUS_ALLOC_FAILED",
+    "CUDA out of memory. Tried to allocate 2.00 GiB",
+])  # fmt: skip
+def test_cudnn_and_cublas_allocation_failures_count_as_out_of_memory(message):
+    tried = []
+
+    def run(batch):
+        tried.append(batch)
+        if batch > 32:
+            raise RuntimeError(message)
+        return _fake_measurement(batch)
+
+    assert run_with_oom_retry(run, 128, CPU).batch_size == 32
+    assert tried == [128, 64, 32]
+
+
+def test_the_failed_attempts_tensors_are_freed_before_the_retry():
+    """Memory is freed after the except block: inside it the traceback still holds the
+    raising frame, and with it the tensors made there."""
+    made: list[weakref.ref] = []
+    alive_at_retry = []
+
+    def run(batch):
+        alive_at_retry.extend(ref() is not None for ref in made)
+        activations = torch.empty(1024, 1024)  # what a failing forward leaves in its frame
+        made.append(weakref.ref(activations))
+        if batch > 2:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+        return _fake_measurement(batch)
+
+    assert run_with_oom_retry(run, 8, CPU).batch_size == 2
+    assert len(made) == 3 and alive_at_retry == [False, False, False]
+
+
+def test_a_sticky_cuda_error_ends_the_model_and_is_not_retried():
+    class Poisoned(torch.nn.Module):
+        def forward(self, x):
+            raise RuntimeError("CUDA error: an illegal memory access was encountered")
+
+    entry = dataclasses.replace(archs.get_entry("lenet"), builder=lambda **_: Poisoned())
+    r = measure_speed(entry, parse_mode("fp32"), CPU, QUICK, (28, 28))
+    assert r.measurements == [] and list(r.errors) == ["infer"]  # latency and train not tried
+    assert r.context_lost == r.errors["infer"]
+    assert "illegal memory access" in r.context_lost
 
 
 def test_out_of_memory_at_batch_1_gives_up():
@@ -142,3 +192,96 @@ def test_compiled_mode_on_the_cpu():
     rows = pd.DataFrame(speed_rows(r, "lenet", cfg, None, None, "CPU")).set_index("metric")
     assert rows.loc["infer_graph_breaks", "value"] == 0
     assert rows.loc["infer_compile_time", "unit"] == "s"
+
+
+def _sequential_of_depth(depth: int):
+    def build(num_classes: int = 10, in_channels: int = 1) -> torch.nn.Sequential:
+        hidden = [torch.nn.Linear(16, 16) for _ in range(depth)]
+        return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(in_channels * 16, 16),
+                                   *hidden, torch.nn.Linear(16, num_classes))  # fmt: skip
+
+    return build
+
+
+@pytest.mark.slow
+def test_compiled_figures_stay_compiled_past_the_recompile_limit():
+    """Every registry model is an nn.Sequential of its own structure, so all compiled forwards
+    share one code object and each model adds a cache entry to it: without a reset per model,
+    dynamo would run the ninth eager under a compiled label. More models than the limit, in one
+    process: each figure compiled its own graph and its first call paid for it."""
+    cfg = dataclasses.replace(QUICK, kinds=("infer",), repeats=1)
+    lenet = archs.get_entry("lenet")
+    for depth in range(torch._dynamo.config.recompile_limit + 2):
+        entry = dataclasses.replace(lenet, name=f"seq{depth}", builder=_sequential_of_depth(depth))
+        r = measure_speed(entry, parse_mode("fp32+compile"), CPU, cfg, (4, 4))
+        assert r.errors == {}
+        (m,) = r.measurements
+        assert m.compiled_graphs >= 1
+        assert m.first_call_s > 3 * m.timing.median
+
+
+def test_an_exhausted_recompile_limit_raises_instead_of_running_eager():
+    """Without the per-model reset the limit is hit: that is an error, never an eager figure."""
+    from bench import compiled
+
+    limit = torch._dynamo.config.recompile_limit
+    compiled.reset(CPU)
+    x = torch.randn(2, 4)
+    ran = 0
+    with compiled.no_eager_fallback(), pytest.raises(Exception, match="(?i)recompile|cache"):
+        for depth in range(1, limit + 2):  # Sequentials of other structures: one entry each
+            layers = [torch.nn.Linear(4, 4) for _ in range(depth)]
+            torch.compile(torch.nn.Sequential(*layers), backend="eager")(x)
+            ran += 1
+    assert ran == limit
+    compiled.reset(CPU)
+
+
+def test_a_compiled_mode_that_compiled_nothing_is_an_error():
+    from bench import compiled
+
+    compiled.reset(CPU)
+    with pytest.raises(compiled.RanEager, match="ran eager"):
+        compiled.check_compiled(parse_mode("fp32+compile"))
+    compiled.check_compiled(parse_mode("fp32"))  # eager asks for nothing
+
+
+def test_latency_samples_are_single_synchronised_calls():
+    """Each latency sample is one call between two synchronisations, on every device."""
+    events = []
+
+    class Recording(Timer):
+        def sync(self):
+            events.append("sync")
+
+    samples = Recording(CPU).each(lambda: events.append("call"), 3)
+    assert len(samples) == 3
+    assert events == ["sync", "call", "sync"] * 3
+
+
+def test_host_bound_is_flagged_from_the_enqueue_and_event_times():
+    gpu_bound = Timing((1.0, 1.0, 1.0), 10, "CUDA events", host_samples=(0.2, 0.3, 0.25))
+    host_bound = Timing((1.0, 1.0, 1.0), 10, "CUDA events", host_samples=(0.95, 0.97, 0.99))
+    assert gpu_bound.host_ratio == pytest.approx(0.25) and not gpu_bound.host_bound
+    assert host_bound.host_bound
+    assert Timing((1.0,), 1, "time.perf_counter").host_bound is None  # not measured on the CPU
+    m = dataclasses.replace(_fake_measurement(256), timing=host_bound)
+    r = measure_result_with(m)
+    rows = pd.DataFrame(speed_rows(r, "lenet", QUICK, None, None, "GPU")).set_index("metric")
+    assert rows.loc["infer_host_bound", "value"] == 1
+    assert rows.loc["infer_host_ratio", "value"] == pytest.approx(97)
+    assert "host enqueue" in rows.loc["infer_host_bound", "method"]
+
+
+def measure_result_with(m: Measurement):
+    from bench.speed import SpeedResult
+
+    return SpeedResult("lenet", parse_mode("fp32"), (1, 28, 28), CPU, [m])
+
+
+def test_rows_state_the_backend_switches():
+    r = measure(cfg=dataclasses.replace(QUICK, kinds=("infer",)))
+    rows = pd.DataFrame(speed_rows(r, "lenet", QUICK, None, None, "CPU"))
+    assert rows["method"].str.contains(f"{torch.get_num_threads()} CPU threads").all()
+    gpu_state = parse_mode("bf16").backends(torch.device("cuda"))
+    assert "cuDNN benchmark on" in gpu_state.describe(torch.device("cuda"))
