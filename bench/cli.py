@@ -6,6 +6,7 @@ import argparse
 import json
 import re
 import sys
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -30,10 +31,21 @@ from . import provenance
 from .data import DEBIAN_DIR, ENV_VAR, DataError, load_fashion_mnist
 from .loader import to_device
 from .modes import Mode, ModeError, parse_modes
-from .peaks import device_ceilings
+from .backends import set_threads
+from .estimate import duration
+from .peaks import device_ceilings, device_peak
 from .profile import METHOD, format_unsupported, profile_model
 from .results import RunWriter
-from .runner import PHASES, Done, RunConfig, find_resumable, layers_frame, new_run_dir, run_models
+from .runner import (
+    PHASES,
+    Done,
+    RunAborted,
+    RunConfig,
+    find_resumable,
+    layers_frame,
+    new_run_dir,
+    run_models,
+)
 from .train import AccuracyConfig, parse_budget
 
 EXIT_USAGE = 2
@@ -49,8 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Profile and benchmark the registered CNN architectures.",
         epilog="Models: 'all', names, globs ('resnet*') or family names, comma-separated. "
         "Modes: precision fp32|tf32|bf16|fp16 (amp = bf16), +cl for channels_last, "
-        "+compile|+compile-ro|+compile-max for torch.compile default|reduce-overhead|"
-        "max-autotune, e.g. 'fp32,bf16+cl+compile'.",
+        "+compile|+compile-ro|+compile-max|+compile-max-nocg for torch.compile default|"
+        "reduce-overhead|max-autotune|max-autotune-no-cudagraphs, e.g. 'fp32,bf16+cl+compile'.",
     )
     p.add_argument("--models", default="all", help="which models (default: all)")
     p.add_argument("--list", action="store_true", help="list the registered models and exit")
@@ -77,6 +89,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-limit", type=int,
                    help="evaluate on the first N test images (default all on a GPU, 500 on the CPU)")
     p.add_argument("--train-compile", action="store_true", help="torch.compile the training model")
+    p.add_argument("--compiled-latency", action="store_true",
+                   help="measure batch-1 latency in compiled modes too (one more compile per "
+                        "model and mode; by default latency is measured in eager modes)")  # fmt: skip
+    p.add_argument("--threads", type=int,
+                   help="CPU threads for CPU figures (torch.set_num_threads; default: torch's)")
     p.add_argument("--out", type=Path, default=Path("runs"), help="where run folders go (default runs/)")
     p.add_argument("--resume", action="store_true",
                    help="continue the newest run folder made by the same command, skipping "
@@ -155,11 +172,18 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         raise UsageError("--repeats must be at least 1")
     if args.warmup is not None and args.warmup < 0:
         raise UsageError("--warmup must be 0 or more")
+    if args.threads is not None and args.threads < 1:
+        raise UsageError("--threads must be at least 1")
+    set_threads(args.threads)
     try:
         modes = parse_modes(args.modes, device)
     except ModeError as exc:
         raise UsageError(str(exc)) from None
     accuracy, data = None, None
+    if "accuracy" in phases and args.num_classes < 10:
+        raise UsageError(f"the accuracy phase trains on Fashion-MNIST's 10 classes: "
+                         f"--num-classes {args.num_classes} cannot hold them (use 10 or more, "
+                         "or leave out the accuracy phase with --phases static,speed)")  # fmt: skip
     if "accuracy" in phases:
         accuracy = accuracy_config(args, device)
         try:
@@ -180,6 +204,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         warmup=args.warmup,
         accuracy=accuracy,
         data=data,
+        compiled_latency=args.compiled_latency,
     )
 
 
@@ -218,8 +243,10 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     same_args = [a for a in argv if a != "--resume"]
     info = provenance.collect(cfg.device, argv)
     info["argv"] = same_args
+    info["backends"] = backend_policy(cfg)
     precisions = sorted({m.precision for m in cfg.modes} | {"fp32"})
-    info["ceilings"] = device_ceilings(cfg.device, str(info["device_name"]), precisions)
+    if "speed" in cfg.phases:
+        info["ceilings"] = device_ceilings(cfg.device, str(info["device_name"]), precisions)
     done = Done()
     run_dir = find_resumable(args.out, same_args) if args.resume else None
     if args.resume and run_dir is None:
@@ -242,12 +269,28 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
           f"device {cfg.device} ({writer.provenance['device_name']}); results in {run_dir}",
           file=sys.stderr)  # fmt: skip
     status = "interrupted"
+    aborted: RunAborted | None = None
+    device_name = str(info["device_name"])
+    peak = device_peak(cfg.device, device_name, "bf16" if cfg.device.type == "cuda" else "fp32")
+    t0 = time.perf_counter()
     try:
-        run_models(cfg, writer, done)
+        totals = run_models(cfg, writer, done, peak.tflops)
         status = "complete"
+        print(f"archbench: took {duration(time.perf_counter() - t0)} ("
+              + ", ".join(f"{phase} {duration(s)}" for phase, s in totals.items() if s)
+              + ")", file=sys.stderr)  # fmt: skip
+    except RunAborted as exc:
+        status, aborted = "cuda-error", exc
     finally:
         writer.finish(status)
-    code = report(pd.DataFrame(writer.rows), cfg, run_dir, str(writer.provenance["device_name"]))
+    if aborted is not None:
+        print(f"archbench: {aborted.model} hit a CUDA error that leaves the CUDA context unusable "
+              f"({aborted.error}); the run stopped there. Everything measured is saved in "
+              f"{run_dir}, and {aborted.model}'s remaining figures are error rows, so running the "
+              f"same command again with --resume, in a new process, continues with the next "
+              f"model without it", file=sys.stderr)  # fmt: skip
+        return 1
+    code = report(pd.DataFrame(writer.rows), cfg, run_dir, device_name)
     try:
         print(f"report: {build_report(run_dir)} (charts/, tables/ beside it)")
     except Exception as exc:  # the measurements are saved; the report can be rebuilt
@@ -255,6 +298,16 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
               f"results are saved: rebuild with `python -m reports {run_dir}`", file=sys.stderr)  # fmt: skip
         return 1
     return code
+
+
+def backend_policy(cfg: RunConfig) -> dict[str, object]:
+    """The backend switches the run's figures are measured under, for run.json (each row's
+    method states the ones it ran with)."""
+    policy: dict[str, object] = {"cpu_threads": torch.get_num_threads()}
+    if cfg.device.type == "cuda":
+        policy.update(cudnn_benchmark=True, tf32="on in tf32 modes only (matmul and cuDNN)",
+                      compiled_latency=cfg.compiled_latency)  # fmt: skip
+    return policy
 
 
 def report(results: pd.DataFrame, cfg: RunConfig, run_dir: Path, device_name: str) -> int:

@@ -13,6 +13,8 @@ import torch
 
 import archs
 
+from . import failures
+from .estimate import ASSUMED_EFFICIENCY, ModelWork, Progress, duration, estimate_phases
 from .modes import Mode
 from .peaks import device_peak
 from .profile import LayerRow, StaticProfile, profile_model
@@ -63,6 +65,7 @@ class RunConfig:
     warmup: int | None = None
     accuracy: AccuracyConfig | None = None  # set when the accuracy phase runs
     data: tuple[Split, Split] | None = None  # training and test splits on the device
+    compiled_latency: bool = False  # batch-1 latency in compiled modes too (a compile each)
 
 
 def layers_frame(layers: list[LayerRow]) -> pd.DataFrame:
@@ -76,9 +79,23 @@ def _say(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
-def _speed_config(cfg: RunConfig, batch: int, first_batch: bool) -> SpeedConfig:
+class RunAborted(Exception):
+    """A sticky CUDA error: nothing more can run on the device in this process. What was
+    measured is saved; the failed model's remaining figures are error rows, so a resumed run
+    (a new process) skips it."""
+
+    def __init__(self, model: str, error: str):
+        super().__init__(f"{model}: {error}")
+        self.model = model
+        self.error = error
+
+
+def _speed_config(cfg: RunConfig, mode: Mode, batch: int, first_batch: bool) -> SpeedConfig:
     speed = SpeedConfig.for_device(cfg.device, batch)
-    kinds = ("infer", "latency", "train") if first_batch else ("infer", "train")
+    # batch-1 latency once per mode, at the first batch size; compiled modes only when asked,
+    # since each is one more compile
+    latency = first_batch and (mode.compile == "none" or cfg.compiled_latency)
+    kinds = ("infer", "latency", "train") if latency else ("infer", "train")
     return dataclasses.replace(
         speed,
         kinds=kinds,
@@ -96,51 +113,148 @@ def _fit_error(entry: archs.ModelEntry, cfg: RunConfig, exc: Exception) -> str:
     return message
 
 
-def run_models(cfg: RunConfig, writer: RunWriter, done: Done = Done()) -> None:
-    """Measure every model; each model's failures become its rows and the run goes on.
-    What ``done`` holds (a resumed run's measurements) is skipped."""
+def _speed_runs(cfg: RunConfig) -> list[tuple[Mode, int, SpeedConfig]]:
+    return [(mode, batch, _speed_config(cfg, mode, batch, first_batch=j == 0))
+            for mode in cfg.modes for j, batch in enumerate(cfg.batch_sizes)]  # fmt: skip
+
+
+def _model_work(cfg: RunConfig, flops: float) -> ModelWork:
+    runs = _speed_runs(cfg) if "speed" in cfg.phases else []
+    first = runs[0][2] if runs else SpeedConfig.for_device(cfg.device)
+    train_examples = eval_examples = train_seconds = 0.0
+    acc = cfg.accuracy
+    if "accuracy" in cfg.phases and acc is not None and cfg.data is not None:
+        train, test = cfg.data
+        seeds, budget = len(acc.seeds), acc.budget
+        epochs = budget.value if budget.kind == "epochs" else 1
+        if budget.kind == "seconds":
+            train_seconds = budget.value * seeds
+        elif budget.kind == "epochs":
+            train_examples = budget.value * len(train) * seeds
+        else:  # steps
+            train_examples = budget.value * min(len(train), acc.batch_cap or 256) * seeds
+        eval_examples = epochs * len(test) * seeds
+    return ModelWork(
+        flops_per_sample=flops,
+        speed_runs=[(mode, batch, sc.kinds) for mode, batch, sc in runs],
+        repeats=first.repeats,
+        warmup=first.warmup,
+        min_block_s=first.min_block_s,
+        latency_samples=first.latency_samples,
+        train_examples=train_examples,
+        eval_examples=eval_examples,
+        train_seconds=train_seconds,
+        compile_training=acc.mode if acc is not None and acc.mode.compile != "none" else None,
+    )
+
+
+def estimate_run(cfg: RunConfig, profiles: dict[str, StaticProfile | None],
+                 peak_tflops: float) -> Progress:  # fmt: skip
+    """The time each model should take, from its FLOPs (``estimate``'s assumptions)."""
+    estimates = {}
+    for name, profile in profiles.items():
+        flops = float(profile.flops) if profile else 0.0
+        phases = estimate_phases(_model_work(cfg, flops), peak_tflops, cfg.device)
+        estimates[name] = sum(phases.values())
+    return Progress(estimates)
+
+
+def run_models(cfg: RunConfig, writer: RunWriter, done: Done = Done(),
+               peak_tflops: float | None = None) -> dict[str, float]:  # fmt: skip
+    """Measure every model; each model's failures become its rows and the run goes on (a
+    sticky CUDA error raises ``RunAborted`` after its rows are written). What ``done`` holds
+    (a resumed run's measurements) is skipped. Returns the seconds spent per phase."""
     device_name = device_description(cfg.device)
     width = len(str(len(cfg.models)))
+    profiles: dict[str, StaticProfile | None] = {}
+    static_errors: dict[str, str] = {}
+    for name in cfg.models:
+        entry = archs.get_entry(name)
+        try:
+            profiles[name] = profile_model(entry, cfg.input_size, cfg.num_classes, cfg.in_channels)
+        except Exception as exc:  # one model's failure is its row's, not the run's
+            profiles[name] = None
+            static_errors[name] = _fit_error(entry, cfg, exc)
+    progress = None
+    if peak_tflops:
+        progress = estimate_run(cfg, profiles, peak_tflops)
+        _say(f"estimate: about {duration(progress.total_estimate)} for {_plural(len(cfg.models), 'model')} "
+             f"(from each model's FLOPs at {ASSUMED_EFFICIENCY:.0%} of the device's "
+             f"{peak_tflops:.3g} TFLOP/s, refined as models finish)")  # fmt: skip
+    totals = {phase: 0.0 for phase in cfg.phases}
     for i, name in enumerate(cfg.models, 1):
         entry = archs.get_entry(name)
         tag = f"[{i:>{width}}/{len(cfg.models)}] {name}"
-        t0 = time.perf_counter()
-        profile: StaticProfile | None = None
-        try:
-            profile = profile_model(entry, cfg.input_size, cfg.num_classes, cfg.in_channels)
-        except Exception as exc:  # one model's failure is its row's, not the run's
-            writer.add([error_row(name, entry.family, "static", _fit_error(entry, cfg, exc))])
-            _say(f"{tag}: static FAILED ({type(exc).__name__})")
-        if "static" in cfg.phases and name in done.static:
-            _say(f"{tag}: static profile already in the run folder, skipped")
-        elif profile is not None and "static" in cfg.phases:
-            writer.add(static_rows(profile))
-            writer.add_layers(name, layers_frame(profile.layers))
-            _say(f"{tag}: {profile.params / 1e6:.3f} M params, {profile.macs / 1e9:.4f} GMACs/sample "
-                 f"({time.perf_counter() - t0:.1f} s)")  # fmt: skip
+        t_model = time.perf_counter()
+        spent: dict[str, float] = {}
+        profile = profiles[name]
+        if "static" in cfg.phases:
+            if name in done.static:
+                _say(f"{tag}: static profile already in the run folder, skipped")
+            elif profile is None:
+                writer.add([error_row(name, entry.family, "static", static_errors[name])])
+                _say(f"{tag}: static FAILED ({static_errors[name].split(':')[0]})")
+            else:
+                writer.add(static_rows(profile))
+                writer.add_layers(name, layers_frame(profile.layers))
+                _say(f"{tag}: {profile.params / 1e6:.3f} M params, "
+                     f"{profile.macs / 1e9:.4f} GMACs/sample")  # fmt: skip
+            spent["static"] = 0.0  # profiled above, before the estimate: seconds at most
         if "speed" in cfg.phases:
-            size = cfg.input_size or (entry.input_size, entry.input_size)
-            flops = profile.flops if profile else None
-            for mode in cfg.modes:
-                peak = device_peak(cfg.device, device_name, mode.precision)
-                for j, batch in enumerate(cfg.batch_sizes):
-                    if (name, mode.name, batch) in done.speed:
-                        _say(f"{tag} {mode.name} b{batch}: already in the run folder, skipped")
-                        continue
-                    speed_cfg = _speed_config(cfg, batch, first_batch=j == 0)
-                    t1 = time.perf_counter()
-                    result = measure_speed(entry, mode, cfg.device, speed_cfg, size,
-                                           cfg.num_classes, cfg.in_channels)  # fmt: skip
-                    writer.add(speed_rows(result, entry.family, speed_cfg, flops, peak, device_name))
-                    writer.add_samples(sample_records(result))
-                    measured = ", ".join(measurement_summary(m) for m in result.measurements)
-                    failed = "".join(f"; {k} FAILED ({e.split(':')[0]})" for k, e in result.errors.items())
-                    _say(f"{tag} {mode.name} b{batch}: {measured}{failed} "
-                         f"({time.perf_counter() - t1:.1f} s)")  # fmt: skip
+            t0 = time.perf_counter()
+            _run_speed(entry, cfg, writer, done, profile, device_name, tag)
+            spent["speed"] = time.perf_counter() - t0
         if "accuracy" in cfg.phases and name in done.accuracy:
             _say(f"{tag}: accuracy already in the run folder, skipped")
         elif "accuracy" in cfg.phases:
+            t0 = time.perf_counter()
             run_accuracy(entry, cfg, writer, tag)
+            spent["accuracy"] = time.perf_counter() - t0
+        for phase, seconds in spent.items():
+            totals[phase] += seconds
+        took = time.perf_counter() - t_model
+        line = ", ".join(f"{phase} {duration(s)}" for phase, s in spent.items() if s)
+        eta = ""
+        if progress is not None:
+            progress.finished(name, took)
+            eta = f"; about {duration(progress.seconds_left())} left"
+        _say(f"{tag}: done in {duration(took)}{f' ({line})' if line else ''}{eta}")
+    return totals
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def _run_speed(entry: archs.ModelEntry, cfg: RunConfig, writer: RunWriter, done: Done,
+               profile: StaticProfile | None, device_name: str, tag: str) -> None:  # fmt: skip
+    name = entry.name
+    size = cfg.input_size or (entry.input_size, entry.input_size)
+    flops = profile.flops if profile else None
+    runs = _speed_runs(cfg)
+    for k, (mode, batch, speed_cfg) in enumerate(runs):
+        if (name, mode.name, batch) in done.speed:
+            _say(f"{tag} {mode.name} b{batch}: already in the run folder, skipped")
+            continue
+        peak = device_peak(cfg.device, device_name, mode.precision)
+        t1 = time.perf_counter()
+        result = measure_speed(entry, mode, cfg.device, speed_cfg, size, cfg.num_classes,
+                               cfg.in_channels)  # fmt: skip
+        writer.add(speed_rows(result, entry.family, speed_cfg, flops, peak, device_name))
+        writer.add_samples(sample_records(result))
+        measured = ", ".join(measurement_summary(m) for m in result.measurements)
+        failed = "; ".join(f"{kind} FAILED ({e.split(':')[0]})" for kind, e in result.errors.items())
+        _say(f"{tag} {mode.name} b{batch}: {'; '.join(filter(None, [measured, failed]))} "
+             f"({time.perf_counter() - t1:.1f} s)")  # fmt: skip
+        if result.context_lost:
+            lost = f"not measured: the CUDA context was lost in {mode.name} b{batch}"
+            rows = [error_row(name, entry.family, "speed", lost, mode=m.name, batch=b)
+                    for m, b, _ in runs[k + 1:]]  # fmt: skip
+            if "accuracy" in cfg.phases and cfg.accuracy is not None:
+                rows.append(error_row(name, entry.family, "accuracy", lost,
+                                      mode=cfg.accuracy.mode.name))  # fmt: skip
+            writer.add(rows)
+            raise RunAborted(name, result.context_lost)
 
 
 def run_accuracy(entry: archs.ModelEntry, cfg: RunConfig, writer: RunWriter, tag: str) -> None:
@@ -152,6 +266,7 @@ def run_accuracy(entry: archs.ModelEntry, cfg: RunConfig, writer: RunWriter, tag
                               "training needs a square --input-size", mode=acc.mode.name)])  # fmt: skip
         return
     seeds = []
+    lost = False
     try:
         for seed in acc.seeds:
             result = train_model(entry, train, test, acc, seed, size,
@@ -159,11 +274,14 @@ def run_accuracy(entry: archs.ModelEntry, cfg: RunConfig, writer: RunWriter, tag
             writer.add_curves(curve_rows(result))
             seeds.append(result)
     except Exception as exc:  # out of memory, compile error: the model's row, not the run's
-        message = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:500] if str(exc).strip() else ''}"
-        writer.add([error_row(entry.name, entry.family, "accuracy", message, mode=acc.mode.name)])
+        writer.add([error_row(entry.name, entry.family, "accuracy", failures.describe(exc),
+                              mode=acc.mode.name)])  # fmt: skip
         _say(f"{tag} accuracy FAILED ({type(exc).__name__})")
+        lost = failures.is_sticky_cuda_error(exc)
+        if lost:
+            raise RunAborted(entry.name, failures.describe(exc)) from None
     finally:
-        if cfg.device.type == "cuda":
+        if cfg.device.type == "cuda" and not lost:  # a lost context fails every CUDA call
             torch.cuda.empty_cache()
     if seeds:
         writer.add(accuracy_rows(entry.name, entry.family, seeds, acc))

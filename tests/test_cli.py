@@ -72,21 +72,21 @@ def test_failed_model_is_recorded_and_the_run_goes_on(tmp_path, capsys):
 
 
 def test_interrupted_run_keeps_what_was_measured(tmp_path, monkeypatch):
-    real = runner.profile_model
+    real = runner.measure_speed
 
     def interrupt_on_second(entry, *args):
         if entry.name == "lenet_bn":
             raise KeyboardInterrupt
         return real(entry, *args)
 
-    monkeypatch.setattr(runner, "profile_model", interrupt_on_second)
+    monkeypatch.setattr(runner, "measure_speed", interrupt_on_second)
     args = ["--models", "lenet,lenet_bn,small_cnn", "--phases", "static,speed", "--repeats", "1",
             "--warmup", "0", "--out", str(tmp_path)]  # fmt: skip
     assert cli.main(args) == 130
     run_dir = only_run_dir(tmp_path)
     results = pd.read_csv(run_dir / "results.csv")
-    assert set(results["model"]) == {"lenet"}
-    assert set(results["phase"]) == {"static", "speed"}  # both of lenet's phases were kept
+    assert set(results[results["phase"] == "speed"]["model"]) == {"lenet"}
+    assert set(results[results["model"] == "lenet"]["phase"]) == {"static", "speed"}
     assert (run_dir / "samples.jsonl").read_text().count("\n") == 3
     assert json.loads((run_dir / "run.json").read_text())["status"] == "interrupted"
 
@@ -112,6 +112,8 @@ def test_layers_prints_the_per_layer_table(capsys):
         (["--batch-sizes", "8,zero"], "--batch-sizes must be comma-separated integers"),
         (["--batch-sizes", "0"], "--batch-sizes must be positive"),
         (["--repeats", "0"], "--repeats must be at least 1"),
+        (["--threads", "0"], "--threads must be at least 1"),
+        (["--num-classes", "5"], "cannot hold them"),
     ],
 )
 def test_bad_input_exits_2_with_a_message_and_no_traceback(args, message):
@@ -169,3 +171,76 @@ def test_batch_size_sweep(tmp_path):
     infer = speed[speed["metric"] == "infer_throughput"]
     assert sorted(infer["batch"]) == [2, 4]
     assert (speed["metric"] == "latency_p50").sum() == 1  # latency once, at batch 1
+
+
+def test_a_phase_not_asked_for_writes_no_rows(tmp_path):
+    """LeNet cannot be profiled at 64x64; a speed-only run says so in speed rows alone."""
+    args = ["--models", "lenet", "--phases", "speed", "--input-size", "64", "--repeats", "1",
+            "--warmup", "0", "--out", str(tmp_path)]  # fmt: skip
+    assert cli.main(args) == 1
+    results = pd.read_csv(only_run_dir(tmp_path) / "results.csv")
+    assert set(results["phase"]) == {"speed"}
+
+
+def test_threads_are_applied_and_recorded(tmp_path, capsys):
+    before = torch.get_num_threads()
+    try:
+        args = ["--models", "lenet", "--phases", "speed", "--threads", "1", "--repeats", "1",
+                "--warmup", "0", "--out", str(tmp_path)]  # fmt: skip
+        assert cli.main(args) == 0
+    finally:
+        torch.set_num_threads(before)
+    run_dir = only_run_dir(tmp_path)
+    assert json.loads((run_dir / "run.json").read_text())["backends"]["cpu_threads"] == 1
+    results = pd.read_csv(run_dir / "results.csv")
+    assert results["method"].str.contains("1 CPU threads").all()
+    err = capsys.readouterr().err
+    assert "estimate: about" in err and "left" in err and "archbench: took" in err
+
+
+class _PoisonsTheDevice(torch.nn.Module):
+    """Profiles (batch 1) and then fails as a kernel that accessed memory out of bounds."""
+
+    def __init__(self):
+        super().__init__()
+        self.linear = torch.nn.Linear(28 * 28, 10)
+
+    def forward(self, x):
+        if x.shape[0] > 1:
+            raise RuntimeError("CUDA error: an illegal memory access was encountered")
+        return self.linear(x.flatten(1))
+
+
+@pytest.fixture
+def poisoned_model():
+    name = "poisoned"
+    archs.register_model(family="test", year=2026, paper="-", note="-", input_size=28, name=name)(
+        lambda num_classes=10, in_channels=1: _PoisonsTheDevice()
+    )
+    yield name
+    archs.registry._REGISTRY.pop(name)
+
+
+def test_a_sticky_cuda_error_ends_the_run_cleanly_and_resume_goes_on(tmp_path, capsys,
+                                                                    poisoned_model):  # fmt: skip
+    args = ["--models", f"lenet,{poisoned_model},small_cnn", "--phases", "static,speed",
+            "--modes", "fp32,bf16", "--repeats", "1", "--warmup", "0", "--out", str(tmp_path)]  # fmt: skip
+    assert cli.main(args) == 1
+    err = capsys.readouterr().err
+    assert "CUDA context unusable" in err and "--resume" in err and "Traceback" not in err
+    run_dir = only_run_dir(tmp_path)
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "cuda-error"
+    results = pd.read_csv(run_dir / "results.csv", keep_default_na=False)
+    poisoned = results[(results["model"] == poisoned_model) & (results["phase"] == "speed")]
+    assert set(poisoned["metric"]) == {ERROR_METRIC}
+    assert set(poisoned["mode"]) == {"fp32", "bf16"}  # the mode it died in, and the one after
+    assert "small_cnn" not in set(results["model"])
+    lenet_rows = len(results[results["model"] == "lenet"])
+
+    assert cli.main([*args, "--resume"]) == 1  # the poisoned model's error rows remain
+    assert "1 of 3 models failed (poisoned)" in capsys.readouterr().err
+    resumed = pd.read_csv(run_dir / "results.csv", keep_default_na=False)
+    assert len(resumed[resumed["model"] == "lenet"]) == lenet_rows  # nothing measured twice
+    assert len(resumed[resumed["model"] == poisoned_model]) == len(
+        results[results["model"] == poisoned_model])
+    assert (resumed[resumed["model"] == "small_cnn"]["metric"] == "infer_throughput").sum() == 2

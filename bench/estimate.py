@@ -1,0 +1,100 @@
+"""How long a run will take, said before it starts and refined as it goes.
+
+Before anything is measured the only knowledge is each model's static FLOPs and the device's
+compute peak, so the first estimate assumes a fixed fraction of that peak, a floor per step
+(kernel launches and Python dispatch bound small models) and a fixed compile time. As models
+finish, the time left is scaled by how the run's actual times compare with their estimates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .modes import Mode
+
+ASSUMED_EFFICIENCY = 0.3  # fraction of the compute peak a model reaches (rough, refined later)
+STEP_FLOOR_S = {"cuda": 3e-4, "cpu": 2e-4}  # per-step dispatch and launch cost
+COMPILE_S = {  # one torch.compile of one model and shape, by compile mode
+    "default": 15.0,
+    "reduce-overhead": 20.0,
+    "max-autotune": 180.0,  # autotuning benchmarks many kernel configurations
+    "max-autotune-no-cudagraphs": 180.0,
+}
+TRAIN_FACTOR = 3  # a training step: forward + backward (twice the forward)
+
+
+@dataclass(frozen=True)
+class ModelWork:
+    """What one model asks of each phase: enough to estimate its time."""
+
+    flops_per_sample: float  # forward, fvcore's count
+    speed_runs: list[tuple[Mode, int, tuple[str, ...]]]  # (mode, batch, kinds)
+    repeats: int
+    warmup: int
+    min_block_s: float
+    latency_samples: int
+    train_examples: float  # examples the accuracy phase trains on (0 when it does not run)
+    eval_examples: float  # examples it evaluates on, summed over evaluations
+    train_seconds: float = 0.0  # a seconds budget: the training time itself
+    compile_training: Mode | None = None  # the accuracy phase's mode when it compiles
+
+
+def step_seconds(flops: float, peak_tflops: float, device: torch.device) -> float:
+    return max(flops / (peak_tflops * 1e12 * ASSUMED_EFFICIENCY), STEP_FLOOR_S[device.type])
+
+
+def estimate_phases(work: ModelWork, peak_tflops: float, device: torch.device) -> dict[str, float]:
+    """Seconds per phase for one model (``speed`` and ``accuracy``; static is seconds at most)."""
+    speed = 0.0
+    for mode, batch, kinds in work.speed_runs:
+        for kind in kinds:
+            b = 1 if kind == "latency" else batch
+            factor = TRAIN_FACTOR if kind == "train" else 1
+            step = step_seconds(work.flops_per_sample * b * factor, peak_tflops, device)
+            first = COMPILE_S.get(mode.compile, step)
+            if kind == "latency":
+                timed = work.latency_samples * step
+            else:
+                timed = (work.repeats + 1) * max(work.min_block_s, step)
+            speed += first + work.warmup * step + timed
+    per_example = work.flops_per_sample / (peak_tflops * 1e12 * ASSUMED_EFFICIENCY)
+    accuracy = (work.train_seconds + work.train_examples * per_example * TRAIN_FACTOR
+                + work.eval_examples * per_example)  # fmt: skip
+    if accuracy and work.compile_training is not None:
+        accuracy += COMPILE_S.get(work.compile_training.compile, 0.0)
+    return {"speed": speed, "accuracy": accuracy}
+
+
+@dataclass
+class Progress:
+    """Estimated and actual seconds of the models done so far; the time left is the estimate
+    of the rest scaled by actual / estimated so far."""
+
+    estimates: dict[str, float]  # model -> estimated seconds (all phases)
+    done_estimated: float = 0.0
+    done_actual: float = 0.0
+
+    @property
+    def total_estimate(self) -> float:
+        return sum(self.estimates.values())
+
+    def finished(self, model: str, actual_s: float) -> None:
+        self.done_estimated += self.estimates.get(model, 0.0)
+        self.done_actual += actual_s
+
+    def seconds_left(self) -> float:
+        left = self.total_estimate - self.done_estimated
+        if self.done_estimated > 0:
+            left *= self.done_actual / self.done_estimated
+        return max(left, 0.0)
+
+
+def duration(seconds: float) -> str:
+    """``42 s``, ``7.5 min``, ``1.2 h``."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
