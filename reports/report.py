@@ -38,8 +38,18 @@ CHART_CAPTIONS = {
     "learning_curves": "Test accuracy by epoch and by training second.",
     "latency_distributions": "Batch-1 latency: quartiles, p1-p99 whiskers, outliers.",
     "roofline": "Achieved TFLOP/s against estimated arithmetic intensity (FLOPs over the "
-    "parameters read once plus each leaf layer's output written and read once).",
+    "parameters read once plus each leaf layer's output written and read once). A red ring: "
+    "above the measured ceiling, not an attainable figure.",
 }
+# how the flagged charts mark noisy and host-bound figures
+_HOST_CAPTION = "an 'h': host-bound (Python dispatch, MFU describes the CPU)."
+FLAG_CAPTIONS = {
+    name: f"{noisy}: noisy (IQR/median > 5%); {_HOST_CAPTION}"
+    for name, noisy in (("accuracy_vs_throughput", "Hollow markers"),
+                        ("throughput_vs_params", "Hollow markers"),
+                        ("speedup_by_mode", "Hatched bars (this mode's figure or fp32's)"),
+                        ("roofline", "Hollow markers"))
+}  # fmt: skip
 
 
 def report_tables(run: Run) -> dict[str, tuple[pd.DataFrame, pd.DataFrame]]:
@@ -129,7 +139,8 @@ def build_report(run_dir: Path) -> Path:
     if charts:
         lines += ["", "## Charts"]
         for name, path in charts.items():
-            lines += ["", f"![{name}](charts/{path.name})", "", CHART_CAPTIONS[name]]
+            caption = " ".join(filter(None, (CHART_CAPTIONS[name], FLAG_CAPTIONS.get(name))))
+            lines += ["", f"![{name}](charts/{path.name})", "", caption]
     if run.layers:
         lines += ["", "## Per-layer tables", ""]
         lines += [f"- [{m}](tables/layers/{m}.md)" for m in run.layers]

@@ -1,13 +1,16 @@
-"""Flagged speed figures (noisy, host-bound, above the measured ceiling) marked in the tables.
-Small synthetic run folders, written by RunWriter."""
+"""Flagged speed figures (noisy, host-bound, above the measured ceiling) marked in the tables
+and charts. Small synthetic run folders, written by RunWriter."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import matplotlib.pyplot as plt
+import numpy as np
 import pytest
 
 from bench.results import RunWriter, result_row
+from reports import charts
 from reports.report import build_report
 from reports.store import load_run
 from reports.tables import figure_flags, format_speed_summary, speed_summary
@@ -142,3 +145,76 @@ def test_report_tables_mark_flags_with_footnotes(run):
     report = (run.path / "report.md").read_text()
     assert "150*" in report and "ceilings (roofline, '!' marks)" in report
     assert "best of 2 measurements" in report
+    assert "Hollow markers: noisy" in report and "A red ring: above the measured ceiling" in report
+    roofline = plt.imread(run.path / "charts" / "roofline.png")
+    assert np.asarray(roofline)[..., :3].std() > 0.05
+
+
+# -- charts -----------------------------------------------------------------------------------
+
+
+def gid_points(ax, gid: str) -> set[tuple[float, float]]:
+    """Data coordinates of the points that the artists tagged ``gid`` mark."""
+    points = set()
+    for artist in [*ax.collections, *ax.texts]:
+        if artist.get_gid() != gid:
+            continue
+        xy = artist.get_offsets() if hasattr(artist, "get_offsets") else [artist.xy]
+        points |= {(round(float(x), 6), round(float(y), 6)) for x, y in xy}
+    return points
+
+
+def legend_texts(ax) -> list[str]:
+    return [t.get_text() for t in ax.get_legend().get_texts()]
+
+
+def test_roofline_flags_a_point_above_its_ceiling(run):
+    fig = charts.roofline(run)
+    ax = fig.axes[0]
+    # intensity of "overcounted" at batch 8, bf16: FLOPs x 8 / (4 x params + 2 x 2 x 8 x acts)
+    x = round(4e9 * 8 / (4 * 1e8 + 2 * 2 * 8 * 1e5), 6)
+    assert gid_points(ax, "above-ceiling") == {(x, 4.0)}
+    assert any(t.startswith("above the measured ceiling") for t in legend_texts(ax))
+    ring = next(c for c in ax.collections if c.get_gid() == "above-ceiling")
+    assert ring.get_edgecolor()[0][:3] == pytest.approx((1, 0, 0))  # red
+    assert ax.get_ylim()[1] > 4.0  # in view, above the 2 TFLOP/s ceiling
+    assert any("overcounted" in t.get_text() for t in ax.texts if t.get_gid() is None)
+    assert len(gid_points(ax, "noisy")) == 1 and len(gid_points(ax, "host-bound")) == 1
+    assert any(t.startswith("noisy: IQR/median > 5%") for t in legend_texts(ax))
+    assert any(t.startswith("host-bound: Python dispatch") for t in legend_texts(ax))
+    plt.close(fig)
+
+
+def test_throughput_chart_marks_noisy_and_host_bound(run):
+    fig = charts.throughput_vs_params(run)
+    ax = fig.axes[0]
+    assert gid_points(ax, "noisy") == {(1.0, 150.0)}  # jumpy: 10^6 params, bf16
+    assert gid_points(ax, "host-bound") == {(10.0, 1000.0)}  # tiny: 10^7 params
+    noisy = next(c for c in ax.collections if c.get_gid() == "noisy")
+    assert len(noisy.get_facecolors()) == 0 or noisy.get_facecolors()[0][3] == 0  # hollow
+    texts = legend_texts(ax)
+    assert "noisy: IQR/median > 5%" in texts
+    assert "host-bound: Python dispatch, MFU describes the CPU" in texts
+    assert "above-ceiling" not in {c.get_gid() for c in ax.collections}
+    plt.close(fig)
+
+
+def test_speedup_chart_hatches_noisy_bars(run):
+    fig = charts.speedup_by_mode(run)
+    ax = fig.axes[0]
+    hatched = [p for p in ax.patches if p.get_hatch()]
+    assert [round(p.get_height(), 6) for p in hatched] == [3.75]  # jumpy: 150 / 40
+    assert [t.get_text() for t in ax.texts if t.get_gid() == "host-bound"] == ["h"]
+    assert any(t.startswith("noisy: IQR/median > 5%") for t in legend_texts(ax))
+    plt.close(fig)
+
+
+@pytest.mark.parametrize("name", ["roofline", "throughput_vs_params", "accuracy_vs_throughput",
+                                  "speedup_by_mode"])  # fmt: skip
+def test_charts_of_a_steady_run_carry_no_flags(steady_run, name):
+    fig = charts.CHARTS[name](steady_run)
+    ax = fig.axes[0]
+    assert not [a for a in [*ax.collections, *ax.texts, *ax.patches] if a.get_gid()]
+    assert not any(p.get_hatch() for p in ax.patches)
+    assert not any(t.startswith(("noisy", "host-bound", "above")) for t in legend_texts(ax))
+    plt.close(fig)
