@@ -1,4 +1,6 @@
-"""Peak arithmetic throughput of a device, for MFU: a table of datasheet peaks, else measured.
+"""Peak arithmetic throughput of a device, for MFU: a table of datasheet peaks, else measured;
+and the roofline's ceilings for run.json, whose measured figures a run takes at its start and
+its end, keeping the best (a busy machine reads low, and no honest figure should beat them).
 
 Datasheet figures are NVIDIA's dense (no sparsity) tensor-core peaks in TFLOP/s; ``fp32`` is
 the non-tensor-core figure, since fp32 mode here turns TF32 off.
@@ -6,11 +8,15 @@ the non-tensor-core figure, since fp32 mode here turns TF32 off.
 
 from __future__ import annotations
 
+import math
 import re
+import time
 from dataclasses import dataclass
+from typing import Any, Callable
 
 import torch
 
+from .backends import applied, for_precision
 from .timing import Timer
 
 # (name pattern, {precision: TFLOP/s}); first match wins, so the specific come first.
@@ -31,10 +37,15 @@ DATASHEET_PEAKS: list[tuple[str, str, dict[str, float]]] = [
 ]
 
 
+# run.json's "ceilings": {"compute": {precision: {"tflops", "source"[, "measurements"]}},
+# "bandwidth": {"gbs", "source"[, "measurements"]}}
+Ceilings = dict[str, Any]
+
+
 @dataclass(frozen=True)
 class Peak:
     tflops: float
-    source: str  # "datasheet: <pattern>" or "measured: <how>"
+    source: str  # "<label> datasheet <precision> peak", or how it was measured
 
 
 def datasheet_peak(device_name: str, precision: str) -> Peak | None:
@@ -46,35 +57,73 @@ def datasheet_peak(device_name: str, precision: str) -> Peak | None:
     return None
 
 
-def measured_matmul_peak(device: torch.device, precision: str, n: int | None = None) -> Peak:
-    """TFLOP/s of an n x n x n matmul at ``precision``, the fastest of 5 blocks (a peak is a
-    best case), for devices the table does not know, the CPU included."""
-    n = n or (8192 if device.type == "cuda" else 2048)
+def measured_matmul_peak(device: torch.device, precision: str, n: int | None = None, *,
+                         blocks: int = 10, warmup_s: float = 0.5,
+                         min_block_s: float = 0.05) -> Peak:  # fmt: skip
+    """TFLOP/s of an n x n x n matmul at ``precision``, for devices the table does not know,
+    the CPU included: the fastest of ``blocks`` timed blocks (a peak is a best case), after
+    ``warmup_s`` seconds of matmuls (clocks up, thread pool and caches warm).
+
+    Without ``n``, n doubles from 256 until one matmul takes 0.1 s (smaller ones read low) or
+    n reaches 2048 (CPU) or 8192 (CUDA): a CPU without native bf16 takes tens of seconds over
+    one 2048^3 bf16 matmul."""
+    timer = Timer(device)
+    with applied(for_precision(precision, device)):
+        size = n or 256
+        matmul = _matmul(device, precision, size)
+        one = min(timer.block(matmul, 1) for _ in range(2))  # the first call is cold
+        while n is None and one < 0.1 and size < _max_matmul_size(device):
+            size *= 2
+            matmul = _matmul(device, precision, size)
+            one = min(timer.block(matmul, 1) for _ in range(2))
+        seconds = _fastest(timer, matmul, one, blocks=blocks, warmup_s=warmup_s,
+                           min_block_s=min_block_s)  # fmt: skip
+    return Peak(2 * size**3 / seconds / 1e12,
+                f"fastest of {blocks} blocks of a {size}^3 {precision} matmul, warm")  # fmt: skip
+
+
+def _fastest(timer: Timer, fn: Callable[[], object], one: float, *, blocks: int,
+             warmup_s: float, min_block_s: float) -> float:  # fmt: skip
+    """Seconds per call of ``fn`` in the fastest of ``blocks`` blocks of at least
+    ``min_block_s``, after ``warmup_s`` seconds of calls; ``one``: a call's seconds so far."""
+    warm_until = time.perf_counter() + warmup_s
+    while time.perf_counter() < warm_until:
+        one = min(one, timer.block(fn, 1))
+    iters = max(1, math.ceil(min_block_s / max(one, 1e-9)))
+    return min(timer.block(fn, iters) for _ in range(blocks))
+
+
+def _matmul(device: torch.device, precision: str, n: int) -> Callable[[], object]:
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision, torch.float32)
     a = torch.randn(n, n, device=device, dtype=dtype)
     b = torch.randn(n, n, device=device, dtype=dtype)
-    timer = Timer(device)
-    saved = torch.backends.cuda.matmul.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = precision == "tf32"
-    try:
-        for _ in range(2):
-            a @ b
-        seconds = min(timer.block(lambda: a @ b, 3) for _ in range(5))
-    finally:
-        torch.backends.cuda.matmul.allow_tf32 = saved
-    return Peak(2 * n**3 / seconds / 1e12, f"fastest of 5 blocks of a {n}^3 {precision} matmul")
+    out = torch.empty_like(a)
+    return lambda: torch.matmul(a, b, out=out)
+
+
+def _max_matmul_size(device: torch.device) -> int:
+    return 8192 if device.type == "cuda" else 2048
 
 
 _measured: dict[tuple[str, str], Peak] = {}
 
 
+def _remember(device: torch.device, precision: str, peak: Peak) -> Peak:
+    """Keep the best measured peak of the process; returns it."""
+    key = (str(device), precision)
+    if key not in _measured or peak.tflops > _measured[key].tflops:
+        _measured[key] = peak
+    return _measured[key]
+
+
 def device_peak(device: torch.device, device_name: str, precision: str) -> Peak:
+    """The peak MFU rows divide by: the datasheet's, else the best measured in this process
+    (measured once, then cached; ``device_ceilings`` adds its measurements to the cache)."""
     peak = datasheet_peak(device_name, precision) if device.type == "cuda" else None
     if peak is None:
-        key = (str(device), precision)
-        if key not in _measured:
-            _measured[key] = measured_matmul_peak(device, precision)
-        peak = _measured[key]
+        peak = _measured.get((str(device), precision))
+    if peak is None:
+        peak = _remember(device, precision, measured_matmul_peak(device, precision))
     return peak
 
 
@@ -96,23 +145,36 @@ DATASHEET_BANDWIDTH: list[tuple[str, str, float]] = [
 ]
 
 
-def measured_bandwidth(device: torch.device, megabytes: int = 256) -> float:
-    """GB/s of a large device-to-device copy, counting bytes read and written; best of 5."""
+def measured_bandwidth(device: torch.device, megabytes: int = 256, *, blocks: int = 10,
+                       warmup_s: float = 0.2, min_block_s: float = 0.05) -> float:  # fmt: skip
+    """GB/s of a large device-to-device copy, counting bytes read and written: the fastest of
+    ``blocks`` timed blocks after ``warmup_s`` seconds of copies."""
     n = megabytes * 2**20 // 4
     src = torch.empty(n, device=device)
     dst = torch.empty_like(src)
     timer = Timer(device)
-    dst.copy_(src)
-    seconds = min(timer.block(lambda: dst.copy_(src), 3) for _ in range(5))
+
+    def copy() -> None:
+        dst.copy_(src)
+
+    seconds = _fastest(timer, copy, timer.block(copy, 1), blocks=blocks, warmup_s=warmup_s,
+                       min_block_s=min_block_s)  # fmt: skip
     return 2 * src.numel() * 4 / seconds / 1e9
 
 
 def device_ceilings(device: torch.device, device_name: str,
-                    precisions: list[str]) -> dict[str, object]:  # fmt: skip
-    """The roofline's ceilings, for run.json: compute per precision and memory bandwidth."""
+                    precisions: list[str]) -> Ceilings:  # fmt: skip
+    """The roofline's ceilings, for run.json: compute per precision and memory bandwidth.
+
+    Datasheet figures where the device is known; the rest is measured afresh on each call
+    (and added to ``device_peak``'s cache), so a run can measure at its start and its end and
+    keep the best of both with ``best_ceilings``."""
     compute = {}
     for precision in precisions:
-        peak = device_peak(device, device_name, precision)
+        peak = datasheet_peak(device_name, precision) if device.type == "cuda" else None
+        if peak is None:
+            peak = measured_matmul_peak(device, precision)
+            _remember(device, precision, peak)
         compute[precision] = {"tflops": peak.tflops, "source": peak.source}
     bandwidth = None
     if device.type == "cuda":
@@ -121,5 +183,42 @@ def device_ceilings(device: torch.device, device_name: str,
                           if re.search(pattern, device_name)), None)  # fmt: skip
     if bandwidth is None:
         bandwidth = {"gbs": measured_bandwidth(device),
-                     "source": "best of 5 blocks of a 256 MB copy (bytes read + written)"}
+                     "source": "fastest of 10 blocks of a 256 MB copy (bytes read + written), warm"}
     return {"compute": compute, "bandwidth": bandwidth}
+
+
+def final_ceilings(device: torch.device, device_name: str, start: Ceilings) -> Ceilings:
+    """The ceilings for run.json at the end of a run: ``start`` (the ceilings measured when it
+    began) merged with a fresh measurement of the same precisions by ``best_ceilings``."""
+    precisions = list(start.get("compute", {}))
+    return best_ceilings(start, device_ceilings(device, device_name, precisions))
+
+
+def best_ceilings(old: Ceilings, new: Ceilings) -> Ceilings:
+    """Two sets of ceilings merged, per precision and for the bandwidth: a datasheet figure
+    wins over a measured one (it is never re-measured), else the higher measurement wins,
+    since a ceiling is a best case and a busy machine can only read low. A merged measured
+    entry counts the measurements it is the best of. Neither argument is changed."""
+    compute = dict(old.get("compute", {}))
+    for precision, entry in new.get("compute", {}).items():
+        compute[precision] = _better(compute.get(precision), entry, "tflops")
+    bandwidth = _better(old.get("bandwidth"), new.get("bandwidth"), "gbs")
+    return {"compute": compute, "bandwidth": bandwidth}
+
+
+def is_datasheet(ceiling: dict[str, Any]) -> bool:
+    return "datasheet" in str(ceiling.get("source", ""))
+
+
+def _better(old: dict[str, Any] | None, new: dict[str, Any] | None,
+            key: str) -> dict[str, Any] | None:  # fmt: skip
+    if old is None or new is None:
+        return old or new
+    if is_datasheet(old) or is_datasheet(new):
+        return old if is_datasheet(old) else new
+    best = old if old[key] >= new[key] else new
+    return dict(best, measurements=_measurements(old) + _measurements(new))
+
+
+def _measurements(ceiling: dict[str, Any]) -> int:
+    return int(ceiling.get("measurements", 1))

@@ -12,12 +12,14 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 from matplotlib.transforms import Bbox  # noqa: E402
 
 from .pareto import pareto_front  # noqa: E402
 from .store import Run  # noqa: E402
-from .tables import chart_mode  # noqa: E402
+from .tables import ceiling_source, chart_mode, figure_flags, flags_at  # noqa: E402
 
 FIGSIZE = (10, 6.5)
 DPI = 150
@@ -28,6 +30,56 @@ _OFFSETS = [(6, 6), (6, -6), (-6, 6), (-6, -6), (10, 0), (-10, 0), (0, 10), (0, 
 
 _LEADER = {"arrowstyle": "-", "lw": 0.5, "color": "0.45", "shrinkA": 0, "shrinkB": 3}
 
+FLAG_LABELS = {
+    "noisy": "noisy: IQR/median > 5%",
+    "host_bound": "host-bound: Python dispatch, MFU describes the CPU",
+    "above_ceiling": "above the measured ceiling: not attainable (the ceiling read low, "
+    "or the FLOP count is high)",
+}
+_HOST_MARKER = r"$\mathbf{h}$"  # the "h" written beside host-bound points
+_ABOVE_COLOR = "red"
+
+
+def _flag_handles(present: set[str]) -> list[object]:
+    """Legend entries for the flags some point of a chart carries."""
+    handles = {
+        "noisy": Line2D([], [], ls="none", marker="o", ms=7, mfc="none", mec="0.3", mew=1.5),
+        "host_bound": Line2D([], [], ls="none", marker=_HOST_MARKER, ms=7, color="k"),
+        "above_ceiling": Line2D([], [], ls="none", marker="o", ms=12, mfc="none",
+                                mec=_ABOVE_COLOR, mew=1.6),  # fmt: skip
+    }
+    for flag, handle in handles.items():
+        handle.set_label(FLAG_LABELS[flag])
+    return [h for f, h in handles.items() if f in present]
+
+
+def _scatter_flagged(ax, x: np.ndarray, y: np.ndarray, flags: pd.DataFrame, *, color,
+                     marker: str = "o", s: float = 40, alpha: float = 1.0) -> None:  # fmt: skip
+    """Points in ``color``, hollow where noisy; an "h" at the upper left of the host-bound ones
+    and a red ring around those above the ceiling. ``flags``: bool columns noisy, host_bound,
+    above_ceiling (absent: False), a row per point."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+
+    def flag(name: str) -> np.ndarray:
+        return flags[name].to_numpy(bool) if name in flags else np.zeros(len(x), bool)
+
+    noisy = flag("noisy")
+    ax.scatter(x[~noisy], y[~noisy], s=s, marker=marker, color=color, alpha=alpha, zorder=3)
+    if noisy.any():
+        ax.scatter(x[noisy], y[noisy], s=s, marker=marker, facecolors="none", edgecolors=[color],
+                   linewidths=1.5, alpha=alpha, zorder=3, gid="noisy")  # fmt: skip
+    for xh, yh in zip(x[flag("host_bound")], y[flag("host_bound")]):
+        ax.annotate("h", (xh, yh), xytext=(-4, 3), textcoords="offset points", ha="right",
+                    va="bottom", fontsize=9, fontweight="bold", zorder=5, gid="host-bound")
+    above = flag("above_ceiling")
+    if above.any():
+        ax.scatter(x[above], y[above], s=s * 4.5, marker="o", facecolors="none",
+                   edgecolors=_ABOVE_COLOR, linewidths=1.6, zorder=5, gid="above-ceiling")
+
+
+def _present(flags: pd.DataFrame) -> set[str]:
+    return {c for c in flags.columns if flags[c].any()}
+
 
 def _family_colors(families: list[str]) -> dict[str, tuple]:
     cmap = plt.get_cmap("tab10")
@@ -35,7 +87,7 @@ def _family_colors(families: list[str]) -> dict[str, tuple]:
 
 
 def label_points(ax, xs, ys, labels, fontsize: float = 8) -> None:
-    """Label each point where its text overlaps no other label, point or the axes' edge,
+    """Label each point where its text overlaps no other text, point or the axes' edge,
     trying offsets nearest first; a label that fits nowhere gets a leader line."""
     fig = ax.figure
     fig.canvas.draw()
@@ -43,7 +95,7 @@ def label_points(ax, xs, ys, labels, fontsize: float = 8) -> None:
     axes_box = ax.get_window_extent(renderer)
     points = [ax.transData.transform((x, y)) for x, y in zip(xs, ys)]
     point_boxes = [Bbox.from_bounds(px - 4, py - 4, 8, 8) for px, py in points]
-    placed: list[Bbox] = []
+    placed = [t.get_window_extent(renderer) for t in ax.texts]  # marks drawn before the labels
     for i, (x, y, label) in enumerate(zip(xs, ys, labels)):
         others = placed + point_boxes[:i] + point_boxes[i + 1:]
         for dx, dy in _OFFSETS:
@@ -74,6 +126,18 @@ def _per_model(run: Run, phase: str, metric: str, mode: str | None = None) -> pd
     return rows.groupby("model", sort=False)["value"].first()
 
 
+def _throughput_flags(run: Run, mode: str, kind: str = "infer") -> pd.DataFrame:
+    """The flags of each model's ``kind`` throughput in ``mode`` at its first batch (the figure
+    ``_per_model`` picks): noisy, host_bound. Above the ceiling is the roofline's business."""
+    r = run.results
+    rows = r[(r["phase"] == "speed") & (r["metric"] == f"{kind}_throughput") & (r["mode"] == mode)]
+    first = rows.groupby("model", sort=False)["batch"].min()
+    flags = flags_at(figure_flags(r, run.provenance.get("ceilings")),
+                     [(m, mode, int(b)) for m, b in first.items()])  # fmt: skip
+    flags.index = first.index
+    return flags[[f"{kind}_noisy", f"{kind}_host_bound"]].set_axis(["noisy", "host_bound"], axis=1)
+
+
 def _families(run: Run) -> pd.Series:
     return run.results.groupby("model", sort=False)["family"].first()
 
@@ -90,21 +154,25 @@ def _accuracy_budget(run: Run) -> str:
 
 
 def _tradeoff(run: Run, x: pd.Series, y: pd.Series, *, xlabel: str, ylabel: str, title: str,
-              maximize_x: bool, maximize_y: bool, logx: bool = True,
-              logy: bool = False) -> Figure | None:  # fmt: skip
+              maximize_x: bool, maximize_y: bool, logx: bool = True, logy: bool = False,
+              flags: pd.DataFrame | None = None) -> Figure | None:  # fmt: skip
+    """``flags``: per model, the flags of the throughput on one of the axes."""
     data = pd.DataFrame({"x": x, "y": y}).dropna()
     if len(data) < 2:
         return None
     data["family"] = _families(run).reindex(data.index)
+    flags = (flags if flags is not None else pd.DataFrame()).reindex(data.index, fill_value=False)
     colors = _family_colors(list(data["family"]))
     fig, ax = plt.subplots(figsize=FIGSIZE, dpi=DPI, layout="constrained")
+    handles: list[object] = []
     for family, group in data.groupby("family", sort=False):
-        ax.scatter(group["x"], group["y"], s=40, color=colors[family], label=family, zorder=3)
+        _scatter_flagged(ax, group["x"], group["y"], flags.loc[group.index], color=colors[family])
+        handles.append(Line2D([], [], ls="none", marker="o", color=colors[family], label=family))
     front = data[pareto_front(data, "x", "y", maximize_x=maximize_x, maximize_y=maximize_y)]
     front = front.sort_values("x")
     # min-x/max-y: the best y rises at each frontier point ("post"); max/max: it falls after
-    ax.step(front["x"], front["y"], where="pre" if maximize_x == maximize_y else "post",
-            color="0.3", lw=1.2, ls="--", zorder=2, label="Pareto frontier")  # fmt: skip
+    handles += ax.step(front["x"], front["y"], where="pre" if maximize_x == maximize_y else "post",
+                       color="0.3", lw=1.2, ls="--", zorder=2, label="Pareto frontier")  # fmt: skip
     ax.scatter(front["x"], front["y"], s=110, facecolors="none", edgecolors="0.2", lw=1, zorder=4)
     if logx:
         ax.set_xscale("log")
@@ -115,7 +183,8 @@ def _tradeoff(run: Run, x: pd.Series, y: pd.Series, *, xlabel: str, ylabel: str,
     ax.set_title(f"{title}\n{_subtitle(run)}", fontsize=11)
     ax.grid(True, which="major", alpha=0.3)
     ax.margins(0.12)
-    ax.legend(loc="best", fontsize=8, title="family", title_fontsize=8)
+    ax.legend(handles=handles + _flag_handles(_present(flags)), loc="best", fontsize=8,
+              title="family", title_fontsize=8)  # fmt: skip
     label_points(ax, data["x"], data["y"], list(data.index))
     return fig
 
@@ -139,7 +208,8 @@ def accuracy_vs_throughput(run: Run) -> Figure | None:
                      xlabel=f"inference throughput (samples/s, {mode}, log scale)",
                      ylabel=f"test accuracy (%) [{_accuracy_budget(run)}]",
                      title="Accuracy vs speed: Fashion-MNIST test accuracy against throughput",
-                     maximize_x=True, maximize_y=True)  # fmt: skip
+                     maximize_x=True, maximize_y=True,
+                     flags=_throughput_flags(run, mode))  # fmt: skip
 
 
 def throughput_vs_params(run: Run) -> Figure | None:
@@ -151,30 +221,53 @@ def throughput_vs_params(run: Run) -> Figure | None:
     return _tradeoff(run, params, speed, xlabel="parameters (millions, log scale)",
                      ylabel=f"inference throughput (samples/s, {mode}, log scale)",
                      title="Throughput vs size", maximize_x=False, maximize_y=True,
-                     logy=True)  # fmt: skip
+                     logy=True, flags=_throughput_flags(run, mode))  # fmt: skip
 
 
 def speedup_by_mode(run: Run) -> Figure | None:
-    from .tables import speedup_table
+    from .tables import speedup_marks, speedup_table
 
-    table = speedup_table(run.results)
-    if table.empty:
+    ratios = speedup_table(run.results)
+    if ratios.empty:
         return None
-    table = table.groupby(level="model", sort=False).first()  # the first batch of each model
+    # each model's first batch with a figure, per mode
+    known = ratios.notna()
+    first = known & (known.groupby(level="model", sort=False).cumsum() == 1)
+    table = ratios.where(first).groupby(level="model", sort=False).first()
+    marks = speedup_marks(run.results).where(first, "").groupby(level="model", sort=False).sum()
     models, modes = list(table.index), list(table.columns)
     fig, ax = plt.subplots(figsize=(max(10, 0.75 * len(models) * max(1, len(modes)) / 2 + 3), 6),
                            dpi=DPI, layout="constrained")  # fmt: skip
     width = 0.8 / len(modes)
     x = np.arange(len(models))
+    present: set[str] = set()
+    handles: list[object] = []
     for i, mode in enumerate(modes):
-        ax.bar(x + (i - (len(modes) - 1) / 2) * width, table[mode], width, label=mode.split(" / ")[0])
-    ax.axhline(1.0, color="0.3", lw=1, ls="--", label="fp32 (1x)")
+        color = f"C{i % 10}"
+        bars = ax.bar(x + (i - (len(modes) - 1) / 2) * width, table[mode], width, color=color)
+        handles.append(Patch(facecolor=color, label=mode.split(" / ")[0]))
+        for bar, mark in zip(bars, marks[mode]):
+            if "*" in mark:  # noisy: hatched
+                bar.set(hatch="///", edgecolor="0.15", linewidth=0.5, gid="noisy")
+                present.add("noisy")
+            if "h" in mark:
+                ax.annotate("h", (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                            xytext=(0, 2), textcoords="offset points", ha="center", va="bottom",
+                            fontsize=9, fontweight="bold", gid="host-bound")  # fmt: skip
+                present.add("host_bound")
+    handles.append(ax.axhline(1.0, color="0.3", lw=1, ls="--", label="fp32 (1x)"))
     ax.set_xticks(x, models, rotation=35, ha="right")
     ax.set_ylabel("inference throughput relative to fp32 (x)")
     ax.set_title(f"Speed-up of each mode over fp32, same model and batch\n{_subtitle(run)}",
                  fontsize=11)  # fmt: skip
     ax.grid(True, axis="y", alpha=0.3)
-    ax.legend(fontsize=8, title="mode", title_fontsize=8)
+    if "noisy" in present:
+        handles.append(Patch(facecolor="0.85", edgecolor="0.15", hatch="///",
+                             label=f"{FLAG_LABELS['noisy']} (this mode's or fp32's)"))  # fmt: skip
+    if "host_bound" in present:
+        handles.append(Line2D([], [], ls="none", marker=_HOST_MARKER, ms=8, color="k",
+                              label=FLAG_LABELS["host_bound"]))  # fmt: skip
+    ax.legend(handles=handles, fontsize=8, title="mode", title_fontsize=8)
     return fig
 
 
@@ -247,7 +340,9 @@ def roofline(run: Run) -> Figure | None:
     cmap = plt.get_cmap("tab10")
     precision_color = {p: cmap(i) for i, p in enumerate(ceilings["compute"])}
     markers = "osD^v<>p"
-    points, named = [], []
+    all_flags = figure_flags(r, ceilings)
+    points, named, handles = [], [], []
+    present: set[str] = set()
     for i, mode in enumerate(modes):
         rows = speed[speed["mode"] == mode]
         precision = mode.split("+")[0]
@@ -256,14 +351,22 @@ def roofline(run: Run) -> Figure | None:
         m = rows["model"]
         intensity = (flops.reindex(m).to_numpy() * b
                      / (4 * params.reindex(m).to_numpy() + 2 * width * b * acts.reindex(m).to_numpy()))  # fmt: skip
-        ax.scatter(intensity, rows["value"], marker=markers[i % len(markers)], s=36, zorder=3,
-                   color=precision_color.get(precision, "0.3"),
-                   alpha=1.0 if mode == labelled else 0.55,
-                   label=f"{mode}{' (labelled)' if mode == labelled and len(modes) > 1 else ''}")  # fmt: skip
+        flags = flags_at(all_flags, [(model, mode, int(batch)) for model, batch in zip(m, b)])
+        flags = flags[[f"infer_{f}" for f in FLAG_LABELS]].set_axis(list(FLAG_LABELS), axis=1)
+        style = {"marker": markers[i % len(markers)], "alpha": 1.0 if mode == labelled else 0.55,
+                 "color": precision_color.get(precision, "0.3")}  # fmt: skip
+        _scatter_flagged(ax, intensity, rows["value"], flags, s=36, **style)
+        label = f"{mode} (labelled)" if mode == labelled and len(modes) > 1 else mode
+        handles.append(Line2D([], [], ls="none", ms=6, label=label, **style))
+        present |= _present(flags.loc[np.isfinite(intensity)])
         points += list(intensity)
         if mode == labelled:
-            named = [(x, y, n) for x, y, n in zip(intensity, rows["value"], m)
-                     if np.isfinite(x) and n not in {q[2] for q in named}]  # fmt: skip
+            named += [(x, y, n) for x, y, n in zip(intensity, rows["value"], m)
+                      if np.isfinite(x) and n not in {q[2] for q in named}]  # fmt: skip
+        else:  # a point above its ceiling is named whatever its mode
+            named += [(x, y, f"{n} [{mode}]") for x, y, n, above
+                      in zip(intensity, rows["value"], m, flags["above_ceiling"])
+                      if np.isfinite(x) and above]  # fmt: skip
     bw = ceilings["bandwidth"]["gbs"] / 1e3  # TB/s: TFLOP/s per FLOP/byte
     xs = np.array([x for x in points if np.isfinite(x)])
     if xs.size == 0:  # no static figures in this run (e.g. --phases speed): nothing to place
@@ -273,22 +376,23 @@ def roofline(run: Run) -> Figure | None:
     grid = np.logspace(np.log10(lo), np.log10(hi), 200)
     top_compute = max(c["tflops"] for c in ceilings["compute"].values())
     for precision, c in ceilings["compute"].items():
-        ax.plot(grid, np.minimum(c["tflops"], bw * grid), lw=1.2, ls="--",
-                color=precision_color[precision],
-                label=f"ceiling {precision}: {c['tflops']:.3g} TFLOP/s ({c['source']})")  # fmt: skip
+        label = f"ceiling {precision}: {c['tflops']:.3g} TFLOP/s ({ceiling_source(c)})"
+        handles += ax.plot(grid, np.minimum(c["tflops"], bw * grid), lw=1.2, ls="--",
+                           color=precision_color[precision], label=label)  # fmt: skip
     under = bw * grid <= top_compute
-    ax.plot(grid[under], bw * grid[under], lw=0.8, color="0.5",
-            label=f"memory {ceilings['bandwidth']['gbs']:.0f} GB/s ({ceilings['bandwidth']['source']})")  # fmt: skip
+    memory = ceilings["bandwidth"]
+    handles += ax.plot(grid[under], bw * grid[under], lw=0.8, color="0.5",
+                       label=f"memory {memory['gbs']:.0f} GB/s ({ceiling_source(memory)})")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlim(lo, hi)
-    top = max(c["tflops"] for c in ceilings["compute"].values())
-    ax.set_ylim(min(speed["value"].min() / 3, top / 1e3), top * 2)
+    top = max(top_compute, speed["value"].max())  # a point above its ceiling stays in view
+    ax.set_ylim(min(speed["value"].min() / 3, top_compute / 1e3), top * 2)
     ax.set_xlabel("arithmetic intensity (FLOP/byte, estimated: see report; log scale)")
     ax.set_ylabel("achieved inference TFLOP/s (log scale)")
     ax.set_title(f"Roofline: inference at each model's batch\n{_subtitle(run)}", fontsize=11)
     ax.grid(True, which="major", alpha=0.3)
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(handles=handles + _flag_handles(present), fontsize=7, loc="lower right")
     label_points(ax, [p[0] for p in named], [p[1] for p in named], [p[2] for p in named],
                  fontsize=7)  # fmt: skip
     return fig

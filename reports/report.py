@@ -4,20 +4,29 @@ made from the stored results alone: rebuilding never measures again."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
 from .charts import write_charts
 from .store import Run, load_run
 from .tables import (
+    FLAG_COLUMNS,
     accuracy_summary,
+    ceiling_source,
+    footnotes,
     layer_table,
+    markdown_notes,
     model_summary,
+    speed_marks,
     speed_summary,
+    speedup_marks,
     speedup_table,
     static_summary,
+    summary_marks,
     to_html,
     to_markdown,
+    with_marks,
 )
 
 CHART_CAPTIONS = {
@@ -29,23 +38,41 @@ CHART_CAPTIONS = {
     "learning_curves": "Test accuracy by epoch and by training second.",
     "latency_distributions": "Batch-1 latency: quartiles, p1-p99 whiskers, outliers.",
     "roofline": "Achieved TFLOP/s against estimated arithmetic intensity (FLOPs over the "
-    "parameters read once plus each leaf layer's output written and read once).",
+    "parameters read once plus each leaf layer's output written and read once). A red ring: "
+    "above the measured ceiling, not an attainable figure.",
 }
+# how the flagged charts mark noisy and host-bound figures
+_HOST_CAPTION = "an 'h': host-bound (Python dispatch, MFU describes the CPU)."
+FLAG_CAPTIONS = {
+    name: f"{noisy}: noisy (IQR/median > 5%); {_HOST_CAPTION}"
+    for name, noisy in (("accuracy_vs_throughput", "Hollow markers"),
+                        ("throughput_vs_params", "Hollow markers"),
+                        ("speedup_by_mode", "Hatched bars (this mode's figure or fp32's)"),
+                        ("roofline", "Hollow markers"))
+}  # fmt: skip
 
 
-def report_tables(run: Run) -> dict[str, pd.DataFrame]:
+def report_tables(run: Run) -> dict[str, tuple[pd.DataFrame, pd.DataFrame]]:
+    """Each table with its marks (``tables.speed_marks``: text by row and column, for the
+    figures that can carry one); speed figures are judged against run.json's ceilings."""
     r = run.results
-    tables = {"summary": model_summary(r)}
+    ceilings = run.provenance.get("ceilings")
+    summary = model_summary(r)
+    tables = {"summary": (summary, summary_marks(r, ceilings).reindex(summary.index))}
     phases = set(r["phase"])
     if "static" in phases:
-        tables["static"] = static_summary(r)
+        static = static_summary(r)
+        tables["static"] = (static, pd.DataFrame(index=static.index))
     if "speed" in phases:
-        tables["speed"] = speed_summary(r).reset_index()
+        speed = speed_summary(r, ceilings)
+        marks = speed_marks(speed).reset_index(drop=True)
+        tables["speed"] = (speed.drop(columns=list(FLAG_COLUMNS.values())).reset_index(), marks)
         speedup = speedup_table(r)
         if not speedup.empty:
-            tables["speedup"] = speedup
+            tables["speedup"] = (speedup, speedup_marks(r))
     if "accuracy" in phases:
-        tables["accuracy"] = accuracy_summary(r)
+        accuracy = accuracy_summary(r)
+        tables["accuracy"] = (accuracy, pd.DataFrame(index=accuracy.index))
     return tables
 
 
@@ -53,16 +80,35 @@ def _empty_columns_dropped(table: pd.DataFrame) -> pd.DataFrame:
     return table.loc[:, [c for c in table.columns if not (table[c].astype(str) == "").all()]]
 
 
+def _rendered(table: pd.DataFrame, marks: pd.DataFrame) -> tuple[str, str]:
+    """Markdown and HTML of a table, its figures followed by their marks, with footnotes."""
+    table = _empty_columns_dropped(table)
+    marks = marks[[c for c in marks.columns if c in table.columns]]
+    shown, notes = with_marks(table, marks), footnotes(marks)
+    markdown = to_markdown(shown, right=list(marks.columns))
+    if notes:
+        markdown += "\n\n" + markdown_notes(notes)
+    return markdown, to_html(shown, notes)
+
+
+def _ceilings_line(ceilings: dict[str, Any]) -> str:
+    """run.json's ceilings, the ones figures are judged against, as a row of the header table."""
+    compute = "; ".join(f"{p} {c['tflops']:.4g} TFLOP/s ({ceiling_source(c)})"
+                        for p, c in ceilings.get("compute", {}).items())  # fmt: skip
+    bw = ceilings.get("bandwidth")
+    memory = f"; memory {bw['gbs']:.4g} GB/s ({ceiling_source(bw)})" if bw else ""
+    return f"| ceilings (roofline, '!' marks) | {compute}{memory} |"
+
+
 def build_report(run_dir: Path) -> Path:
     """Write RUN_DIR/tables/, RUN_DIR/charts/ and RUN_DIR/report.md; return report.md's path."""
     run = load_run(run_dir)
     tables_dir, charts_dir = run.path / "tables", run.path / "charts"
     tables_dir.mkdir(exist_ok=True)
-    tables = report_tables(run)
-    for name, table in tables.items():
-        table = _empty_columns_dropped(table)
-        (tables_dir / f"{name}.md").write_text(to_markdown(table) + "\n")
-        (tables_dir / f"{name}.html").write_text(to_html(table))
+    rendered = {name: _rendered(*pair) for name, pair in report_tables(run).items()}
+    for name, (markdown, html) in rendered.items():
+        (tables_dir / f"{name}.md").write_text(markdown + "\n")
+        (tables_dir / f"{name}.html").write_text(html)
     (tables_dir / "layers").mkdir(exist_ok=True)
     for model, layers in run.layers.items():
         shown = layer_table(layers)
@@ -79,6 +125,7 @@ def build_report(run_dir: Path) -> Path:
         *(f"| {k} | {p[k]} |" for k in ("command", "git_commit", "device_name", "torch", "cuda",
                                         "cuda_driver", "torchvision", "fvcore", "host", "started",
                                         "finished", "status") if p.get(k) is not None),  # fmt: skip
+        *([_ceilings_line(p["ceilings"])] if p.get("ceilings") else []),
         "",
         "Units are in every header; how each figure was measured is in the `method` column of "
         "`results.csv` (also `results.parquet`). MACs count one multiply-add as one (fvcore); "
@@ -87,12 +134,13 @@ def build_report(run_dir: Path) -> Path:
     titles = {"summary": "Summary per model", "static": "Static profile (per sample)",
               "speed": "Speed", "speedup": "Speed-up over fp32 (inference, same batch)",
               "accuracy": "Accuracy on Fashion-MNIST"}  # fmt: skip
-    for name, table in tables.items():
-        lines += ["", f"## {titles[name]}", "", to_markdown(_empty_columns_dropped(table))]
+    for name, (markdown, _) in rendered.items():
+        lines += ["", f"## {titles[name]}", "", markdown]
     if charts:
         lines += ["", "## Charts"]
         for name, path in charts.items():
-            lines += ["", f"![{name}](charts/{path.name})", "", CHART_CAPTIONS[name]]
+            caption = " ".join(filter(None, (CHART_CAPTIONS[name], FLAG_CAPTIONS.get(name))))
+            lines += ["", f"![{name}](charts/{path.name})", "", caption]
     if run.layers:
         lines += ["", "## Per-layer tables", ""]
         lines += [f"- [{m}](tables/layers/{m}.md)" for m in run.layers]

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from html import escape
+from typing import Any, Callable, Collection, Iterator, Sequence
+
+import numpy as np
 import pandas as pd
 from tabulate import tabulate
 
@@ -119,13 +123,126 @@ SPEED_COLUMNS = {
 }
 
 
-def speed_summary(results: pd.DataFrame) -> pd.DataFrame:
+KINDS = ("infer", "train")
+
+# A speed figure's flags, each with the mark it puts after a number. above_ceiling: TFLOP/s
+# above the run's final ceiling for the precision (run.json's); mfu_over_100: MFU > 100%, MFU
+# dividing by the peak measured when the run began, which the final ceiling may exceed.
+FLAG_MARKS = {"noisy": "*", "host_bound": "h", "above_ceiling": "!", "mfu_over_100": "!"}
+MARK_NOTES = {
+    "*": "noisy: IQR/median > 5%",
+    "h": "host-bound: Python dispatch, MFU describes the CPU (the host's enqueue loop took "
+    ">= 90% of the GPU time)",
+    "!": "above the measured ceiling (TFLOP/s above the run's ceiling for the precision, or "
+    "MFU > 100%): the ceiling read low or the FLOP count is high",
+}
+FLAG_COLUMNS = {"noisy": "noisy", "host_bound": "host-bound", "above_ceiling": "above ceiling",
+                "mfu_over_100": "MFU > 100%"}  # fmt: skip
+# which flags each figure carries, by the metric's suffix (infer_throughput -> throughput)
+_FLAGS_OF = {
+    "throughput": ("noisy", "host_bound"),
+    "tflops": ("host_bound", "above_ceiling"),
+    "mfu": ("host_bound", "above_ceiling", "mfu_over_100"),
+}
+
+
+def ceiling_source(ceiling: dict[str, Any]) -> str:
+    """How a run.json ceiling was found, with the count of measurements it is the best of."""
+    n = int(ceiling.get("measurements", 1))
+    return f"{ceiling['source']}; best of {n} measurements" if n > 1 else str(ceiling["source"])
+
+
+def precision_of(mode: str) -> str:
+    """A mode's precision: its name's first token (``bf16+cl+compile`` -> ``bf16``)."""
+    return mode.split("+")[0]
+
+
+def figure_flags(results: pd.DataFrame, ceilings: dict[str, Any] | None = None) -> pd.DataFrame:
+    """Per speed figure (model, mode, batch), a bool column ``KIND_FLAG`` for each kind
+    (infer, train) and flag of ``FLAG_MARKS``.
+
+    Above the ceiling: TFLOP/s above ``ceilings`` (run.json's, the run's final ones) for the
+    mode's precision; where the precision has no ceiling there, MFU > 100%."""
+    speed = _values(results, "speed")
+    speed = speed[~speed["metric"].str.startswith("latency_")]
+    columns = [f"{kind}_{flag}" for kind in KINDS for flag in FLAG_MARKS]
+    if speed.empty:
+        index = pd.MultiIndex.from_tuples([], names=["model", "mode", "batch"])
+        return pd.DataFrame(columns=columns, index=index, dtype=bool)
+    speed = speed.assign(batch=pd.to_numeric(speed["batch"]).astype(int),
+                         value=pd.to_numeric(speed["value"]))  # fmt: skip
+    wide = speed.pivot_table(index=["model", "mode", "batch"], columns="metric", values="value",
+                             aggfunc="first", sort=False)  # fmt: skip
+    compute = (ceilings or {}).get("compute", {})
+    ceiling = np.array([compute.get(precision_of(m), {}).get("tflops", np.nan)
+                        for m in wide.index.get_level_values("mode")], dtype=float)  # fmt: skip
+
+    def figure(metric: str) -> np.ndarray:
+        return wide[metric].to_numpy() if metric in wide else np.full(len(wide), np.nan)
+
+    flags = pd.DataFrame(index=wide.index)
+    for kind in KINDS:
+        flags[f"{kind}_noisy"] = figure(f"{kind}_noisy") == 1
+        flags[f"{kind}_host_bound"] = figure(f"{kind}_host_bound") == 1
+        mfu_over_100 = figure(f"{kind}_mfu") > 100
+        flags[f"{kind}_above_ceiling"] = np.where(np.isnan(ceiling), mfu_over_100,
+                                                  figure(f"{kind}_tflops") > ceiling)  # fmt: skip
+        flags[f"{kind}_mfu_over_100"] = mfu_over_100
+    return flags[columns]
+
+
+def flags_at(flags: pd.DataFrame, keys: Sequence[tuple[str, str, int]]) -> pd.DataFrame:
+    """The rows of ``figure_flags`` at (model, mode, batch) keys, all False where absent."""
+    index = pd.MultiIndex.from_tuples(list(keys), names=["model", "mode", "batch"])
+    return flags.reindex(index, fill_value=False).astype(bool)
+
+
+def flags_on(row: Any) -> set[tuple[str, str]]:
+    """The (kind, flag) pairs that hold in a row of ``figure_flags``."""
+    return {(k, f) for k in KINDS for f in FLAG_MARKS if getattr(row, f"{k}_{f}")}
+
+
+def marks_of(metric: str, on: Collection[tuple[str, str]]) -> str:
+    """The marks after a figure of ``metric``, given the (kind, flag) pairs that hold."""
+    kind, _, what = metric.partition("_")
+    marks = [FLAG_MARKS[f] for f in _FLAGS_OF.get(what, ()) if (kind, f) in on]
+    return "".join(dict.fromkeys(marks))  # one "!" for both flags that use it
+
+
+def footnotes(marks: pd.DataFrame) -> list[tuple[str, str]]:
+    """(mark, what it means) for each mark that ``marks`` uses."""
+    used = "".join(marks.astype(str).to_numpy().ravel().tolist()) if marks.size else ""
+    return [(m, note) for m, note in MARK_NOTES.items() if m in used]
+
+
+def readable(value: float) -> str:
+    """4 significant digits, and 12,345 rather than 1.234e+04."""
+    return f"{value:,.0f}" if abs(value) >= 1e4 else f"{value:.4g}"
+
+
+def with_marks(table: pd.DataFrame, marks: pd.DataFrame,
+               fmt: Callable[[Any], str] = readable) -> pd.DataFrame:  # fmt: skip
+    """``table`` with each column of ``marks`` as text: the number by ``fmt`` ('-' when
+    missing) followed by its marks. The other columns are left as they are."""
+    shown = table.copy()
+    for column in marks.columns:
+        if column in shown:
+            cells = marks[column].reindex(table.index).fillna("")
+            shown[column] = [("-" if pd.isna(v) else fmt(v)) + m
+                             for v, m in zip(table[column], cells)]  # fmt: skip
+    return shown
+
+
+def speed_summary(results: pd.DataFrame, ceilings: dict[str, Any] | None = None) -> pd.DataFrame:
     """One row per model, mode and batch, in the order measured; latency comes from batch 1
-    and is shown on each of the mode's rows.
+    and is shown on each of the mode's rows. The flag columns (``FLAG_COLUMNS``) list the
+    kinds (infer, train) so flagged; ``ceilings`` (run.json's) is what TFLOP/s are judged
+    against (see ``figure_flags``).
 
     Columns no row has (peak memory on the CPU, compile time in eager modes) are left out.
     """
     speed = results[results["phase"] == "speed"]
+    flags = figure_flags(results, ceilings)
     rows = []
     for (model, mode), group in speed.groupby(["model", "mode"], sort=False):
         errors = group.loc[group["metric"] == ERROR_METRIC, "error"]
@@ -134,7 +251,8 @@ def speed_summary(results: pd.DataFrame) -> pd.DataFrame:
         latency = figures[is_latency].set_index("metric")["value"]
         per_batch = figures[~is_latency]
         batches = sorted(pd.to_numeric(per_batch["batch"]).astype(int).unique()) or [0]
-        for batch in batches:
+        at = flags_at(flags, [(model, mode, b) for b in batches])
+        for batch, flagged in zip(batches, at.itertuples(index=False)):
             at_batch = per_batch[pd.to_numeric(per_batch["batch"]) == batch]
             values = at_batch.set_index("metric")["value"]
             row: dict[str, object] = {"model": model, "mode": mode, "batch": batch}
@@ -142,38 +260,44 @@ def speed_summary(results: pd.DataFrame) -> pd.DataFrame:
                 source = latency if metric.startswith("latency_") else values
                 if metric in source:
                     row[header] = float(source[metric])
-            row["noisy"] = ",".join(k for k in ("infer", "train")
-                                    if values.get(f"{k}_noisy", 0) == 1)  # fmt: skip
+            on = flags_on(flagged)
+            for flag, column in FLAG_COLUMNS.items():
+                row[column] = ",".join(k for k in KINDS if (k, flag) in on)
             row["error"] = "; ".join(errors)
             rows.append(row)
     if not rows:
-        return pd.DataFrame(columns=["model", "mode", "batch", "noisy", "error"]).set_index(
-            ["model", "mode", "batch"])  # fmt: skip
+        return pd.DataFrame(columns=["model", "mode", "batch", *FLAG_COLUMNS.values(), "error"]
+                            ).set_index(["model", "mode", "batch"])  # fmt: skip
     table = pd.DataFrame(rows).set_index(["model", "mode", "batch"])
     present = [h for h in SPEED_COLUMNS if h in table.columns]
-    return table[[*present, "noisy", "error"]]
+    return table[[*present, *FLAG_COLUMNS.values(), "error"]]
+
+
+def speed_marks(table: pd.DataFrame) -> pd.DataFrame:
+    """The marks of ``speed_summary``'s figures, from its flag columns: a frame of text with
+    the table's index and its figure columns ('' where unmarked)."""
+    columns = [h for h in SPEED_COLUMNS if h in table.columns]
+    on = [{(k, f) for f, c in FLAG_COLUMNS.items() for k in row[c].split(",") if k}
+          for _, row in table.iterrows()]  # fmt: skip
+    return pd.DataFrame({h: [marks_of(SPEED_COLUMNS[h], o) for o in on] for h in columns},
+                        index=table.index, dtype=object)  # fmt: skip
 
 
 def format_speed_summary(table: pd.DataFrame) -> str:
-    """Throughputs with thousands separators and a * where IQR/median > 5%."""
-    shown = table.drop(columns=["noisy", "error"]).reset_index()
+    """Throughputs with thousands separators, each figure followed by its marks (* noisy,
+    h host-bound, ! above the ceiling), explained under the table."""
+    marks = speed_marks(table)
+    shown = table.drop(columns=[*FLAG_COLUMNS.values(), "error"]).reset_index()
     shown["batch"] = shown["batch"].map(lambda b: str(b) if b else "-")
-    noisy = table["noisy"].tolist()
+    whole = ("infer/s", "train/s", "breaks", "infer MB", "train MB")
     for column in shown.columns[3:]:
-        kind = "infer" if column.startswith("infer") else "train" if column.startswith("train") else ""
-        values = []
-        for v, flags in zip(shown[column], noisy):
-            if pd.isna(v):
-                values.append("-")
-                continue
-            per_s = column in ("infer/s", "train/s")
-            text = f"{v:,.0f}" if per_s or column in ("breaks", "infer MB", "train MB") else f"{v:.3g}"
-            if per_s and kind in flags.split(","):
-                text += "*"
-            values.append(text)
-        shown[column] = values
+        fmt = "{:,.0f}" if column in whole else "{:.3g}"
+        shown[column] = [("-" if pd.isna(v) else fmt.format(v)) + m
+                         for v, m in zip(shown[column], marks[column])]  # fmt: skip
     text = tabulate(shown, headers="keys", showindex=False, disable_numparse=True,
                     colalign=("left", "left", "right") + ("right",) * (len(shown.columns) - 3))  # fmt: skip
+    for mark, note in footnotes(marks):
+        text += f"\n{mark} {note}"
     failed = table[table["error"] != ""]
     if len(failed):
         lines = [f"  {m} {md}: {e}" for (m, md, _), e in failed["error"].items()]
@@ -250,6 +374,10 @@ def chart_mode(results: pd.DataFrame) -> str | None:
     return [m for m in counts.index if counts[m] == best][-1]
 
 
+_SUMMARY_SPEED = (("infer samples/s", "infer_throughput"), ("p50 latency ms", "latency_p50"),
+                  ("peak MB", "infer_peak_mem"), ("MFU %", "infer_mfu"))
+
+
 def model_summary(results: pd.DataFrame) -> pd.DataFrame:
     """A row per model: size and cost, accuracy, and per mode the inference throughput (at the
     first batch measured), batch-1 latency, peak memory and MFU. Units in every header."""
@@ -267,19 +395,39 @@ def model_summary(results: pd.DataFrame) -> pd.DataFrame:
                            ("train examples/s", "fit_throughput")):  # fmt: skip
         if metric in acc:
             table[header] = acc[metric]
+    for column, _, _, picked in _summary_speed_figures(results):
+        table[column] = picked.groupby("model")["value"].first()
+    return table
+
+
+def _summary_speed_figures(results: pd.DataFrame) -> Iterator[tuple[str, str, str, pd.DataFrame]]:
+    """``model_summary``'s speed columns: (header, metric, mode, the rows shown: each model's
+    at the first batch measured in the mode)."""
     speed = _values(results, "speed")
     for mode in dict.fromkeys(speed["mode"]):
         rows = speed[speed["mode"] == mode]
-        first_batch = rows[~rows["metric"].str.startswith("latency_")].groupby("model")["batch"].min()
-        for header, metric in (("infer samples/s", "infer_throughput"), ("p50 latency ms", "latency_p50"),
-                               ("peak MB", "infer_peak_mem"), ("MFU %", "infer_mfu")):  # fmt: skip
+        per_batch = rows[~rows["metric"].str.startswith("latency_")]
+        first_batch = per_batch.groupby("model")["batch"].min()
+        for header, metric in _SUMMARY_SPEED:
             picked = rows[rows["metric"] == metric]
             if not metric.startswith("latency_"):
                 picked = picked[picked["batch"] == picked["model"].map(first_batch)]
-            series = picked.groupby("model")["value"].first()
-            if len(series):
-                table[f"{header} [{mode}]"] = series
-    return table
+            if len(picked):
+                yield f"{header} [{mode}]", metric, mode, picked
+
+
+def summary_marks(results: pd.DataFrame, ceilings: dict[str, Any] | None = None) -> pd.DataFrame:
+    """The marks of ``model_summary``'s throughputs and MFUs: text, by model and column."""
+    flags = figure_flags(results, ceilings)
+    marks = pd.DataFrame(index=pd.Index(list(dict.fromkeys(results["model"])), name="model"))
+    for column, metric, mode, picked in _summary_speed_figures(results):
+        if metric.partition("_")[2] not in _FLAGS_OF:
+            continue
+        picked = picked.drop_duplicates("model")
+        at = flags_at(flags, [(m, mode, int(b)) for m, b in zip(picked["model"], picked["batch"])])
+        marks[column] = pd.Series([marks_of(metric, flags_on(f)) for f in at.itertuples()],
+                                  index=picked["model"].to_numpy())  # fmt: skip
+    return marks.fillna("")
 
 
 def speedup_table(results: pd.DataFrame, metric: str = "infer_throughput") -> pd.DataFrame:
@@ -296,9 +444,36 @@ def speedup_table(results: pd.DataFrame, metric: str = "infer_throughput") -> pd
     return ratios
 
 
-def to_markdown(table: pd.DataFrame, floatfmt: str = ".4g") -> str:
-    return table.to_markdown(floatfmt=floatfmt)
+def speedup_marks(results: pd.DataFrame, metric: str = "infer_throughput") -> pd.DataFrame:
+    """The marks of ``speedup_table``'s ratios: a ratio carries the marks of both its figures
+    (the mode's and fp32's)."""
+    ratios = speedup_table(results, metric)
+    flags = figure_flags(results)
+    marks = pd.DataFrame("", index=ratios.index, columns=ratios.columns)
+    for column in ratios.columns:
+        mode = column.removesuffix(" / fp32 (x)")
+        for model, batch in ratios.index:
+            both = flags_at(flags, [(model, mode, int(batch)), (model, "fp32", int(batch))])
+            on = set().union(*(flags_on(f) for f in both.itertuples()))
+            marks.loc[(model, batch), column] = marks_of(metric, on)
+    return marks
 
 
-def to_html(table: pd.DataFrame) -> str:
-    return table.to_html(float_format=lambda v: f"{v:.4g}", na_rep="-", border=0)
+def to_markdown(table: pd.DataFrame, floatfmt: str = ".4g", right: Collection[str] = ()) -> str:
+    """``right``: text columns to align right with the numbers (figures with marks)."""
+    if not right:
+        return table.to_markdown(floatfmt=floatfmt)
+    align = ["right" if c in right or pd.api.types.is_numeric_dtype(table[c]) else "left"
+             for c in table.columns]  # fmt: skip
+    return table.to_markdown(floatfmt=floatfmt, colalign=["left", *align])
+
+
+def to_html(table: pd.DataFrame, notes: Sequence[tuple[str, str]] = ()) -> str:
+    """The table, and ``notes`` (``footnotes``) as paragraphs under it."""
+    html = table.to_html(float_format=lambda v: f"{v:.4g}", na_rep="-", border=0)
+    return html + "".join(f"\n<p><code>{escape(m)}</code> {escape(n)}</p>" for m, n in notes)
+
+
+def markdown_notes(notes: Sequence[tuple[str, str]]) -> str:
+    """``footnotes`` as a Markdown list ('' when none)."""
+    return "\n".join(f"- `{m}` {n}" for m, n in notes)
