@@ -33,7 +33,7 @@ from .loader import to_device
 from .modes import Mode, ModeError, parse_modes
 from .backends import set_threads
 from .estimate import duration
-from .peaks import device_ceilings, device_peak
+from .peaks import best_ceilings, device_ceilings, device_peak, final_ceilings
 from .profile import METHOD, format_unsupported, profile_model
 from .results import RunWriter
 from .runner import (
@@ -257,6 +257,8 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
         done = Done.from_results(existing)
         previous = json.loads((run_dir / "run.json").read_text())
         info["started"] = previous.get("started", info["started"])
+        if "ceilings" in info:
+            info["ceilings"] = best_ceilings(previous.get("ceilings", {}), info["ceilings"])
         info["resumed"] = [*previous.get("resumed", []), provenance.now()]
         writer = RunWriter(run_dir, info, existing)
         writer.drop_curves({m for m in cfg.models if m not in done.accuracy})
@@ -275,6 +277,9 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     t0 = time.perf_counter()
     try:
         totals = run_models(cfg, writer, done, peak.tflops)
+        if "ceilings" in writer.provenance:  # measured again: a busy start can only read low
+            writer.provenance["ceilings"] = final_ceilings(cfg.device, device_name,
+                                                           writer.provenance["ceilings"])  # fmt: skip
         status = "complete"
         print(f"archbench: took {duration(time.perf_counter() - t0)} ("
               + ", ".join(f"{phase} {duration(s)}" for phase, s in totals.items() if s)
@@ -290,7 +295,8 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
               f"same command again with --resume, in a new process, continues with the next "
               f"model without it", file=sys.stderr)  # fmt: skip
         return 1
-    code = report(pd.DataFrame(writer.rows), cfg, run_dir, device_name)
+    code = report(pd.DataFrame(writer.rows), cfg, run_dir, device_name,
+                  writer.provenance.get("ceilings"))  # fmt: skip
     try:
         print(f"report: {build_report(run_dir)} (charts/, tables/ beside it)")
     except Exception as exc:  # the measurements are saved; the report can be rebuilt
@@ -310,7 +316,8 @@ def backend_policy(cfg: RunConfig) -> dict[str, object]:
     return policy
 
 
-def report(results: pd.DataFrame, cfg: RunConfig, run_dir: Path, device_name: str) -> int:
+def report(results: pd.DataFrame, cfg: RunConfig, run_dir: Path, device_name: str,
+           ceilings: dict | None = None) -> int:  # fmt: skip
     failed_models: set[str] = set()
     if "static" in cfg.phases:
         summary = static_summary(results)
@@ -318,11 +325,12 @@ def report(results: pd.DataFrame, cfg: RunConfig, run_dir: Path, device_name: st
         print(format_static_summary(summary))
         failed_models |= set(summary.index[summary["error"] != ""])
     if "speed" in cfg.phases:
-        speed = speed_summary(results)
+        speed = speed_summary(results, ceilings)
         print(f"\nSpeed on {cfg.device} ({device_name}), torch {torch.__version__}, synthetic "
               "inputs. infer/s, train/s: samples/s, median of timed blocks (train = forward + "
-              "backward + SGD step); ±%: IQR/median, * where > 5%; p50/p99: batch-1 latency; "
-              "TFLOP/s from the static FLOPs (x3 for training); MFU vs the device peak; "
+              "backward + SGD step); ±%: IQR/median; marks (*, h, !) explained under the table; "
+              "p50/p99: batch-1 latency; TFLOP/s from the static FLOPs (x3 for training); MFU vs "
+              "the datasheet peak, or the peak measured at the run's start; "
               "MB: peak CUDA memory; compile s: first call incl. compilation")  # fmt: skip
         print(format_speed_summary(speed))
         failed_models |= set(speed.index.get_level_values("model")[speed["error"] != ""])

@@ -124,7 +124,20 @@ def device_peak(device: torch.device, device_name: str, precision: str) -> Peak:
         peak = _measured.get((str(device), precision))
     if peak is None:
         peak = _remember(device, precision, measured_matmul_peak(device, precision))
+    if device.type != "cuda" and precision != "fp32":
+        peak = _at_least_fp32(peak, device_peak(device, device_name, "fp32"), precision)
     return peak
+
+
+def _at_least_fp32(peak: Peak, fp32: Peak, precision: str) -> Peak:
+    """A CPU without native half-precision arithmetic (AVX2) runs a bf16 matmul far below its
+    fp32 peak, while its bf16 convolutions compute in fp32 and reach that peak: the larger of
+    the two bounds a half-precision figure (on a CPU with AMX the bf16 matmul is the larger)."""
+    if fp32.tflops <= peak.tflops:
+        return peak
+    return Peak(fp32.tflops, f"{fp32.source}: this CPU's {precision} matmul ran slower "
+                             f"({peak.tflops:.3g} TFLOP/s), and its {precision} convolutions "
+                             "compute in fp32")  # fmt: skip
 
 
 # Memory bandwidth, GB/s (10^9 bytes/s), NVIDIA datasheets; first match wins.
@@ -169,13 +182,16 @@ def device_ceilings(device: torch.device, device_name: str,
     Datasheet figures where the device is known; the rest is measured afresh on each call
     (and added to ``device_peak``'s cache), so a run can measure at its start and its end and
     keep the best of both with ``best_ceilings``."""
-    compute = {}
-    for precision in precisions:
+    peaks: dict[str, Peak] = {}
+    for precision in sorted(precisions, key=lambda p: p != "fp32"):  # fp32 first
         peak = datasheet_peak(device_name, precision) if device.type == "cuda" else None
         if peak is None:
             peak = measured_matmul_peak(device, precision)
             _remember(device, precision, peak)
-        compute[precision] = {"tflops": peak.tflops, "source": peak.source}
+            if device.type != "cuda" and precision != "fp32" and "fp32" in peaks:
+                peak = _at_least_fp32(peak, peaks["fp32"], precision)
+        peaks[precision] = peak
+    compute = {p: {"tflops": peaks[p].tflops, "source": peaks[p].source} for p in precisions}
     bandwidth = None
     if device.type == "cuda":
         bandwidth = next(({"gbs": gbs, "source": f"{label} datasheet"}
