@@ -7,28 +7,46 @@ import math
 import pandas as pd
 import pytest
 import torch
+from torch.optim.optimizer import register_optimizer_step_post_hook
 
 import archs
 from bench import cli
 from bench.accuracy_rows import accuracy_rows, confusion_frame
 from bench.loader import to_device
 from bench.modes import Mode
-from bench.train import AccuracyConfig, SeedResult, lr_at, parse_budget, train_model
+from bench.train import AccuracyConfig, EpochRecord, SeedResult, lr_at, parse_budget, train_model
 
 CPU = torch.device("cpu")
 
 
 def config(budget="epochs=1", **kw) -> AccuracyConfig:
-    return AccuracyConfig(parse_budget(budget), (0,), CPU, Mode("fp32"), eval_batch=500, **kw)
+    kw.setdefault("eval_batch", 500)
+    return AccuracyConfig(parse_budget(budget), (0,), CPU, Mode("fp32"), **kw)
 
 
-@pytest.mark.parametrize("text, kind, value", [("epochs=10", "epochs", 10), ("seconds=2.5", "seconds", 2.5)])
+@pytest.fixture
+def optimizer_steps():
+    """The number of optimizer steps taken so far in the test, counted by a global hook."""
+    steps = [0]
+
+    def count(*_):
+        steps[0] += 1
+
+    handle = register_optimizer_step_post_hook(count)
+    yield lambda: steps[0]
+    handle.remove()
+
+
+@pytest.mark.parametrize("text, kind, value", [
+    ("epochs=10", "epochs", 10), ("seconds=2.5", "seconds", 2.5), ("steps=7", "steps", 7),
+])  # fmt: skip
 def test_parse_budget(text, kind, value):
     b = parse_budget(text)
     assert (b.kind, b.value) == (kind, value)
 
 
-@pytest.mark.parametrize("text", ["epochs=0", "epochs=1.5", "minutes=3", "10", "seconds=-1"])
+@pytest.mark.parametrize("text", ["epochs=0", "epochs=1.5", "minutes=3", "10", "seconds=-1",
+                                  "steps=0", "steps=2.5"])  # fmt: skip
 def test_bad_budgets(text):
     with pytest.raises(ValueError, match="--budget"):
         parse_budget(text)
@@ -100,8 +118,6 @@ def test_rows_average_over_seeds():
 
     results = [seed(0, 90), seed(1, 80)]
     for r in results:
-        from bench.train import EpochRecord
-
         r.epochs.append(EpochRecord(1, 10.0, 0.5, 88.0, r.test_acc))
     rows = pd.DataFrame(accuracy_rows("m", "f", results, config())).set_index("metric")
     assert rows.loc["test_acc", "value"] == pytest.approx(85.0)
@@ -110,6 +126,17 @@ def test_rows_average_over_seeds():
     assert "time_to_93" not in rows.index
     assert rows.loc["fit_throughput", "unit"] == "examples/s"
     assert confusion_frame(results).to_numpy().sum() == 2000
+
+
+def test_step_budget_runs_exactly_that_many_steps_across_epochs(fmnist, optimizer_steps):
+    cfg = config("steps=5", train_limit=96, eval_limit=100, batch_cap=32)
+    train, test = to_device(fmnist, CPU, cfg.train_limit, cfg.eval_limit)
+    lines = []
+    r = train_model(archs.get_entry("lenet"), train, test, cfg, seed=0, progress=lines.append)
+    assert optimizer_steps() == r.steps == 5
+    assert r.examples_timed == 4 * 32  # the first step is timed apart
+    assert [e.epoch for e in r.epochs] == [1, 2]  # 3 steps per epoch, then 2
+    assert "step 3/5" in lines[0] and "step 5/5" in lines[1]
 
 
 @pytest.mark.slow
