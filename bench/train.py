@@ -6,6 +6,9 @@ evaluated on the test set.
 Training time excludes evaluation and the first step (which holds torch.compile's compilation
 and cuDNN's autotuning; it is reported as ``first_step_s``). The loss is checked every 50 steps;
 a non-finite loss stops the model and marks it diverged.
+
+Every step runs under the mode's backend switches (``bench.backends``: cuDNN autotuning on a
+GPU, TF32 only in tf32 modes), set explicitly and restored afterwards.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from torch.nn import functional as F
 
 from archs import ModelEntry
 
+from . import backends
 from .data import CLASSES
 from .loader import Split, batch_indices, model_input
 from .modes import Mode
@@ -70,7 +74,8 @@ class AccuracyConfig:
         data = (f"first {self.train_limit} training images" if self.train_limit
                 else "60,000 training images")  # fmt: skip
         test = f"first {self.eval_limit} test images" if self.eval_limit else "10,000 test images"
-        return (f"budget {self.budget}; {data}, {test}; {self.mode.describe()}; Xavier init, SGD "
+        return (f"budget {self.budget}; {data}, {test}; {self.mode.describe()}, "
+                f"{self.mode.backends(self.device).describe(self.device)}; Xavier init, SGD "
                 f"nesterov 0.9, wd {self.weight_decay:g}, one-cycle, label smoothing "
                 f"{self.label_smoothing:g}, flips + crops")  # fmt: skip
 
@@ -296,7 +301,8 @@ def train_model(entry: ModelEntry, train: Split, test: Split, cfg: AccuracyConfi
     """Train a fresh ``entry`` with ``seed`` until ``cfg.budget`` runs out or the loss diverges,
     evaluating on ``test`` after each epoch (and when the budget ends inside one); ``progress``
     gets a line per epoch. ``size``: the input size (the model's own by default)."""
-    run = _Training(entry, train, test, cfg, seed, size or entry.input_size)
-    while not run.finished:
-        progress(run.report(run.epoch()))
+    with backends.applied(cfg.mode.backends(cfg.device)):
+        run = _Training(entry, train, test, cfg, seed, size or entry.input_size)
+        while not run.finished:
+            progress(run.report(run.epoch()))
     return run.result

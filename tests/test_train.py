@@ -10,8 +10,9 @@ import torch
 from torch.optim.optimizer import register_optimizer_step_post_hook
 
 import archs
-from bench import cli
+from bench import backends, cli
 from bench.accuracy_rows import accuracy_rows, confusion_frame
+from bench.backends import BackendState
 from bench.loader import to_device
 from bench.modes import Mode
 from bench.train import AccuracyConfig, EpochRecord, SeedResult, lr_at, parse_budget, train_model
@@ -137,6 +138,30 @@ def test_step_budget_runs_exactly_that_many_steps_across_epochs(fmnist, optimize
     assert r.examples_timed == 4 * 32  # the first step is timed apart
     assert [e.epoch for e in r.epochs] == [1, 2]  # 3 steps per epoch, then 2
     assert "step 3/5" in lines[0] and "step 5/5" in lines[1]
+
+
+def test_training_sets_the_modes_backend_switches_and_restores_them(fmnist):
+    cfg = config("steps=2", train_limit=64, eval_limit=100, batch_cap=32)
+    train, test = to_device(fmnist, CPU, cfg.train_limit, cfg.eval_limit)
+    inherited = BackendState(cudnn_benchmark=True, tf32_matmul=True, tf32_cudnn=True)
+    during = []
+    with backends.applied(inherited):
+        train_model(archs.get_entry("lenet"), train, test, cfg, seed=0,
+                    progress=lambda _: during.append(backends.current()))  # fmt: skip
+        assert backends.current() == inherited
+    assert during == [cfg.mode.backends(CPU)]
+    assert not during[0].cudnn_benchmark and not during[0].tf32_cudnn
+
+
+def test_accuracy_method_states_the_backend_switches():
+    cpu = config()
+    assert f"{torch.get_num_threads()} CPU threads" in cpu.describe()
+    gpu = dataclasses.replace(cpu, device=torch.device("cuda"), mode=Mode("bf16", True))
+    assert "cuDNN benchmark on, TF32 matmul off, TF32 cuDNN off" in gpu.describe()
+    r = SeedResult("m", 0, 64, 0.1, confusion=torch.eye(10, dtype=torch.long) * 10,
+                   epochs=[EpochRecord(1, 1.0, 0.5, 90.0, 100.0)])  # fmt: skip
+    rows = accuracy_rows("m", "f", [r], gpu)
+    assert all("cuDNN benchmark on" in row["method"] for row in rows)
 
 
 @pytest.mark.slow
