@@ -8,7 +8,8 @@ and cuDNN's autotuning; it is reported as ``first_step_s``). The loss is checked
 a non-finite loss stops the model and marks it diverged.
 
 Every step runs under the mode's backend switches (``bench.backends``: cuDNN autotuning on a
-GPU, TF32 only in tf32 modes), set explicitly and restored afterwards.
+GPU, TF32 only in tf32 modes), set explicitly and restored afterwards. A compiled mode compiles
+each seed's model afresh (``bench.compiled``), and never silently falls back to eager.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from torch.nn import functional as F
 
 from archs import ModelEntry
 
-from . import backends
+from . import backends, compiled
 from .data import CLASSES
 from .loader import Split, batch_indices, model_input
 from .modes import Mode
@@ -102,6 +103,7 @@ class SeedResult:
     first_step_s: float = 0.0
     diverged: bool = False
     steps: int = 0  # training steps run, the untimed first one included
+    compiled_graphs: int = 0  # graphs dynamo compiled for this seed by the end of its first step
 
     @property
     def test_acc(self) -> float:
@@ -154,6 +156,8 @@ def evaluate(model: torch.nn.Module, test: Split, size: int, cfg: AccuracyConfig
                                  generator=None, device=cfg.device):  # fmt: skip
             x = model_input(test.images[idx], size, augment=False,
                             memory_format=cfg.mode.memory_format)
+            if cfg.mode.cuda_graphs:
+                torch.compiler.cudagraph_mark_step_begin()
             pred = model(x).argmax(1)
             confusion += torch.bincount(test.labels[idx] * LABELS + pred,
                                         minlength=LABELS * LABELS)  # fmt: skip
@@ -187,13 +191,13 @@ class _Training:
         # a smaller batch than the entry's takes a proportionally smaller rate (linear scaling)
         peak_lr = entry.train.lr * batch / entry.train.batch_size
         self.result = SeedResult(entry.name, seed, batch, peak_lr)
+        compiled.reset(cfg.device)  # this seed's graphs only: dynamo's cache never fills up
         torch.manual_seed(seed)
         self.generator = torch.Generator(device=cfg.device).manual_seed(seed)
         raw = entry.build()
         xavier_init(raw)
         raw = raw.to(device=cfg.device, memory_format=cfg.mode.memory_format).train()
-        self.model = raw if cfg.mode.compile == "none" else torch.compile(
-            raw, mode=None if cfg.mode.compile == "default" else cfg.mode.compile)  # fmt: skip
+        self.model = compiled.compile_model(raw, cfg.mode)
         self.optimizer = _sgd(raw, peak_lr, cfg)
         fp16 = cfg.mode.precision == "fp16"
         self.scaler = torch.amp.GradScaler(cfg.device.type) if fp16 else None
@@ -221,6 +225,8 @@ class _Training:
         x = model_input(self.train.images[idx], self.size, augment=True,
                         generator=self.generator, memory_format=cfg.mode.memory_format)
         y = self.train.labels[idx]
+        if cfg.mode.cuda_graphs:  # a new iteration: the last one's graph outputs may be reused
+            torch.compiler.cudagraph_mark_step_begin()
         with cfg.mode.autocast(cfg.device):
             out = self.model(x)
             loss = F.cross_entropy(out, y, label_smoothing=cfg.label_smoothing)
@@ -262,6 +268,8 @@ class _Training:
             if r.steps == 1:  # compilation and autotuning: timed apart, not counted
                 _sync(device)
                 r.first_step_s = time.perf_counter() - t0
+                compiled.check_compiled(cfg.mode)
+                r.compiled_graphs = compiled.compiled_graphs()
                 t0 = time.perf_counter()
             else:
                 r.examples_timed += len(idx)
@@ -300,8 +308,11 @@ def train_model(entry: ModelEntry, train: Split, test: Split, cfg: AccuracyConfi
                 progress: Callable[[str], None] = lambda _: None) -> SeedResult:  # fmt: skip
     """Train a fresh ``entry`` with ``seed`` until ``cfg.budget`` runs out or the loss diverges,
     evaluating on ``test`` after each epoch (and when the budget ends inside one); ``progress``
-    gets a line per epoch. ``size``: the input size (the model's own by default)."""
-    with backends.applied(cfg.mode.backends(cfg.device)):
+    gets a line per epoch. ``size``: the input size (the model's own by default).
+
+    Raises ``compiled.RanEager`` when a compiled mode's first step compiled nothing, and
+    dynamo's ``FailOnRecompileLimitHit`` instead of running eager past its recompile limit."""
+    with backends.applied(cfg.mode.backends(cfg.device)), compiled.no_eager_fallback():
         run = _Training(entry, train, test, cfg, seed, size or entry.input_size)
         while not run.finished:
             progress(run.report(run.epoch()))
