@@ -58,6 +58,10 @@ def parse_budget(text: str) -> Budget:
 
 @dataclass(frozen=True)
 class AccuracyConfig:
+    """How the accuracy phase trains. ``num_classes`` (at least 10, Fashion-MNIST's labels
+    0-9) sizes the models' output; ``in_channels`` above 1 feeds them the grey channel repeated
+    that many times, on the device."""
+
     budget: Budget
     seeds: tuple[int, ...]
     device: torch.device
@@ -70,12 +74,27 @@ class AccuracyConfig:
     weight_decay: float = 5e-4
     label_smoothing: float = 0.1
     warmup: float = 0.2  # fraction of the budget spent warming the learning rate up
+    in_channels: int = 1
+    num_classes: int = LABELS
+
+    def __post_init__(self) -> None:
+        if self.num_classes < LABELS:
+            raise ValueError(
+                f"the accuracy phase needs --num-classes {LABELS} or more: Fashion-MNIST has "
+                f"{LABELS} classes (labels 0-{LABELS - 1}), got {self.num_classes}")  # fmt: skip
+        if self.in_channels < 1:
+            raise ValueError(f"--in-channels must be at least 1, got {self.in_channels}")
 
     def describe(self) -> str:
         data = (f"first {self.train_limit} training images" if self.train_limit
                 else "60,000 training images")  # fmt: skip
         test = f"first {self.eval_limit} test images" if self.eval_limit else "10,000 test images"
-        return (f"budget {self.budget}; {data}, {test}; {self.mode.describe()}, "
+        shape = ""
+        if self.in_channels > 1:
+            shape += f", grey channel repeated to {self.in_channels} input channels"
+        if self.num_classes > LABELS:
+            shape += f", {self.num_classes} outputs (labels 0-{LABELS - 1})"
+        return (f"budget {self.budget}; {data}, {test}{shape}; {self.mode.describe()}, "
                 f"{self.mode.backends(self.device).describe(self.device)}; Xavier init, SGD "
                 f"nesterov 0.9, wd {self.weight_decay:g}, one-cycle, label smoothing "
                 f"{self.label_smoothing:g}, flips + crops")  # fmt: skip
@@ -97,7 +116,8 @@ class SeedResult:
     batch_size: int
     lr: float
     epochs: list[EpochRecord] = field(default_factory=list)
-    confusion: torch.Tensor | None = None  # (10, 10) counts: rows true, columns predicted
+    # (10, num_classes) counts: rows the true labels, columns the predicted classes
+    confusion: torch.Tensor | None = None
     train_seconds: float = 0.0
     examples_timed: int = 0
     first_step_s: float = 0.0
@@ -116,9 +136,10 @@ class SeedResult:
 
     @property
     def macro_f1(self) -> float:
+        """Over the 10 true classes (an extra output predicted is a miss for its row)."""
         c = self.confusion.double()
         tp = c.diag()
-        precision = tp / c.sum(0).clamp(min=1)
+        precision = tp / c.sum(0)[: len(tp)].clamp(min=1)
         recall = tp / c.sum(1).clamp(min=1)
         f1 = torch.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0)
         return 100 * float(f1.mean())
@@ -148,21 +169,22 @@ def lr_at(progress: float, peak: float, warmup: float) -> float:
 
 
 def evaluate(model: torch.nn.Module, test: Split, size: int, cfg: AccuracyConfig) -> torch.Tensor:
-    """The (10, 10) confusion matrix over the test split."""
+    """The (10, ``cfg.num_classes``) confusion matrix over the test split."""
     model.eval()
-    confusion = torch.zeros(LABELS * LABELS, dtype=torch.long, device=test.labels.device)
+    classes = cfg.num_classes
+    confusion = torch.zeros(LABELS * classes, dtype=torch.long, device=test.labels.device)
     with torch.no_grad(), cfg.mode.autocast(cfg.device):
         for idx in batch_indices(len(test), cfg.eval_batch, shuffle=False, drop_last=False,
                                  generator=None, device=cfg.device):  # fmt: skip
             x = model_input(test.images[idx], size, augment=False,
-                            memory_format=cfg.mode.memory_format)
+                            memory_format=cfg.mode.memory_format, in_channels=cfg.in_channels)
             if cfg.mode.cuda_graphs:
                 torch.compiler.cudagraph_mark_step_begin()
             pred = model(x).argmax(1)
-            confusion += torch.bincount(test.labels[idx] * LABELS + pred,
-                                        minlength=LABELS * LABELS)  # fmt: skip
+            confusion += torch.bincount(test.labels[idx] * classes + pred,
+                                        minlength=LABELS * classes)  # fmt: skip
     model.train()
-    return confusion.view(LABELS, LABELS).cpu()
+    return confusion.view(LABELS, classes).cpu()
 
 
 def _sync(device: torch.device) -> None:
@@ -194,7 +216,7 @@ class _Training:
         compiled.reset(cfg.device)  # this seed's graphs only: dynamo's cache never fills up
         torch.manual_seed(seed)
         self.generator = torch.Generator(device=cfg.device).manual_seed(seed)
-        raw = entry.build()
+        raw = entry.build(num_classes=cfg.num_classes, in_channels=cfg.in_channels)
         xavier_init(raw)
         raw = raw.to(device=cfg.device, memory_format=cfg.mode.memory_format).train()
         self.model = compiled.compile_model(raw, cfg.mode)
@@ -223,7 +245,8 @@ class _Training:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         x = model_input(self.train.images[idx], self.size, augment=True,
-                        generator=self.generator, memory_format=cfg.mode.memory_format)
+                        generator=self.generator, memory_format=cfg.mode.memory_format,
+                        in_channels=cfg.in_channels)  # fmt: skip
         y = self.train.labels[idx]
         if cfg.mode.cuda_graphs:  # a new iteration: the last one's graph outputs may be reused
             torch.compiler.cudagraph_mark_step_begin()

@@ -164,6 +164,42 @@ def test_accuracy_method_states_the_backend_switches():
     assert all("cuDNN benchmark on" in row["method"] for row in rows)
 
 
+def test_more_classes_and_channels_are_built_and_fed(fmnist):
+    """12 outputs and 3 input channels: the model is built so, sees the grey channel three
+    times, and its confusion matrix has a column for each output."""
+    cfg = config("steps=2", train_limit=64, eval_limit=100, batch_cap=32, in_channels=3,
+                 num_classes=12)  # fmt: skip
+    assert "grey channel repeated to 3 input channels" in cfg.describe()
+    assert "12 outputs (labels 0-9)" in cfg.describe()
+    train, test = to_device(fmnist, CPU, cfg.train_limit, cfg.eval_limit)
+    calls = []
+    hook = torch.nn.modules.module.register_module_forward_hook(
+        lambda module, args, out: calls.append((type(module), args[0], out)))
+    try:
+        r = train_model(archs.get_entry("lenet"), train, test, cfg, seed=0)
+    finally:
+        hook.remove()
+    model_calls = [(x, out) for kind, x, out in calls if kind is torch.nn.Sequential]
+    assert len(model_calls) == 2 + 1  # two training steps, one test batch
+    for x, out in model_calls:
+        assert x.shape[1] == 3 and torch.equal(x[:, 0], x[:, 2])
+        assert out.shape[1] == 12
+    assert r.confusion.shape == (10, 12) and int(r.confusion.sum()) == 100
+    assert list(confusion_frame([r]).columns[-3:]) == ["Ankle boot", "output 10", "output 11"]
+    rows = pd.DataFrame(accuracy_rows("lenet", "lenet", [r], cfg)).set_index("metric")
+    assert 0 <= rows.loc["macro_f1", "value"] <= 100
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("num_classes", 5, "the accuracy phase needs --num-classes 10 or more: Fashion-MNIST has 10 "
+                       "classes \\(labels 0-9\\), got 5"),
+    ("in_channels", 0, "--in-channels must be at least 1, got 0"),
+])  # fmt: skip
+def test_too_few_classes_or_channels_are_refused(field, value, message):
+    with pytest.raises(ValueError, match=message):
+        config(**{field: value})
+
+
 @pytest.mark.slow
 def test_cli_accuracy_phase_end_to_end(tmp_path, capsys):
     args = ["--models", "lenet_bn", "--phases", "accuracy", "--budget", "epochs=2", "--seeds",
