@@ -59,7 +59,9 @@ def curve_rows(seed: SeedResult) -> list[dict[str, object]]:
 
 
 def confusion_frame(seeds: list[SeedResult]) -> pd.DataFrame:
-    """Counts summed over seeds; rows are true classes, columns predictions."""
+    """Counts summed over seeds; rows are true classes, columns predictions (a model with more
+    than 10 outputs has a column for each extra one)."""
     total = sum(s.confusion for s in seeds if s.confusion is not None)
+    extra = [f"output {k}" for k in range(len(CLASSES), total.shape[1])]
     return pd.DataFrame(total.numpy(), index=pd.Index(CLASSES, name="true \\\\ predicted"),
-                        columns=list(CLASSES))  # fmt: skip
+                        columns=[*CLASSES, *extra])  # fmt: skip

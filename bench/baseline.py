@@ -1,15 +1,18 @@
 """The seed notes' training loop (d2l's ``train_ch6``) against the suite's, side by side.
 
     python -m bench.baseline --gpu                 # ResNet-18 (d2l, 96x96) and LeNet, batch 256
+    python -m bench.baseline                       # the same on the CPU: batch 16, 5 steps
     python -m bench.baseline --models lenet --steps 50
 
 The d2l loop: a torchvision ``FashionMNIST`` dataset with ``ToTensor`` (and ``Resize`` for
-models above 28x28), a ``DataLoader`` with 4 workers, fp32, and a host sync every batch (the
-loss and the accuracy read back as Python numbers, as d2l's ``Accumulator`` does). The suite's
-loop: ``bench.train`` (data resident on the device, bf16 autocast and channels_last on a GPU).
-Both train the same model at the same batch size in the same process on the same device;
-each is timed over ``--steps`` steps after ``--warmup`` untimed ones. It prints examples/s of
-each and the suite's speed-up.
+models above 28x28), a ``DataLoader`` with 4 workers, fp32 (TF32 off, cuDNN autotuning on a
+GPU, as the suite's fp32 figures), and a host sync every batch (the loss and the accuracy read
+back as Python numbers, as d2l's ``Accumulator`` does). The suite's loop: ``bench.train`` (data
+resident on the device, bf16 autocast and channels_last on a GPU, under its mode's backend
+switches). Both train the same model at the same batch size in the same process on the same
+device, each timed over exactly ``--steps`` steps: the d2l loop's after ``--warmup`` untimed
+ones, the suite's after its one untimed first step. It prints examples/s of each and the
+suite's speed-up.
 """
 
 from __future__ import annotations
@@ -20,7 +23,9 @@ import gzip
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import torch
 from tabulate import tabulate
@@ -28,11 +33,38 @@ from torch import nn
 
 import archs
 
+from . import backends
 from .data import FILES, DataError, find_data_dir
 from .data import _file_in as data_file
-from .loader import to_device
+from .loader import Split, to_device
 from .modes import Mode
 from .train import AccuracyConfig, Budget, train_model, xavier_init
+
+D2L_MODE = Mode("fp32")  # d2l's loop knows no autocast; its backend switches are fp32's
+PROGRESS_EVERY = 5.0  # seconds between the d2l loop's progress lines
+
+
+@dataclass(frozen=True)
+class Defaults:
+    batch_size: int
+    steps: int
+    warmup: int
+
+
+GPU_DEFAULTS = Defaults(batch_size=256, steps=100, warmup=10)
+# ResNet-18 at 96x96 trains 5 to 20 images a second on a 2-core CPU: a short, small run
+CPU_DEFAULTS = Defaults(batch_size=16, steps=5, warmup=1)
+
+
+@dataclass(frozen=True)
+class LoopResult:
+    examples_per_s: float
+    timed_steps: int
+    untimed_steps: int  # before the timed ones: warm-up, or the suite's first step
+
+
+def suite_mode(device: torch.device) -> Mode:
+    return Mode("bf16", True) if device.type == "cuda" else Mode("fp32")
 
 
 def torchvision_root(data_dir: Path, root: Path) -> Path:
@@ -47,8 +79,9 @@ def torchvision_root(data_dir: Path, root: Path) -> Path:
 
 
 def d2l_loop(entry: archs.ModelEntry, root: Path, device: torch.device, batch: int,
-             warmup: int, steps: int, workers: int) -> float:  # fmt: skip
-    """examples/s of d2l's train_ch6 inner loop."""
+             warmup: int, steps: int, workers: int,
+             progress: Callable[[str], None] = lambda _: None) -> LoopResult:  # fmt: skip
+    """d2l's train_ch6 inner loop: ``warmup`` untimed steps, then ``steps`` timed ones."""
     from torch.utils.data import DataLoader
     from torchvision import datasets, transforms
 
@@ -64,58 +97,92 @@ def d2l_loop(entry: archs.ModelEntry, root: Path, device: torch.device, batch: i
     net = net.to(device).train()
     optimizer = torch.optim.SGD(net.parameters(), lr=0.01)
     loss_fn = nn.CrossEntropyLoss()
-    done, t0, timed = 0, 0.0, 0
-    while done < warmup + steps:
-        for x, y in loader:
-            if done == warmup:
-                if device.type == "cuda":
-                    torch.cuda.synchronize()
-                t0 = time.perf_counter()
-            x, y = x.to(device), y.to(device)
-            optimizer.zero_grad()
-            y_hat = net(x)
-            loss = loss_fn(y_hat, y)
-            loss.backward()
-            optimizer.step()
-            # d2l's Accumulator: metric.add(l * X.shape[0], accuracy(y_hat, y), X.shape[0])
-            _ = float(loss.detach()) * x.shape[0], float((y_hat.argmax(1) == y).sum())
-            done += 1
-            if done > warmup:
-                timed += x.shape[0]
-            if done == warmup + steps:
-                break
-    return timed / (time.perf_counter() - t0)
+    done, t0, timed, reported = 0, 0.0, 0, 0.0
+    with backends.applied(D2L_MODE.backends(device)):
+        while done < warmup + steps:
+            for x, y in loader:
+                if done == warmup:
+                    if device.type == "cuda":
+                        torch.cuda.synchronize()
+                    t0 = reported = time.perf_counter()
+                x, y = x.to(device), y.to(device)
+                optimizer.zero_grad()
+                y_hat = net(x)
+                loss = loss_fn(y_hat, y)
+                loss.backward()
+                optimizer.step()
+                # d2l's Accumulator: metric.add(l * X.shape[0], accuracy(y_hat, y), X.shape[0])
+                _ = float(loss.detach()) * x.shape[0], float((y_hat.argmax(1) == y).sum())
+                done += 1
+                if done > warmup:
+                    timed += x.shape[0]
+                    now = time.perf_counter()
+                    if now - reported >= PROGRESS_EVERY and done < warmup + steps:
+                        left = (now - t0) / (done - warmup) * (warmup + steps - done)
+                        progress(f"step {done - warmup}/{steps}, ~{left:.0f} s left")
+                        reported = now
+                if done == warmup + steps:
+                    break
+    return LoopResult(timed / (time.perf_counter() - t0), done - warmup, warmup)
 
 
-def suite_loop(entry: archs.ModelEntry, data, device: torch.device, batch: int, steps: int) -> float:
-    """examples/s of the suite's loop over ``steps`` timed steps (its first step is untimed)."""
+def suite_loop(entry: archs.ModelEntry, data: tuple[Split, Split], device: torch.device,
+               batch: int, steps: int,
+               progress: Callable[[str], None] = lambda _: None) -> LoopResult:  # fmt: skip
+    """The suite's training loop: its untimed first step, then ``steps`` timed ones, sampled from
+    the whole training split; the untimed evaluation runs on one batch of test images."""
     train, test = data
-    gpu = device.type == "cuda"
-    cfg = AccuracyConfig(
-        budget=Budget("epochs", 1), seeds=(0,), device=device,
-        mode=Mode("bf16", True) if gpu else Mode("fp32"),
-        train_limit=batch * (steps + 1), eval_limit=batch, eval_batch=batch,
-    )  # fmt: skip
+    cfg = AccuracyConfig(budget=Budget("steps", steps + 1), seeds=(0,), device=device,
+                         mode=suite_mode(device), eval_limit=batch, eval_batch=batch)  # fmt: skip
     entry = dataclasses.replace(entry, train=archs.TrainSettings(lr=0.01, batch_size=batch))
-    return train_model(entry, train, test, cfg, seed=0).examples_per_s
+    result = train_model(entry, train, Split(test.images[:batch], test.labels[:batch]), cfg,
+                         seed=0, progress=progress)  # fmt: skip
+    return LoopResult(result.examples_per_s, result.steps - 1, 1)
+
+
+def header(device: torch.device, steps: int, warmup: int, workers: int) -> str:
+    where = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
+    mode = suite_mode(device)
+    warmups = f"{warmup} untimed warm-up step{'' if warmup == 1 else 's'}"
+    return "\n".join([
+        f"device {where}, torch {torch.__version__}; each loop {steps} timed steps: the d2l "
+        f"loop's after {warmups}, the suite's after its untimed first step",
+        f"d2l loop: {D2L_MODE.describe()}, {D2L_MODE.backends(device).describe(device)}; "
+        f"DataLoader with {workers} workers, host sync every batch",
+        f"suite loop: {mode.describe()}, {mode.backends(device).describe(device)}; data on the "
+        "device",
+    ])  # fmt: skip
+
+
+def _say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.baseline", description=__doc__.split("\n")[0])
     p.add_argument("--models", default="resnet18_d2l,lenet")
     p.add_argument("--gpu", action="store_true")
-    p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--steps", type=int, default=100, help="timed steps of each loop")
-    p.add_argument("--warmup", type=int, default=10, help="untimed steps of the d2l loop")
+    p.add_argument("--batch-size", type=int, help="default 256 on a GPU, 16 on the CPU")
+    p.add_argument("--steps", type=int, help="timed steps of each loop (default 100 on a GPU, "
+                                             "5 on the CPU)")  # fmt: skip
+    p.add_argument("--warmup", type=int,
+                   help="untimed steps of the d2l loop (default 10 on a GPU, 1 on the CPU)")
     p.add_argument("--workers", type=int, default=4, help="DataLoader workers of the d2l loop")
     p.add_argument("--data-dir", type=Path)
     args = p.parse_args(argv)
+    defaults = GPU_DEFAULTS if args.gpu else CPU_DEFAULTS
+    batch = defaults.batch_size if args.batch_size is None else args.batch_size
+    steps = defaults.steps if args.steps is None else args.steps
+    warmup = defaults.warmup if args.warmup is None else args.warmup
     try:
+        if batch < 1 or steps < 1 or warmup < 0 or args.workers < 0:
+            raise ValueError("--batch-size and --steps must be at least 1, --warmup and "
+                             "--workers at least 0")  # fmt: skip
         models = archs.select_models(args.models)
         if args.gpu and not torch.cuda.is_available():
             raise DataError("--gpu was given but no CUDA device is visible")
         data_dir = find_data_dir(args.data_dir)
-    except (DataError, archs.UnknownModelError) as exc:
+    except (ValueError, DataError, archs.UnknownModelError) as exc:
         print(f"baseline: error: {exc}", file=sys.stderr)
         return 2
     from .data import load_fashion_mnist
@@ -127,16 +194,25 @@ def main(argv: list[str] | None = None) -> int:
         root = torchvision_root(data_dir, Path(tmp))
         for name in models:
             entry = archs.get_entry(name)
-            d2l = d2l_loop(entry, root, device, args.batch_size, args.warmup, args.steps, args.workers)
-            suite = suite_loop(entry, data, device, args.batch_size, args.steps)
+            _say(f"{name}: d2l loop, {warmup} warm-up + {steps} timed steps at batch {batch}")
+            t0 = time.perf_counter()
+            d2l = d2l_loop(entry, root, device, batch, warmup, steps, args.workers,
+                           progress=lambda line: _say(f"{name}: d2l loop {line}"))  # fmt: skip
+            _say(f"{name}: d2l loop done in {time.perf_counter() - t0:.1f} s; suite loop, 1 "
+                 f"untimed + {steps} timed steps, ~{steps * batch / d2l.examples_per_s:.0f} s "
+                 "at the d2l loop's rate plus its first step")  # fmt: skip
+            t0 = time.perf_counter()
+            # train_model's lines start with the model's name
+            suite = suite_loop(entry, data, device, batch, steps, progress=lambda line: _say(
+                f"{name}: suite loop, {line.split(' ', 1)[1]}"))  # fmt: skip
+            _say(f"{name}: suite loop done in {time.perf_counter() - t0:.1f} s")
             rows.append({"model": name, "input": f"{entry.input_size}x{entry.input_size}",
-                         "batch": args.batch_size, "d2l loop examples/s": d2l,
-                         "suite examples/s": suite, "suite / d2l": suite / d2l})  # fmt: skip
-            print(f"{name}: done", file=sys.stderr, flush=True)
-    where = torch.cuda.get_device_name() if args.gpu else "CPU"
-    print(f"device {where}, torch {torch.__version__}; {args.steps} timed steps each; d2l loop: "
-          f"fp32, DataLoader with {args.workers} workers, host sync every batch; suite: "
-          f"{'bf16 autocast + channels_last' if args.gpu else 'fp32'}, data on the device")  # fmt: skip
+                         "batch": batch, "d2l steps": d2l.timed_steps,
+                         "d2l loop examples/s": d2l.examples_per_s,
+                         "suite steps": suite.timed_steps,
+                         "suite examples/s": suite.examples_per_s,
+                         "suite / d2l": suite.examples_per_s / d2l.examples_per_s})  # fmt: skip
+    print(header(device, steps, warmup, args.workers))
     print(tabulate(rows, headers="keys", floatfmt=",.2f"))
     return 0
 

@@ -34,9 +34,12 @@ def to_device(data: FashionMNIST, device: torch.device, train_limit: int | None 
 
 def model_input(images: torch.Tensor, size: int, *, augment: bool,
                 generator: torch.Generator | None = None,
-                memory_format: torch.memory_format = torch.contiguous_format) -> torch.Tensor:  # fmt: skip
-    """uint8 (B, 28, 28) -> normalised float (B, 1, size, size), optionally augmented with random
-    horizontal flips and random crops, then resized (bilinear) to the model's input size."""
+                memory_format: torch.memory_format = torch.contiguous_format,
+                in_channels: int = 1) -> torch.Tensor:  # fmt: skip
+    """uint8 (B, 28, 28) -> normalised float (B, in_channels, size, size), optionally augmented
+    with random horizontal flips and random crops, then resized (bilinear) to the model's input
+    size. With ``in_channels`` above 1 the grey channel is repeated (a model built for colour
+    input sees grey images), on the device, after the resize."""
     x = images.float().div_(255).sub_(MEAN).div_(STD)
     if augment:
         b, device = x.shape[0], x.device
@@ -51,6 +54,8 @@ def model_input(images: torch.Tensor, size: int, *, augment: bool,
     x = x.unsqueeze(1)
     if size != 28:
         x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
+    # the expanded view has stride 0 across channels; contiguous() makes the copies
+    x = x.expand(-1, in_channels, -1, -1)
     return x.contiguous(memory_format=memory_format)
 
 

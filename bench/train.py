@@ -6,6 +6,10 @@ evaluated on the test set.
 Training time excludes evaluation and the first step (which holds torch.compile's compilation
 and cuDNN's autotuning; it is reported as ``first_step_s``). The loss is checked every 50 steps;
 a non-finite loss stops the model and marks it diverged.
+
+Every step runs under the mode's backend switches (``bench.backends``: cuDNN autotuning on a
+GPU, TF32 only in tf32 modes), set explicitly and restored afterwards. A compiled mode compiles
+each seed's model afresh (``bench.compiled``), and never silently falls back to eager.
 """
 
 from __future__ import annotations
@@ -21,17 +25,20 @@ from torch.nn import functional as F
 
 from archs import ModelEntry
 
+from . import backends, compiled
+from .data import CLASSES
 from .loader import Split, batch_indices, model_input
 from .modes import Mode
 from .speed import backward_and_step
 
 CHECK_EVERY = 50  # steps between host syncs for the divergence check and the seconds budget
 THRESHOLDS = (85, 90, 93)  # test accuracy (%) whose time-to-reach is reported
+LABELS = len(CLASSES)  # Fashion-MNIST's labels are 0-9
 
 
 @dataclass(frozen=True)
 class Budget:
-    kind: Literal["epochs", "seconds"]
+    kind: Literal["epochs", "seconds", "steps"]
     value: float
 
     def __str__(self) -> str:
@@ -39,17 +46,22 @@ class Budget:
 
 
 def parse_budget(text: str) -> Budget:
-    m = re.fullmatch(r"\s*(epochs|seconds)\s*=\s*([0-9]*\.?[0-9]+)\s*", text)
+    m = re.fullmatch(r"\s*(epochs|seconds|steps)\s*=\s*([0-9]*\.?[0-9]+)\s*", text)
     if not m or float(m.group(2)) <= 0:
-        raise ValueError(f"--budget must be epochs=N or seconds=S with N, S > 0, got '{text}'")
+        raise ValueError(
+            f"--budget must be epochs=N, steps=N or seconds=S with N, S > 0, got '{text}'")
     kind, value = m.group(1), float(m.group(2))
-    if kind == "epochs" and not value.is_integer():
-        raise ValueError(f"--budget epochs must be a whole number, got '{text}'")
+    if kind in ("epochs", "steps") and not value.is_integer():
+        raise ValueError(f"--budget {kind} must be a whole number, got '{text}'")
     return Budget(kind, value)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)
 class AccuracyConfig:
+    """How the accuracy phase trains. ``num_classes`` (at least 10, Fashion-MNIST's labels
+    0-9) sizes the models' output; ``in_channels`` above 1 feeds them the grey channel repeated
+    that many times, on the device."""
+
     budget: Budget
     seeds: tuple[int, ...]
     device: torch.device
@@ -62,14 +74,30 @@ class AccuracyConfig:
     weight_decay: float = 5e-4
     label_smoothing: float = 0.1
     warmup: float = 0.2  # fraction of the budget spent warming the learning rate up
+    in_channels: int = 1
+    num_classes: int = LABELS
+
+    def __post_init__(self) -> None:
+        if self.num_classes < LABELS:
+            raise ValueError(
+                f"the accuracy phase needs --num-classes {LABELS} or more: Fashion-MNIST has "
+                f"{LABELS} classes (labels 0-{LABELS - 1}), got {self.num_classes}")  # fmt: skip
+        if self.in_channels < 1:
+            raise ValueError(f"--in-channels must be at least 1, got {self.in_channels}")
 
     def describe(self) -> str:
         data = (f"first {self.train_limit} training images" if self.train_limit
                 else "60,000 training images")  # fmt: skip
         test = f"first {self.eval_limit} test images" if self.eval_limit else "10,000 test images"
-        return (f"budget {self.budget}; {data}, {test}; {self.mode.describe()}; Xavier init, SGD nesterov "
-                f"0.9, wd {self.weight_decay:g}, one-cycle, label smoothing {self.label_smoothing:g}, "
-                "flips + crops")  # fmt: skip
+        shape = ""
+        if self.in_channels > 1:
+            shape += f", grey channel repeated to {self.in_channels} input channels"
+        if self.num_classes > LABELS:
+            shape += f", {self.num_classes} outputs (labels 0-{LABELS - 1})"
+        return (f"budget {self.budget}; {data}, {test}{shape}; {self.mode.describe()}, "
+                f"{self.mode.backends(self.device).describe(self.device)}; Xavier init, SGD "
+                f"nesterov 0.9, wd {self.weight_decay:g}, one-cycle, label smoothing "
+                f"{self.label_smoothing:g}, flips + crops")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -88,11 +116,14 @@ class SeedResult:
     batch_size: int
     lr: float
     epochs: list[EpochRecord] = field(default_factory=list)
-    confusion: torch.Tensor | None = None  # (10, 10) counts: rows true, columns predicted
+    # (10, num_classes) counts: rows the true labels, columns the predicted classes
+    confusion: torch.Tensor | None = None
     train_seconds: float = 0.0
     examples_timed: int = 0
     first_step_s: float = 0.0
     diverged: bool = False
+    steps: int = 0  # training steps run, the untimed first one included
+    compiled_graphs: int = 0  # graphs dynamo compiled for this seed by the end of its first step
 
     @property
     def test_acc(self) -> float:
@@ -105,9 +136,10 @@ class SeedResult:
 
     @property
     def macro_f1(self) -> float:
+        """Over the 10 true classes (an extra output predicted is a miss for its row)."""
         c = self.confusion.double()
         tp = c.diag()
-        precision = tp / c.sum(0).clamp(min=1)
+        precision = tp / c.sum(0)[: len(tp)].clamp(min=1)
         recall = tp / c.sum(1).clamp(min=1)
         f1 = torch.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0)
         return 100 * float(f1.mean())
@@ -137,17 +169,22 @@ def lr_at(progress: float, peak: float, warmup: float) -> float:
 
 
 def evaluate(model: torch.nn.Module, test: Split, size: int, cfg: AccuracyConfig) -> torch.Tensor:
-    """The (10, 10) confusion matrix over the test split."""
+    """The (10, ``cfg.num_classes``) confusion matrix over the test split."""
     model.eval()
-    confusion = torch.zeros(100, dtype=torch.long, device=test.labels.device)
+    classes = cfg.num_classes
+    confusion = torch.zeros(LABELS * classes, dtype=torch.long, device=test.labels.device)
     with torch.no_grad(), cfg.mode.autocast(cfg.device):
         for idx in batch_indices(len(test), cfg.eval_batch, shuffle=False, drop_last=False,
                                  generator=None, device=cfg.device):  # fmt: skip
-            x = model_input(test.images[idx], size, augment=False, memory_format=cfg.mode.memory_format)
+            x = model_input(test.images[idx], size, augment=False,
+                            memory_format=cfg.mode.memory_format, in_channels=cfg.in_channels)
+            if cfg.mode.cuda_graphs:
+                torch.compiler.cudagraph_mark_step_begin()
             pred = model(x).argmax(1)
-            confusion += torch.bincount(test.labels[idx] * 10 + pred, minlength=100)
+            confusion += torch.bincount(test.labels[idx] * classes + pred,
+                                        minlength=LABELS * classes)  # fmt: skip
     model.train()
-    return confusion.view(10, 10).cpu()
+    return confusion.view(LABELS, classes).cpu()
 
 
 def _sync(device: torch.device) -> None:
@@ -155,100 +192,151 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def train_model(entry: ModelEntry, train: Split, test: Split, cfg: AccuracyConfig, seed: int,
-                size: int | None = None,
-                progress: Callable[[str], None] = lambda _: None) -> SeedResult:  # fmt: skip
-    size = size or entry.input_size
-    device, mode = cfg.device, cfg.mode
-    batch = min(entry.train.batch_size, cfg.batch_cap or entry.train.batch_size, len(train))
-    # a smaller batch than the entry's takes a proportionally smaller rate (linear scaling)
-    peak_lr = entry.train.lr * batch / entry.train.batch_size
-    result = SeedResult(entry.name, seed, batch, peak_lr)
-    torch.manual_seed(seed)
-    generator = torch.Generator(device=device).manual_seed(seed)
-    raw = entry.build()
-    xavier_init(raw)
-    raw = raw.to(device=device, memory_format=mode.memory_format).train()
-    model = raw if mode.compile == "none" else torch.compile(
-        raw, mode=None if mode.compile == "default" else mode.compile)  # fmt: skip
-    decay = [p for p in raw.parameters() if p.ndim > 1]
-    no_decay = [p for p in raw.parameters() if p.ndim <= 1]  # biases and norm scales
-    optimizer = torch.optim.SGD(
-        [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0}],
-        lr=peak_lr, momentum=cfg.momentum, nesterov=True,
+def _sgd(model: torch.nn.Module, lr: float, cfg: AccuracyConfig) -> torch.optim.SGD:
+    decay = [p for p in model.parameters() if p.ndim > 1]
+    no_decay = [p for p in model.parameters() if p.ndim <= 1]  # biases and norm scales
+    return torch.optim.SGD(
+        [{"params": decay, "weight_decay": cfg.weight_decay},
+         {"params": no_decay, "weight_decay": 0}],
+        lr=lr, momentum=cfg.momentum, nesterov=True,
     )  # fmt: skip
-    scaler = torch.amp.GradScaler(device.type) if mode.precision == "fp16" else None
-    steps_per_epoch = len(train) // batch
-    budget = cfg.budget
-    total_steps = int(budget.value) * steps_per_epoch if budget.kind == "epochs" else None
 
-    def step(idx: torch.Tensor, lr: float) -> tuple[torch.Tensor, torch.Tensor]:
-        for group in optimizer.param_groups:
+
+class _Training:
+    """One seed of one model: a fresh model, its optimizer and its shuffled batches, trained an
+    epoch at a time into ``result``."""
+
+    def __init__(self, entry: ModelEntry, train: Split, test: Split, cfg: AccuracyConfig,
+                 seed: int, size: int) -> None:  # fmt: skip
+        self.train, self.test, self.cfg, self.size = train, test, cfg, size
+        batch = min(entry.train.batch_size, cfg.batch_cap or entry.train.batch_size, len(train))
+        # a smaller batch than the entry's takes a proportionally smaller rate (linear scaling)
+        peak_lr = entry.train.lr * batch / entry.train.batch_size
+        self.result = SeedResult(entry.name, seed, batch, peak_lr)
+        compiled.reset(cfg.device)  # this seed's graphs only: dynamo's cache never fills up
+        torch.manual_seed(seed)
+        self.generator = torch.Generator(device=cfg.device).manual_seed(seed)
+        raw = entry.build(num_classes=cfg.num_classes, in_channels=cfg.in_channels)
+        xavier_init(raw)
+        raw = raw.to(device=cfg.device, memory_format=cfg.mode.memory_format).train()
+        self.model = compiled.compile_model(raw, cfg.mode)
+        self.optimizer = _sgd(raw, peak_lr, cfg)
+        fp16 = cfg.mode.precision == "fp16"
+        self.scaler = torch.amp.GradScaler(cfg.device.type) if fp16 else None
+        budget = cfg.budget
+        self.total_steps = {"epochs": int(budget.value) * (len(train) // batch),
+                            "steps": int(budget.value)}.get(budget.kind)  # fmt: skip
+        self.out_of_budget = False
+
+    @property
+    def finished(self) -> bool:
+        return self.out_of_budget or self.result.diverged
+
+    def lr(self, trained_seconds: float) -> float:
+        if self.total_steps:
+            progress = self.result.steps / self.total_steps
+        else:
+            progress = trained_seconds / self.cfg.budget.value
+        return lr_at(min(progress, 1.0), self.result.lr, self.cfg.warmup)
+
+    def step(self, idx: torch.Tensor, lr: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """One SGD step on the batch ``idx``: its loss and its count of right predictions."""
+        cfg = self.cfg
+        for group in self.optimizer.param_groups:
             group["lr"] = lr
-        x = model_input(train.images[idx], size, augment=True, generator=generator,
-                        memory_format=mode.memory_format)  # fmt: skip
-        y = train.labels[idx]
-        with mode.autocast(device):
-            out = model(x)
+        x = model_input(self.train.images[idx], self.size, augment=True,
+                        generator=self.generator, memory_format=cfg.mode.memory_format,
+                        in_channels=cfg.in_channels)  # fmt: skip
+        y = self.train.labels[idx]
+        if cfg.mode.cuda_graphs:  # a new iteration: the last one's graph outputs may be reused
+            torch.compiler.cudagraph_mark_step_begin()
+        with cfg.mode.autocast(cfg.device):
+            out = self.model(x)
             loss = F.cross_entropy(out, y, label_smoothing=cfg.label_smoothing)
-        backward_and_step(loss, optimizer, scaler)
+        backward_and_step(loss, self.optimizer, self.scaler)
         return loss.detach().float(), (out.argmax(1) == y).sum()
 
-    done_steps, epoch = 0, 0
-    out_of_budget = False
-    while not out_of_budget and not result.diverged:
-        epoch += 1
+    def stop_now(self, loss_sum: torch.Tensor, t0: float) -> bool:
+        """After a step: diverged (checked every ``CHECK_EVERY`` steps) or out of budget."""
+        r, budget, device = self.result, self.cfg.budget, self.cfg.device
+        check = r.steps % CHECK_EVERY == 0
+        if check:
+            _sync(device)
+            if not torch.isfinite(loss_sum):
+                r.diverged = True
+                return True
+        # the CPU runs synchronously, so its clock can be read every step
+        if budget.kind == "seconds" and (check or device.type == "cpu"):
+            if r.train_seconds + time.perf_counter() - t0 >= budget.value:
+                self.out_of_budget = True
+        if self.total_steps and r.steps >= self.total_steps:
+            self.out_of_budget = True
+        return self.out_of_budget
+
+    def epoch(self) -> EpochRecord:
+        """Train until the end of the epoch or the budget, then evaluate on the test split."""
+        r, cfg, device = self.result, self.cfg, self.cfg.device
         loss_sum = torch.zeros((), device=device)
         correct = torch.zeros((), dtype=torch.long, device=device)
         seen = 0
         _sync(device)
         t0 = time.perf_counter()
-        for idx in batch_indices(len(train), batch, shuffle=True, drop_last=True,
-                                 generator=generator, device=device):  # fmt: skip
-            elapsed = result.train_seconds + time.perf_counter() - t0
-            progress_frac = (done_steps / total_steps if total_steps
-                             else elapsed / budget.value)  # fmt: skip
-            loss, right = step(idx, lr_at(min(progress_frac, 1.0), peak_lr, cfg.warmup))
-            done_steps += 1
+        for idx in batch_indices(len(self.train), r.batch_size, shuffle=True, drop_last=True,
+                                 generator=self.generator, device=device):  # fmt: skip
+            loss, right = self.step(idx, self.lr(r.train_seconds + time.perf_counter() - t0))
+            r.steps += 1
             seen += len(idx)
             loss_sum += loss
             correct += right
-            if done_steps == 1:  # compilation and autotuning: timed apart, not counted
+            if r.steps == 1:  # compilation and autotuning: timed apart, not counted
                 _sync(device)
-                result.first_step_s = time.perf_counter() - t0
+                r.first_step_s = time.perf_counter() - t0
+                compiled.check_compiled(cfg.mode)
+                r.compiled_graphs = compiled.compiled_graphs()
                 t0 = time.perf_counter()
             else:
-                result.examples_timed += len(idx)
-            check = done_steps % CHECK_EVERY == 0
-            if check:
-                _sync(device)
-                if not torch.isfinite(loss_sum):
-                    result.diverged = True
-                    break
-            # the CPU runs synchronously, so its clock can be read every step
-            if budget.kind == "seconds" and (check or device.type == "cpu"):
-                if result.train_seconds + time.perf_counter() - t0 >= budget.value:
-                    out_of_budget = True
-                    break
-            if total_steps and done_steps >= total_steps:
-                out_of_budget = True
+                r.examples_timed += len(idx)
+            if self.stop_now(loss_sum, t0):
                 break
         _sync(device)
-        result.train_seconds += time.perf_counter() - t0
+        r.train_seconds += time.perf_counter() - t0
         if not torch.isfinite(loss_sum):
-            result.diverged = True
-        steps = max(1, seen // batch)
-        confusion = evaluate(model, test, size, cfg)
-        result.confusion = confusion
-        record = EpochRecord(epoch, result.train_seconds, float(loss_sum) / steps,
-                             100 * int(correct) / max(seen, 1),
-                             100 * float(confusion.diag().sum() / confusion.sum()))  # fmt: skip
-        result.epochs.append(record)
-        left = (f"{(budget.value - epoch) * result.train_seconds / epoch:.0f} s" if total_steps
-                else f"{max(0.0, budget.value - result.train_seconds):.0f} s")  # fmt: skip
-        state = " DIVERGED" if result.diverged else ""
-        progress(f"{entry.name} seed {seed} epoch {epoch}"
-                 f"{'/' + str(int(budget.value)) if total_steps else ''}: loss {record.train_loss:.3f}, "
-                 f"train {record.train_acc:.1f}%, test {record.test_acc:.2f}% "
-                 f"({result.train_seconds:.1f} s trained, ~{left} left){state}")  # fmt: skip
-    return result
+            r.diverged = True
+        r.confusion = evaluate(self.model, self.test, self.size, cfg)
+        record = EpochRecord(len(r.epochs) + 1, r.train_seconds,
+                             float(loss_sum) / max(1, seen // r.batch_size),
+                             100 * int(correct) / max(seen, 1), r.test_acc)  # fmt: skip
+        r.epochs.append(record)
+        return record
+
+    def report(self, record: EpochRecord) -> str:
+        r, budget = self.result, self.cfg.budget
+        if budget.kind == "epochs":
+            where = f"epoch {record.epoch}/{int(budget.value)}"
+            left = (budget.value - record.epoch) * r.train_seconds / record.epoch
+        elif budget.kind == "steps":
+            where = f"epoch {record.epoch}, step {r.steps}/{int(budget.value)}"
+            left = (budget.value - r.steps) * r.train_seconds / max(1, r.steps - 1)
+        else:
+            where = f"epoch {record.epoch}"
+            left = max(0.0, budget.value - r.train_seconds)
+        state = " DIVERGED" if r.diverged else ""
+        return (f"{r.model} seed {r.seed} {where}: loss {record.train_loss:.3f}, train "
+                f"{record.train_acc:.1f}%, test {record.test_acc:.2f}% ({r.train_seconds:.1f} s "
+                f"trained, ~{left:.0f} s left){state}")  # fmt: skip
+
+
+def train_model(entry: ModelEntry, train: Split, test: Split, cfg: AccuracyConfig, seed: int,
+                size: int | None = None,
+                progress: Callable[[str], None] = lambda _: None) -> SeedResult:  # fmt: skip
+    """Train a fresh ``entry`` with ``seed`` until ``cfg.budget`` runs out or the loss diverges,
+    evaluating on ``test`` after each epoch (and when the budget ends inside one); ``progress``
+    gets a line per epoch. ``size``: the input size (the model's own by default).
+
+    Raises ``compiled.RanEager`` when a compiled mode's first step compiled nothing, and
+    dynamo's ``FailOnRecompileLimitHit`` instead of running eager past its recompile limit."""
+    with backends.applied(cfg.mode.backends(cfg.device)), compiled.no_eager_fallback():
+        run = _Training(entry, train, test, cfg, seed, size or entry.input_size)
+        while not run.finished:
+            progress(run.report(run.epoch()))
+    return run.result

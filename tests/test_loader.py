@@ -52,3 +52,14 @@ def test_batches_cover_the_split_once(fmnist):
     assert len(torch.cat(idx).unique()) == 768
     idx = list(batch_indices(300, 128, shuffle=False, drop_last=False, generator=None, device=CPU))
     assert torch.equal(torch.cat(idx), torch.arange(300))
+
+
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_grey_channel_repeated_for_colour_models(fmnist, layout):
+    images = fmnist.test_images[:4]
+    grey = model_input(images, 96, augment=False)
+    x = model_input(images, 96, augment=False, memory_format=layout, in_channels=3)
+    assert x.shape == (4, 3, 96, 96) and x.is_contiguous(memory_format=layout)
+    assert 0 not in x.stride()  # real copies, not an expanded view
+    for c in range(3):
+        assert torch.equal(x[:, c], grey[:, 0])

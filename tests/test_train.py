@@ -7,28 +7,47 @@ import math
 import pandas as pd
 import pytest
 import torch
+from torch.optim.optimizer import register_optimizer_step_post_hook
 
 import archs
-from bench import cli
+from bench import backends, cli
 from bench.accuracy_rows import accuracy_rows, confusion_frame
+from bench.backends import BackendState
 from bench.loader import to_device
 from bench.modes import Mode
-from bench.train import AccuracyConfig, SeedResult, lr_at, parse_budget, train_model
+from bench.train import AccuracyConfig, EpochRecord, SeedResult, lr_at, parse_budget, train_model
 
 CPU = torch.device("cpu")
 
 
 def config(budget="epochs=1", **kw) -> AccuracyConfig:
-    return AccuracyConfig(parse_budget(budget), (0,), CPU, Mode("fp32"), eval_batch=500, **kw)
+    kw.setdefault("eval_batch", 500)
+    return AccuracyConfig(parse_budget(budget), (0,), CPU, Mode("fp32"), **kw)
 
 
-@pytest.mark.parametrize("text, kind, value", [("epochs=10", "epochs", 10), ("seconds=2.5", "seconds", 2.5)])
+@pytest.fixture
+def optimizer_steps():
+    """The number of optimizer steps taken so far in the test, counted by a global hook."""
+    steps = [0]
+
+    def count(*_):
+        steps[0] += 1
+
+    handle = register_optimizer_step_post_hook(count)
+    yield lambda: steps[0]
+    handle.remove()
+
+
+@pytest.mark.parametrize("text, kind, value", [
+    ("epochs=10", "epochs", 10), ("seconds=2.5", "seconds", 2.5), ("steps=7", "steps", 7),
+])  # fmt: skip
 def test_parse_budget(text, kind, value):
     b = parse_budget(text)
     assert (b.kind, b.value) == (kind, value)
 
 
-@pytest.mark.parametrize("text", ["epochs=0", "epochs=1.5", "minutes=3", "10", "seconds=-1"])
+@pytest.mark.parametrize("text", ["epochs=0", "epochs=1.5", "minutes=3", "10", "seconds=-1",
+                                  "steps=0", "steps=2.5"])  # fmt: skip
 def test_bad_budgets(text):
     with pytest.raises(ValueError, match="--budget"):
         parse_budget(text)
@@ -100,8 +119,6 @@ def test_rows_average_over_seeds():
 
     results = [seed(0, 90), seed(1, 80)]
     for r in results:
-        from bench.train import EpochRecord
-
         r.epochs.append(EpochRecord(1, 10.0, 0.5, 88.0, r.test_acc))
     rows = pd.DataFrame(accuracy_rows("m", "f", results, config())).set_index("metric")
     assert rows.loc["test_acc", "value"] == pytest.approx(85.0)
@@ -110,6 +127,77 @@ def test_rows_average_over_seeds():
     assert "time_to_93" not in rows.index
     assert rows.loc["fit_throughput", "unit"] == "examples/s"
     assert confusion_frame(results).to_numpy().sum() == 2000
+
+
+def test_step_budget_runs_exactly_that_many_steps_across_epochs(fmnist, optimizer_steps):
+    cfg = config("steps=5", train_limit=96, eval_limit=100, batch_cap=32)
+    train, test = to_device(fmnist, CPU, cfg.train_limit, cfg.eval_limit)
+    lines = []
+    r = train_model(archs.get_entry("lenet"), train, test, cfg, seed=0, progress=lines.append)
+    assert optimizer_steps() == r.steps == 5
+    assert r.examples_timed == 4 * 32  # the first step is timed apart
+    assert [e.epoch for e in r.epochs] == [1, 2]  # 3 steps per epoch, then 2
+    assert "step 3/5" in lines[0] and "step 5/5" in lines[1]
+
+
+def test_training_sets_the_modes_backend_switches_and_restores_them(fmnist):
+    cfg = config("steps=2", train_limit=64, eval_limit=100, batch_cap=32)
+    train, test = to_device(fmnist, CPU, cfg.train_limit, cfg.eval_limit)
+    inherited = BackendState(cudnn_benchmark=True, tf32_matmul=True, tf32_cudnn=True)
+    during = []
+    with backends.applied(inherited):
+        train_model(archs.get_entry("lenet"), train, test, cfg, seed=0,
+                    progress=lambda _: during.append(backends.current()))  # fmt: skip
+        assert backends.current() == inherited
+    assert during == [cfg.mode.backends(CPU)]
+    assert not during[0].cudnn_benchmark and not during[0].tf32_cudnn
+
+
+def test_accuracy_method_states_the_backend_switches():
+    cpu = config()
+    assert f"{torch.get_num_threads()} CPU threads" in cpu.describe()
+    gpu = dataclasses.replace(cpu, device=torch.device("cuda"), mode=Mode("bf16", True))
+    assert "cuDNN benchmark on, TF32 matmul off, TF32 cuDNN off" in gpu.describe()
+    r = SeedResult("m", 0, 64, 0.1, confusion=torch.eye(10, dtype=torch.long) * 10,
+                   epochs=[EpochRecord(1, 1.0, 0.5, 90.0, 100.0)])  # fmt: skip
+    rows = accuracy_rows("m", "f", [r], gpu)
+    assert all("cuDNN benchmark on" in row["method"] for row in rows)
+
+
+def test_more_classes_and_channels_are_built_and_fed(fmnist):
+    """12 outputs and 3 input channels: the model is built so, sees the grey channel three
+    times, and its confusion matrix has a column for each output."""
+    cfg = config("steps=2", train_limit=64, eval_limit=100, batch_cap=32, in_channels=3,
+                 num_classes=12)  # fmt: skip
+    assert "grey channel repeated to 3 input channels" in cfg.describe()
+    assert "12 outputs (labels 0-9)" in cfg.describe()
+    train, test = to_device(fmnist, CPU, cfg.train_limit, cfg.eval_limit)
+    calls = []
+    hook = torch.nn.modules.module.register_module_forward_hook(
+        lambda module, args, out: calls.append((type(module), args[0], out)))
+    try:
+        r = train_model(archs.get_entry("lenet"), train, test, cfg, seed=0)
+    finally:
+        hook.remove()
+    model_calls = [(x, out) for kind, x, out in calls if kind is torch.nn.Sequential]
+    assert len(model_calls) == 2 + 1  # two training steps, one test batch
+    for x, out in model_calls:
+        assert x.shape[1] == 3 and torch.equal(x[:, 0], x[:, 2])
+        assert out.shape[1] == 12
+    assert r.confusion.shape == (10, 12) and int(r.confusion.sum()) == 100
+    assert list(confusion_frame([r]).columns[-3:]) == ["Ankle boot", "output 10", "output 11"]
+    rows = pd.DataFrame(accuracy_rows("lenet", "lenet", [r], cfg)).set_index("metric")
+    assert 0 <= rows.loc["macro_f1", "value"] <= 100
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("num_classes", 5, "the accuracy phase needs --num-classes 10 or more: Fashion-MNIST has 10 "
+                       "classes \\(labels 0-9\\), got 5"),
+    ("in_channels", 0, "--in-channels must be at least 1, got 0"),
+])  # fmt: skip
+def test_too_few_classes_or_channels_are_refused(field, value, message):
+    with pytest.raises(ValueError, match=message):
+        config(**{field: value})
 
 
 @pytest.mark.slow
