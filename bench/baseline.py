@@ -38,7 +38,7 @@ from .data import FILES, DataError, find_data_dir
 from .data import _file_in as data_file
 from .loader import Split, to_device
 from .modes import Mode
-from .train import AccuracyConfig, Budget, train_model, xavier_init
+from .train import AccuracyConfig, Budget, train_model, training_mode, xavier_init
 
 D2L_MODE = Mode("fp32")  # d2l's loop knows no autocast; its backend switches are fp32's
 PROGRESS_EVERY = 5.0  # seconds between the d2l loop's progress lines
@@ -61,10 +61,6 @@ class LoopResult:
     examples_per_s: float
     timed_steps: int
     untimed_steps: int  # before the timed ones: warm-up, or the suite's first step
-
-
-def suite_mode(device: torch.device) -> Mode:
-    return Mode("bf16", True) if device.type == "cuda" else Mode("fp32")
 
 
 def torchvision_root(data_dir: Path, root: Path) -> Path:
@@ -133,16 +129,39 @@ def suite_loop(entry: archs.ModelEntry, data: tuple[Split, Split], device: torch
     the whole training split; the untimed evaluation runs on one batch of test images."""
     train, test = data
     cfg = AccuracyConfig(budget=Budget("steps", steps + 1), seeds=(0,), device=device,
-                         mode=suite_mode(device), eval_limit=batch, eval_batch=batch)  # fmt: skip
+                         mode=training_mode(device), eval_limit=batch, eval_batch=batch)  # fmt: skip
     entry = dataclasses.replace(entry, train=archs.TrainSettings(lr=0.01, batch_size=batch))
     result = train_model(entry, train, Split(test.images[:batch], test.labels[:batch]), cfg,
                          seed=0, progress=progress)  # fmt: skip
     return LoopResult(result.examples_per_s, result.steps - 1, 1)
 
 
+def compare_loops(entry: archs.ModelEntry, root: Path, data: tuple[Split, Split],
+                  device: torch.device, batch: int, warmup: int, steps: int, workers: int,
+                  progress: Callable[[str], None] = lambda _: None) -> dict[str, object]:  # fmt: skip
+    """Both loops on one model, one after the other; a row of the comparison table."""
+    name = entry.name
+    progress(f"{name}: d2l loop, {warmup} warm-up + {steps} timed steps at batch {batch}")
+    t0 = time.perf_counter()
+    d2l = d2l_loop(entry, root, device, batch, warmup, steps, workers,
+                   progress=lambda line: progress(f"{name}: d2l loop {line}"))  # fmt: skip
+    progress(f"{name}: d2l loop done in {time.perf_counter() - t0:.1f} s; suite loop, 1 "
+             f"untimed + {steps} timed steps, ~{steps * batch / d2l.examples_per_s:.0f} s "
+             "at the d2l loop's rate plus its first step")  # fmt: skip
+    t0 = time.perf_counter()
+    # train_model's lines start with the model's name
+    suite = suite_loop(entry, data, device, batch, steps, progress=lambda line: progress(
+        f"{name}: suite loop, {line.split(' ', 1)[1]}"))  # fmt: skip
+    progress(f"{name}: suite loop done in {time.perf_counter() - t0:.1f} s")
+    return {"model": name, "input": f"{entry.input_size}x{entry.input_size}", "batch": batch,
+            "d2l steps": d2l.timed_steps, "d2l loop examples/s": d2l.examples_per_s,
+            "suite steps": suite.timed_steps, "suite examples/s": suite.examples_per_s,
+            "suite / d2l": suite.examples_per_s / d2l.examples_per_s}  # fmt: skip
+
+
 def header(device: torch.device, steps: int, warmup: int, workers: int) -> str:
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
-    mode = suite_mode(device)
+    mode = training_mode(device)
     warmups = f"{warmup} untimed warm-up step{'' if warmup == 1 else 's'}"
     return "\n".join([
         f"device {where}, torch {torch.__version__}; each loop {steps} timed steps: the d2l "
@@ -193,25 +212,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         root = torchvision_root(data_dir, Path(tmp))
         for name in models:
-            entry = archs.get_entry(name)
-            _say(f"{name}: d2l loop, {warmup} warm-up + {steps} timed steps at batch {batch}")
-            t0 = time.perf_counter()
-            d2l = d2l_loop(entry, root, device, batch, warmup, steps, args.workers,
-                           progress=lambda line: _say(f"{name}: d2l loop {line}"))  # fmt: skip
-            _say(f"{name}: d2l loop done in {time.perf_counter() - t0:.1f} s; suite loop, 1 "
-                 f"untimed + {steps} timed steps, ~{steps * batch / d2l.examples_per_s:.0f} s "
-                 "at the d2l loop's rate plus its first step")  # fmt: skip
-            t0 = time.perf_counter()
-            # train_model's lines start with the model's name
-            suite = suite_loop(entry, data, device, batch, steps, progress=lambda line: _say(
-                f"{name}: suite loop, {line.split(' ', 1)[1]}"))  # fmt: skip
-            _say(f"{name}: suite loop done in {time.perf_counter() - t0:.1f} s")
-            rows.append({"model": name, "input": f"{entry.input_size}x{entry.input_size}",
-                         "batch": batch, "d2l steps": d2l.timed_steps,
-                         "d2l loop examples/s": d2l.examples_per_s,
-                         "suite steps": suite.timed_steps,
-                         "suite examples/s": suite.examples_per_s,
-                         "suite / d2l": suite.examples_per_s / d2l.examples_per_s})  # fmt: skip
+            rows.append(compare_loops(archs.get_entry(name), root, data, device, batch, warmup,
+                                      steps, args.workers, progress=_say))  # fmt: skip
     print(header(device, steps, warmup, args.workers))
     print(tabulate(rows, headers="keys", floatfmt=",.2f"))
     return 0

@@ -1,10 +1,11 @@
 """torch.compile as the suite uses it: one call, a fresh dynamo state per model, and proof that
 a figure labelled compiled ran compiled code.
 
-Every registry model is an ``nn.Sequential``, so all their compiled forwards share one code
-object, and dynamo keeps one cache entry per module instance and static shape on it. Past
-``recompile_limit`` entries dynamo would silently run the frame eager. So dynamo is reset for
-each model (and seed, and out-of-memory retry), a limit hit raises instead of falling back
+Every compiled module goes through one shared code object (dynamo's wrapper of the module
+call; for the registry's models ``nn.Sequential.forward`` too), and dynamo keeps one cache entry
+on it per model structure, static shape and train/eval mode. Past ``recompile_limit`` entries
+dynamo would silently run the frame eager. So dynamo is reset for each model (and seed, and
+out-of-memory retry), a limit hit raises instead of falling back
 (``fail_on_recompile_limit_hit``), and a first call that compiled no graph is an error.
 """
 

@@ -56,6 +56,15 @@ def parse_budget(text: str) -> Budget:
     return Budget(kind, value)  # type: ignore[arg-type]
 
 
+def training_mode(device: torch.device, compile: bool = False) -> Mode:
+    """The accuracy phase's mode: bf16 autocast and channels_last on a GPU, fp32 on the CPU;
+    torch.compile's default mode when asked."""
+    compile_mode = "default" if compile else "none"
+    if device.type == "cuda":
+        return Mode("bf16", True, compile_mode)
+    return Mode("fp32", False, compile_mode)
+
+
 @dataclass(frozen=True)
 class AccuracyConfig:
     """How the accuracy phase trains. ``num_classes`` (at least 10, Fashion-MNIST's labels

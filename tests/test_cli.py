@@ -113,7 +113,7 @@ def test_layers_prints_the_per_layer_table(capsys):
         (["--batch-sizes", "0"], "--batch-sizes must be positive"),
         (["--repeats", "0"], "--repeats must be at least 1"),
         (["--threads", "0"], "--threads must be at least 1"),
-        (["--num-classes", "5"], "cannot hold them"),
+        (["--num-classes", "5"], "needs --num-classes 10 or more"),
     ],
 )
 def test_bad_input_exits_2_with_a_message_and_no_traceback(args, message):
