@@ -141,7 +141,7 @@ def list_table() -> str:
 
 
 def static_method_note() -> str:
-    return f"{METHOD}; MACs = fvcore's count (1 multiply-add = 1), FLOPs = 2 x MACs"
+    return f"{METHOD}; MACs: 1 multiply-add = 1, FLOPs = 2 x MACs"
 
 
 def config_from_args(args: argparse.Namespace) -> RunConfig:

@@ -2,7 +2,8 @@
 
 All counts are per sample: the model is traced in eval mode on one random input of its size.
 fvcore counts one multiply-add as one "flop"; here that count is called ``macs`` and
-``flops = 2 * macs``.
+``flops = 2 * macs``. One handle is our own: an eval-mode BatchNorm is one multiply-add per
+element (its scale and shift fold into one per channel at inference), where fvcore counts two.
 """
 
 from __future__ import annotations
@@ -22,9 +23,11 @@ with warnings.catch_warnings():
     # fvcore's import touches torch.jit.script, deprecated in recent torch; nothing to act on.
     warnings.simplefilter("ignore", FutureWarning)
     from fvcore.nn import FlopCountAnalysis
+    from fvcore.nn.jit_handles import batchnorm_flop_jit, get_shape
 
 FVCORE_VERSION = version("fvcore")
-METHOD = f"fvcore {FVCORE_VERSION} jit trace, batch 1, eval mode, fp32, CPU"
+METHOD = (f"fvcore {FVCORE_VERSION} jit trace (BatchNorm 1 MAC/element), batch 1, eval mode, "
+          "fp32, CPU")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -89,12 +92,7 @@ def profile_model(
     x = torch.randn(1, in_channels, height, width)
 
     shapes = _output_shapes(model, x)
-    analysis = (
-        FlopCountAnalysis(model, x)
-        .unsupported_ops_warnings(False)
-        .uncalled_modules_warnings(False)
-        .tracer_warnings("none")
-    )
+    analysis = flop_analysis(model, x)
     fvcore_logger = logging.getLogger("fvcore")
     level = fvcore_logger.level
     fvcore_logger.setLevel(logging.ERROR)  # unsupported ops are returned, not logged
@@ -132,6 +130,30 @@ def profile_model(
         unsupported_ops=unsupported,
         layers=layers,
     )
+
+
+def flop_analysis(model: nn.Module, x: torch.Tensor) -> FlopCountAnalysis:
+    """fvcore's analysis with our BatchNorm handle, quiet (what it cannot count is returned)."""
+    analysis = (
+        FlopCountAnalysis(model, x)
+        .set_op_handle("aten::batch_norm", _batch_norm_macs)
+        .unsupported_ops_warnings(False)
+        .uncalled_modules_warnings(False)
+        .tracer_warnings("none")
+    )
+    return analysis
+
+
+def _batch_norm_macs(inputs: list[torch._C.Value], outputs: list[torch._C.Value]) -> int:
+    """One multiply-add per output element when running statistics are used (eval mode), with
+    or without affine parameters: (x - mean) / sqrt(var + eps) * weight + bias is
+    x * scale + shift with per-channel constants. When batch statistics are computed (training
+    mode, never traced by ``profile_model``, or a BatchNorm without running statistics) nothing
+    folds and fvcore's count stands."""
+    uses_batch_statistics = inputs[5].toIValue()  # aten::batch_norm's `training` argument
+    if uses_batch_statistics:
+        return int(batchnorm_flop_jit(inputs, outputs))
+    return math.prod(get_shape(outputs[0]))
 
 
 def _output_shapes(model: nn.Module, x: torch.Tensor) -> dict[str, tuple[int, ...]]:
