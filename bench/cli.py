@@ -301,7 +301,7 @@ def show_layers(args: argparse.Namespace) -> int:
     print(f"follows note {entry.note}\n")
     print(format_layer_table(layer_table(layers_frame(profile.layers), args.depth)))
     if profile.unsupported_ops:
-        print(f"\nnot counted by fvcore (shown as 0 MACs): {format_unsupported(profile.unsupported_ops)}")
+        print(f"\n{format_unsupported(profile.unsupported_ops)} (0 MACs in the table)")
     return 0
 
 

@@ -9,7 +9,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 import archs
-from bench.profile import FlopCountAnalysis, flop_analysis, profile_model
+from bench.profile import FlopCountAnalysis, flop_analysis, format_unsupported, profile_model
 
 ALL = archs.list_models()
 AT = torch.ops.aten
@@ -111,12 +111,28 @@ def test_layer_table_adds_up_to_the_model(name):
 def test_uncounted_operators_are_returned_not_logged(caplog, recwarn, capsys):
     with caplog.at_level(logging.DEBUG):
         p = profile_model(archs.get_entry("lenet"))
-    # LeNet's sigmoid and average pooling have no fvcore handler
-    assert p.unsupported_ops == {"aten::avg_pool2d": 2, "aten::sigmoid": 4}
+    # LeNet's sigmoid and average pooling have no fvcore handler; fvcore ignores flatten
+    assert p.unsupported_ops == {"aten::avg_pool2d": 2, "aten::flatten": 1, "aten::sigmoid": 4}
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
     assert not [w for w in recwarn if "fvcore" in str(w.filename)]
     out, err = capsys.readouterr()
     assert out == "" and err == ""
+
+
+@pytest.mark.parametrize(
+    ("name", "uncounted"),
+    [
+        ("small_cnn", "not counted: max_pool2d x2, relu x3; no arithmetic: dropout x1, flatten x1"),
+        # 4 dense blocks of 4 BN-ReLU-conv blocks, each concatenated; 3 transitions
+        ("densenet", "not counted: avg_pool2d x3, max_pool2d x1, relu x21; "
+                     "no arithmetic: cat x16, flatten x1"),
+        ("resnet18", "not counted: add x8, max_pool2d x1, relu x17; no arithmetic: flatten x1"),
+    ],
+)  # fmt: skip
+def test_every_uncounted_operator_is_listed(name, uncounted):
+    """ReLU, concatenation and dropout too, which fvcore leaves out of its own list."""
+    p = profile_model(archs.get_entry(name))
+    assert format_unsupported(p.unsupported_ops) == uncounted
 
 
 def test_input_size_override_changes_the_count():
