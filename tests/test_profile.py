@@ -10,6 +10,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 import archs
 from bench.profile import FlopCountAnalysis, flop_analysis, format_unsupported, profile_model
+from bench.results import static_rows
 
 ALL = archs.list_models()
 AT = torch.ops.aten
@@ -133,6 +134,17 @@ def test_every_uncounted_operator_is_listed(name, uncounted):
     """ReLU, concatenation and dropout too, which fvcore leaves out of its own list."""
     p = profile_model(archs.get_entry(name))
     assert format_unsupported(p.unsupported_ops) == uncounted
+
+
+def test_uncounted_operators_go_with_the_unsupported_ops_row():
+    p = profile_model(archs.get_entry("lenet"))
+    rows = {row["metric"]: row for row in static_rows(p)}
+    row = rows.pop("unsupported_ops")
+    assert row["value"] == 7
+    assert row["method"] == (
+        f"{p.method}; not counted: avg_pool2d x2, sigmoid x4; no arithmetic: flatten x1"
+    )
+    assert {r["method"] for r in rows.values()} == {p.method}
 
 
 def test_input_size_override_changes_the_count():
