@@ -158,7 +158,7 @@ def list_table() -> str:
 
 
 def static_method_note() -> str:
-    return f"{METHOD}; MACs = fvcore's count (1 multiply-add = 1), FLOPs = 2 x MACs"
+    return f"{METHOD}; MACs: 1 multiply-add = 1, FLOPs = 2 x MACs"
 
 
 def config_from_args(args: argparse.Namespace) -> RunConfig:
@@ -360,7 +360,7 @@ def show_layers(args: argparse.Namespace) -> int:
     print(f"follows note {entry.note}\n")
     print(format_layer_table(layer_table(layers_frame(profile.layers), args.depth)))
     if profile.unsupported_ops:
-        print(f"\nnot counted by fvcore (shown as 0 MACs): {format_unsupported(profile.unsupported_ops)}")
+        print(f"\n{format_unsupported(profile.unsupported_ops)} (0 MACs in the table)")
     return 0
 
 

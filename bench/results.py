@@ -61,7 +61,8 @@ def static_rows(p: StaticProfile) -> list[dict[str, object]]:
     }
     rows = [result_row(p.model, p.family, "static", k, v, method=p.method) for k, v in figures.items()]
     if p.unsupported_ops:
-        rows[-1]["method"] = f"{p.method}; not counted: {format_unsupported(p.unsupported_ops)}"
+        row = rows[list(figures).index("unsupported_ops")]
+        row["method"] = f"{p.method}; {format_unsupported(p.unsupported_ops)}"
     return rows
 
 

@@ -76,10 +76,10 @@ METRICS: dict[str, Metric] = {
         Metric("params", "parameters", "all parameters"),
         Metric("params_trainable", "parameters", "parameters with requires_grad"),
         Metric("param_size_fp32", "MB", "parameters x 4 bytes / 1e6"),
-        Metric("macs", "MAC/sample", "multiply-accumulates per sample, fvcore's count"),
+        Metric("macs", "MAC/sample", "multiply-accumulates per sample, BatchNorm 1 per element"),
         Metric("flops", "FLOP/sample", "2 x macs"),
         Metric("macs_conv_linear", "MAC/sample", "conv + linear multiply-accumulates only"),
-        Metric("unsupported_ops", "ops", "operator calls fvcore could not count"),
+        Metric("unsupported_ops", "ops", "operator calls left uncounted, ReLU included"),
         Metric("activation_elems", "elements/sample", "elements output by the leaf layers"),
         # speed phase: per model, mode and batch; raw samples are in samples.jsonl
         *_throughput_metrics("infer", "inference (no grad)"),
