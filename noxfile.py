@@ -1,6 +1,6 @@
 """nox sessions: ``nox -s bench -- ARGS`` runs the benchmark, ``nox -s report -- RUN_DIR``
 rebuilds a run's tables and charts, ``nox -s gate`` checks for size and speed regressions,
-``nox -s tests`` runs the tests.
+``nox -s tests`` runs the tests, ``nox -s gpu-check`` proves the GPU figures.
 
 Both sessions share one virtual environment, ``.nox/archbench``: torch is gigabytes, so it is
 installed once, and again only when ``pyproject.toml`` changes. The project is installed
@@ -75,3 +75,10 @@ def gate(session: nox.Session) -> None:
 def tests(session: nox.Session) -> None:
     """The test suite: ``nox -s tests -- [pytest args]``."""
     session.run(_venv_python(session), "-m", "pytest", *session.posargs, external=True)
+
+
+@nox.session(name="gpu-check", venv_backend="none")
+def gpu_check(session: nox.Session) -> None:
+    """Prove the GPU figures: ``nox -s gpu-check -- [--data-dir DIR] [--resume]`` (CUDA only;
+    args go to ``python -m bench.gpu_check``)."""
+    session.run(_venv_python(session), "-m", "bench.gpu_check", *session.posargs, external=True)

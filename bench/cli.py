@@ -30,7 +30,7 @@ from reports.tables import (
 from . import provenance
 from .data import DEBIAN_DIR, ENV_VAR, DataError, load_fashion_mnist
 from .loader import to_device
-from .modes import Mode, ModeError, parse_modes
+from .modes import ModeError, parse_modes
 from .backends import set_threads
 from .estimate import duration
 from .peaks import best_ceilings, device_ceilings, device_peak, final_ceilings

@@ -259,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         found = check(Plan.default(), device, run_dir, data_dir, info)
     except KeyboardInterrupt:
-        _say(f"gpu_check: interrupted; continue with python -m bench.gpu_check --resume")
+        _say("gpu_check: interrupted; continue with python -m bench.gpu_check --resume")
         return 130
     print(f"gpu_check on {info['device_name']}, driver {info.get('cuda_driver')}, torch "
           f"{torch.__version__}, CUDA {torch.version.cuda}; run folder {run_dir}")  # fmt: skip

@@ -66,6 +66,12 @@ class StaticProfile:
     method: str = METHOD
 
     @property
+    def leaf_layers(self) -> int:
+        """Modules with no children: the layers a forward pass runs one by one."""
+        parents = {row.path.rpartition(".")[0] for row in self.layers if row.path}
+        return sum(1 for row in self.layers if row.path and row.path not in parents)
+
+    @property
     def flops(self) -> int:
         return 2 * self.macs
 

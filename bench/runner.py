@@ -118,30 +118,34 @@ def _speed_runs(cfg: RunConfig) -> list[tuple[Mode, int, SpeedConfig]]:
             for mode in cfg.modes for j, batch in enumerate(cfg.batch_sizes)]  # fmt: skip
 
 
-def _model_work(cfg: RunConfig, flops: float) -> ModelWork:
+def _model_work(cfg: RunConfig, entry: archs.ModelEntry, flops: float, layers: int) -> ModelWork:
     runs = _speed_runs(cfg) if "speed" in cfg.phases else []
     first = runs[0][2] if runs else SpeedConfig.for_device(cfg.device)
-    train_examples = eval_examples = train_seconds = 0.0
     acc = cfg.accuracy
+    batch = entry.train.batch_size
+    train_steps = eval_examples = train_seconds = 0.0
     if "accuracy" in cfg.phases and acc is not None and cfg.data is not None:
         train, test = cfg.data
+        batch = min(batch, acc.batch_cap or batch, len(train))
         seeds, budget = len(acc.seeds), acc.budget
-        epochs = budget.value if budget.kind == "epochs" else 1
         if budget.kind == "seconds":
             train_seconds = budget.value * seeds
         elif budget.kind == "epochs":
-            train_examples = budget.value * len(train) * seeds
-        else:  # steps
-            train_examples = budget.value * min(len(train), acc.batch_cap or 256) * seeds
+            train_steps = budget.value * (len(train) // batch) * seeds
+        else:
+            train_steps = budget.value * seeds
+        epochs = budget.value if budget.kind == "epochs" else 1
         eval_examples = epochs * len(test) * seeds
     return ModelWork(
         flops_per_sample=flops,
-        speed_runs=[(mode, batch, sc.kinds) for mode, batch, sc in runs],
+        layers=layers,
+        speed_runs=[(mode, b, sc.kinds) for mode, b, sc in runs],
         repeats=first.repeats,
         warmup=first.warmup,
         min_block_s=first.min_block_s,
         latency_samples=first.latency_samples,
-        train_examples=train_examples,
+        train_steps=train_steps,
+        train_batch=batch,
         eval_examples=eval_examples,
         train_seconds=train_seconds,
         compile_training=acc.mode if acc is not None and acc.mode.compile != "none" else None,
@@ -154,8 +158,9 @@ def estimate_run(cfg: RunConfig, profiles: dict[str, StaticProfile | None],
     estimates = {}
     for name, profile in profiles.items():
         flops = float(profile.flops) if profile else 0.0
-        phases = estimate_phases(_model_work(cfg, flops), peak_tflops, cfg.device)
-        estimates[name] = sum(phases.values())
+        layers = profile.leaf_layers if profile else 1
+        work = _model_work(cfg, archs.get_entry(name), flops, layers)
+        estimates[name] = sum(estimate_phases(work, peak_tflops, cfg.device).values())
     return Progress(estimates)
 
 
