@@ -173,6 +173,7 @@ def run_models(cfg: RunConfig, writer: RunWriter, done: Done = Done(),
     width = len(str(len(cfg.models)))
     profiles: dict[str, StaticProfile | None] = {}
     static_errors: dict[str, str] = {}
+    t_static = time.perf_counter()
     for name in cfg.models:
         entry = archs.get_entry(name)
         try:
@@ -187,6 +188,8 @@ def run_models(cfg: RunConfig, writer: RunWriter, done: Done = Done(),
              f"(from each model's FLOPs at {ASSUMED_EFFICIENCY:.0%} of the device's "
              f"{peak_tflops:.3g} TFLOP/s, refined as models finish)")  # fmt: skip
     totals = {phase: 0.0 for phase in cfg.phases}
+    # every model is profiled first, for the estimate and the speed phase's FLOPs
+    totals["static"] = time.perf_counter() - t_static
     for i, name in enumerate(cfg.models, 1):
         entry = archs.get_entry(name)
         tag = f"[{i:>{width}}/{len(cfg.models)}] {name}"
@@ -204,7 +207,6 @@ def run_models(cfg: RunConfig, writer: RunWriter, done: Done = Done(),
                 writer.add_layers(name, layers_frame(profile.layers))
                 _say(f"{tag}: {profile.params / 1e6:.3f} M params, "
                      f"{profile.macs / 1e9:.4f} GMACs/sample")  # fmt: skip
-            spent["static"] = 0.0  # profiled above, before the estimate: seconds at most
         if "speed" in cfg.phases:
             t0 = time.perf_counter()
             _run_speed(entry, cfg, writer, done, profile, device_name, tag)
