@@ -49,6 +49,9 @@ from .runner import (
 from .train import AccuracyConfig, parse_budget, training_mode
 
 EXIT_USAGE = 2
+# The CPU's accuracy defaults: the same number of examples for every model, whatever the load;
+# a model too slow for them on this machine is reported as not trained, with its estimate.
+CPU_TRAIN_LIMIT, CPU_EVAL_LIMIT, CPU_EPOCHS, CPU_CAP_S = 10_000, 1_000, 2, 120.0
 
 
 class UsageError(Exception):
@@ -80,8 +83,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="throughput batch sizes (default 256 on a GPU, 8 on the CPU)")  # fmt: skip
     p.add_argument("--repeats", type=int, help="timed blocks per measurement (default 10 GPU, 5 CPU)")
     p.add_argument("--warmup", type=int, help="untimed calls before timing (default 5 GPU, 2 CPU)")
-    p.add_argument("--budget", help="training budget per model and seed: epochs=N, steps=N or seconds=S "
-                                    "(default epochs=5 on a GPU, seconds=10 on the CPU)")  # fmt: skip
+    p.add_argument("--budget", help="training budget per model and seed: epochs=N, steps=N or "
+                   "seconds=S (default epochs=5 on a GPU; on the CPU epochs=2 of the first "
+                   f"{CPU_TRAIN_LIMIT:,} training images)")
+    p.add_argument("--accuracy-cap", type=float, metavar="SECONDS",
+                   help="a model whose training, estimated from its first steps, would take "
+                        f"longer is not trained but reported (default {CPU_CAP_S:g} s on the "
+                        "CPU, none on a GPU; 0: none)")  # fmt: skip
     p.add_argument("--seeds", default="0", help="comma-separated training seeds (default 0)")
     p.add_argument("--data-dir", type=Path, help=f"folder of the Fashion-MNIST IDX files (else "
                                                  f"${ENV_VAR}, then {DEBIAN_DIR})")  # fmt: skip
@@ -207,7 +215,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
 def accuracy_config(args: argparse.Namespace, device: torch.device) -> AccuracyConfig:
     gpu = device.type == "cuda"
     try:
-        budget = parse_budget(args.budget or ("epochs=5" if gpu else "seconds=10"))
+        budget = parse_budget(args.budget or ("epochs=5" if gpu else f"epochs={CPU_EPOCHS}"))
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     try:
@@ -216,6 +224,9 @@ def accuracy_config(args: argparse.Namespace, device: torch.device) -> AccuracyC
         raise UsageError(f"--seeds must be comma-separated integers, got '{args.seeds}'") from None
     if not seeds:
         raise UsageError("--seeds is empty")
+    cap = args.accuracy_cap if args.accuracy_cap is not None else (None if gpu else CPU_CAP_S)
+    if cap is not None and cap < 0:
+        raise UsageError("--accuracy-cap must be 0 (no cap) or more seconds")
     for flag, value in (("--train-limit", args.train_limit), ("--eval-limit", args.eval_limit)):
         if value is not None and value < 1:
             raise UsageError(f"{flag} must be at least 1")
@@ -225,12 +236,13 @@ def accuracy_config(args: argparse.Namespace, device: torch.device) -> AccuracyC
             seeds=seeds,
             device=device,
             mode=training_mode(device, args.train_compile),
-            train_limit=args.train_limit,
-            eval_limit=args.eval_limit if args.eval_limit or gpu else 500,
+            train_limit=args.train_limit or (None if gpu else CPU_TRAIN_LIMIT),
+            eval_limit=args.eval_limit or (None if gpu else CPU_EVAL_LIMIT),
             batch_cap=None if gpu else 64,  # a CPU step of VGG-16 at batch 256 takes minutes
             eval_batch=1024 if gpu else 250,
             in_channels=args.in_channels,
             num_classes=args.num_classes,
+            cap_s=cap or None,
         )
     except ValueError as exc:
         raise UsageError(f"{exc} (or leave out the accuracy phase: --phases static,speed)") from None

@@ -47,6 +47,7 @@ class ModelWork:
     eval_examples: float  # examples it evaluates on, summed over evaluations
     train_seconds: float = 0.0  # a seconds budget: the training time itself
     compile_training: Mode | None = None  # the accuracy phase's mode when it compiles
+    accuracy_cap_s: float | None = None  # a model over the cap stops after its first steps
 
 
 def step_seconds(flops: float, layers: int, peak_tflops: float, device: torch.device,
@@ -75,6 +76,8 @@ def estimate_phases(work: ModelWork, peak_tflops: float, device: torch.device) -
         True)
     accuracy += work.eval_examples * work.flops_per_sample / (
         peak_tflops * 1e12 * ASSUMED_EFFICIENCY)  # fmt: skip
+    if work.accuracy_cap_s is not None:
+        accuracy = min(accuracy, work.accuracy_cap_s)
     if accuracy and work.compile_training is not None:
         accuracy += COMPILE_S.get(work.compile_training.compile, 0.0)
     return {"speed": speed, "accuracy": accuracy}

@@ -19,12 +19,12 @@ from .modes import Mode
 from .peaks import device_peak
 from .profile import LayerRow, StaticProfile, profile_model
 from .provenance import device_description
-from .results import RunWriter, error_row, static_rows
+from .results import RunWriter, error_row, result_row, static_rows
 from .speed import SpeedConfig, measure_speed
 from .speed_rows import measurement_summary, sample_records, speed_rows
 from .accuracy_rows import accuracy_rows, confusion_frame, curve_rows
 from .loader import Split
-from .train import AccuracyConfig, train_model
+from .train import AccuracyConfig, OverCap, train_model
 
 PHASES = ("static", "speed", "accuracy")
 
@@ -149,6 +149,7 @@ def _model_work(cfg: RunConfig, entry: archs.ModelEntry, flops: float, layers: i
         eval_examples=eval_examples,
         train_seconds=train_seconds,
         compile_training=acc.mode if acc is not None and acc.mode.compile != "none" else None,
+        accuracy_cap_s=acc.cap_s * len(acc.seeds) if acc is not None and acc.cap_s else None,
     )
 
 
@@ -280,6 +281,14 @@ def run_accuracy(entry: archs.ModelEntry, cfg: RunConfig, writer: RunWriter, tag
                                  progress=lambda line: _say(f"{tag} {line.split(' ', 1)[1]}"))  # fmt: skip
             writer.add_curves(curve_rows(result))
             seeds.append(result)
+    except OverCap as over:
+        seeds = []
+        writer.add([result_row(
+            entry.name, entry.family, "accuracy", "not_trained_estimate", over.estimate_s,
+            mode=acc.mode.name, method=f"{acc.describe()}; not trained: {over}; run it with a "
+            f"longer --accuracy-cap (or 0 for none), a smaller --budget, or on a GPU with --gpu",
+        )])  # fmt: skip
+        _say(f"{tag} accuracy not trained: {over}")
     except Exception as exc:  # out of memory, compile error: the model's row, not the run's
         writer.add([error_row(entry.name, entry.family, "accuracy", failures.describe(exc),
                               mode=acc.mode.name)])  # fmt: skip

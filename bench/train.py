@@ -85,6 +85,9 @@ class AccuracyConfig:
     warmup: float = 0.2  # fraction of the budget spent warming the learning rate up
     in_channels: int = 1
     num_classes: int = LABELS
+    # a seed whose training is estimated, from its first steps, to take longer than this is
+    # stopped and reported as not trained (None: no cap)
+    cap_s: float | None = None
 
     def __post_init__(self) -> None:
         if self.num_classes < LABELS:
@@ -211,6 +214,18 @@ def _sgd(model: torch.nn.Module, lr: float, cfg: AccuracyConfig) -> torch.optim.
     )  # fmt: skip
 
 
+class OverCap(Exception):
+    """Training would take longer than the configured cap: the model is not trained."""
+
+    def __init__(self, estimate_s: float, examples_per_s: float, cap_s: float):
+        super().__init__(f"estimated {estimate_s:,.0f} s of training at {examples_per_s:,.1f} "
+                         f"examples/s (measured over its first steps), over the {cap_s:g} s cap")  # fmt: skip
+        self.estimate_s, self.examples_per_s, self.cap_s = estimate_s, examples_per_s, cap_s
+
+
+CAP_PROBE_STEPS = 4  # timed steps after the first before the cap is judged
+
+
 class _Training:
     """One seed of one model: a fresh model, its optimizer and its shuffled batches, trained an
     epoch at a time into ``result``."""
@@ -305,6 +320,8 @@ class _Training:
                 t0 = time.perf_counter()
             else:
                 r.examples_timed += len(idx)
+            if r.steps == 1 + CAP_PROBE_STEPS:
+                self.check_cap(r.train_seconds + time.perf_counter() - t0)
             if self.stop_now(loss_sum, t0):
                 break
         _sync(device)
@@ -317,6 +334,18 @@ class _Training:
                              100 * int(correct) / max(seen, 1), r.test_acc)  # fmt: skip
         r.epochs.append(record)
         return record
+
+    def check_cap(self, timed_s: float) -> None:
+        """Raise ``OverCap`` when the whole budget, at the pace of the timed steps so far,
+        would take longer than the cap (seconds budgets end on time by themselves)."""
+        r, cap = self.result, self.cfg.cap_s
+        if cap is None or not self.total_steps or r.steps <= 1:
+            return
+        _sync(self.cfg.device)
+        per_step = timed_s / (r.steps - 1)
+        estimate = r.first_step_s + per_step * (self.total_steps - 1)
+        if estimate > cap:
+            raise OverCap(estimate, r.batch_size / per_step, cap)
 
     def report(self, record: EpochRecord) -> str:
         r, budget = self.result, self.cfg.budget

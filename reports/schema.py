@@ -109,6 +109,8 @@ METRICS: dict[str, Metric] = {
         *(Metric(f"class_acc_{k}", "%", f"test accuracy on class {k}, mean over seeds")
           for k in range(10)),
         Metric("diverged", "count", "seeds stopped because the loss was not finite"),
+        Metric("not_trained_estimate", "s", "not trained: the training time its first steps "
+               "predicted for the budget, over the cap (the method says how to run it)"),
         Metric(ERROR_METRIC, "", "the phase failed for this model; see the error column"),
     )
 }

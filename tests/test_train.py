@@ -226,3 +226,33 @@ def test_cli_accuracy_phase_end_to_end(tmp_path, capsys):
 def test_bad_accuracy_options_exit_2(flag, value, message, capsys):
     assert cli.main(["--models", "lenet", "--phases", "accuracy", flag, value]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_a_model_over_the_cap_is_stopped_early_and_reported_not_trained(fmnist, optimizer_steps):
+    """The cap is judged from the first steps' pace: ResNet-18 (d2l) cannot do 10 epochs of
+    5,120 images in a second on a CPU, and stops after 1 + CAP_PROBE_STEPS steps."""
+    from bench.train import CAP_PROBE_STEPS, OverCap
+
+    cfg = config("epochs=10", train_limit=5_120, eval_limit=100, batch_cap=32, cap_s=1.0)
+    train, test = to_device(fmnist, CPU, cfg.train_limit, cfg.eval_limit)
+    with pytest.raises(OverCap) as over:
+        train_model(archs.get_entry("resnet18_d2l"), train, test, cfg, seed=0)
+    assert optimizer_steps() == 1 + CAP_PROBE_STEPS
+    assert over.value.estimate_s > 1.0 and over.value.examples_per_s > 0
+    assert "over the 1 s cap" in str(over.value)
+    small = train_model(archs.get_entry("small_cnn"), *to_device(fmnist, CPU, 512, 100),
+                        config("epochs=1", cap_s=600.0), seed=0)  # fmt: skip
+    assert len(small.epochs) == 1  # under the cap: trained as usual
+
+
+def test_the_run_writes_a_not_trained_row_with_its_estimate(fmnist, tmp_path, capsys):
+    args = ["--models", "resnet18_d2l", "--phases", "accuracy", "--budget", "epochs=5",
+            "--train-limit", "2048", "--eval-limit", "100", "--accuracy-cap", "1",
+            "--out", str(tmp_path)]  # fmt: skip
+    assert cli.main(args) == 0  # not an error: the run said what it did not do
+    (run_dir,) = tmp_path.iterdir()
+    rows = pd.read_csv(run_dir / "results.csv", keep_default_na=False)
+    (row,) = rows.to_dict("records")
+    assert row["metric"] == "not_trained_estimate" and float(row["value"]) > 1
+    assert "not trained" in row["method"] and "--gpu" in row["method"]
+    assert "accuracy not trained" in capsys.readouterr().err
