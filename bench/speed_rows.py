@@ -7,7 +7,7 @@ import torch
 
 from .peaks import Peak
 from .results import error_row, result_row
-from .speed import Measurement, SpeedConfig, SpeedResult
+from .speed import REMEASURE_REL_IQR, Measurement, SpeedConfig, SpeedResult
 from .timing import HOST_BOUND_RATIO
 
 TRAIN_FLOPS_FACTOR = 3  # forward + backward (twice the forward), the usual convention
@@ -30,6 +30,9 @@ def speed_rows(result: SpeedResult, family: str, cfg: SpeedConfig, flops_per_sam
         timing = (f"{t.timer}, first call and {cfg.warmup} warm-up calls untimed, median of "
                   f"{len(t.samples)} "
                   f"{'calls' if m.kind == 'latency' else f'blocks of {t.iters_per_sample} steps'}")  # fmt: skip
+        if m.attempts > 1:
+            timing += (f"; measured {m.attempts} times (IQR/median above "
+                       f"{REMEASURE_REL_IQR:.0%}), the steadiest kept")  # fmt: skip
         method = f"{base}; batch {m.batch_size}; {timing}"
         key_batch = m.requested_batch
         if m.kind == "latency":

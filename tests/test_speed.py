@@ -285,3 +285,19 @@ def test_rows_state_the_backend_switches():
     assert rows["method"].str.contains(f"{torch.get_num_threads()} CPU threads").all()
     gpu_state = parse_mode("bf16").backends(torch.device("cuda"))
     assert "cuDNN benchmark on" in gpu_state.describe(torch.device("cuda"))
+
+
+def test_a_throughput_far_noisier_than_the_threshold_is_measured_again():
+    from bench.speed import REMEASURE_REL_IQR, _steadiest
+
+    spreads = iter([(1.0, 1.5, 2.0), (1.0, 1.01, 1.02), (1.0, 3.0, 5.0)])
+
+    def run(batch):
+        return dataclasses.replace(_fake_measurement(batch), timing=Timing(next(spreads), 1, "t"))
+
+    m = _steadiest(run, "infer", QUICK, CPU)
+    assert m.attempts == 2 and m.timing.rel_iqr < REMEASURE_REL_IQR
+    steady = _steadiest(lambda b: _fake_measurement(b), "train", QUICK, CPU)
+    assert steady.attempts == 1  # a steady figure is measured once
+    rows = pd.DataFrame(speed_rows(measure_result_with(m), "lenet", QUICK, None, None, "CPU"))
+    assert rows["method"].str.contains("measured 2 times").all()
