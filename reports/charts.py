@@ -11,9 +11,11 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.collections import PathCollection  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
+from matplotlib.text import Annotation, Text  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 from matplotlib.transforms import Bbox  # noqa: E402
 
@@ -23,11 +25,6 @@ from .tables import ceiling_source, chart_mode, figure_flags, flags_at  # noqa: 
 
 FIGSIZE = (10, 6.5)
 DPI = 150
-_OFFSETS = [(6, 6), (6, -6), (-6, 6), (-6, -6), (10, 0), (-10, 0), (0, 10), (0, -10),
-            (16, 12), (16, -12), (-16, 12), (-16, -12), (24, 0), (-24, 0), (0, 22), (0, -22),
-            (30, 24), (30, -24), (-30, 24), (-30, -24)]  # fmt: skip
-
-
 _LEADER = {"arrowstyle": "-", "lw": 0.5, "color": "0.45", "shrinkA": 0, "shrinkB": 3}
 
 FLAG_LABELS = {
@@ -86,35 +83,89 @@ def _family_colors(families: list[str]) -> dict[str, tuple]:
     return {f: cmap(i % 10) for i, f in enumerate(dict.fromkeys(families))}
 
 
+# Where a label may go: beside its point first (directions, just clear of its marker), then
+# further out on rings (offsets in points), joined to its point by a leader line.
+_BESIDE = [(0.75, 0.75), (0.75, -0.75), (-0.75, 0.75), (-0.75, -0.75), (1, 0), (-1, 0), (0, 1),
+           (0, -1)]  # fmt: skip
+_FAR = [(round(r * np.cos(a)), round(r * np.sin(a)))
+        for r in (18, 28, 40, 55, 75) for a in np.radians(np.arange(30, 390, 30))]  # fmt: skip
+
+
+def _marker_boxes(ax) -> list[Bbox]:
+    """A box around each marker of the axes' scatter plots, in display coordinates."""
+    boxes = []
+    px_per_pt = ax.figure.dpi / 72
+    for c in ax.collections:
+        offsets = np.asarray(c.get_offsets(), dtype=float).reshape(-1, 2)
+        if not isinstance(c, PathCollection) or len(offsets) == 0:
+            continue
+        radii = np.sqrt(np.resize(c.get_sizes(), len(offsets))) / 2 * px_per_pt
+        for (x, y), r in zip(c.get_offset_transform().transform(offsets), radii):
+            if np.isfinite(x) and np.isfinite(y):
+                boxes.append(Bbox.from_extents(x - r, y - r, x + r, y + r))
+    return boxes
+
+
+def box_distance(box: Bbox, x: float, y: float) -> float:
+    """From the point (x, y) to the nearest edge of ``box`` (0 inside it), display units."""
+    return float(np.hypot(max(box.x0 - x, 0, x - box.x1), max(box.y0 - y, 0, y - box.y1)))
+
+
+def label_box(text: Annotation, renderer) -> Bbox:
+    """The box of an annotation's text, without its leader line."""
+    text.update_positions(renderer)
+    return Text.get_window_extent(text, renderer)
+
+
+def _annotate(ax, label: str, xy: tuple[float, float], offset: tuple[float, float],
+              fontsize: float, leader: bool) -> Annotation:  # fmt: skip
+    dx, dy = offset
+    return ax.annotate(label, xy, xytext=offset, textcoords="offset points",
+                       ha="left" if dx > 0 else "right" if dx < 0 else "center",
+                       va="bottom" if dy > 0 else "top" if dy < 0 else "center",
+                       fontsize=fontsize, arrowprops=_LEADER if leader else None)  # fmt: skip
+
+
 def label_points(ax, xs, ys, labels, fontsize: float = 8) -> None:
-    """Label each point where its text overlaps no other text, point or the axes' edge,
-    trying offsets nearest first; a label that fits nowhere gets a leader line."""
+    """Label each point where its text overlaps no other text, marker, the legend or the axes'
+    edge and lies nearer its own point than any other marker, trying places beside the point
+    nearest first; a label that fits beside no place goes further out, with a leader line to
+    its point. Call it once the axes hold everything else: it measures the drawn figure."""
     fig = ax.figure
     fig.canvas.draw()
     renderer = fig.canvas.get_renderer()
     axes_box = ax.get_window_extent(renderer)
-    points = [ax.transData.transform((x, y)) for x, y in zip(xs, ys)]
-    point_boxes = [Bbox.from_bounds(px - 4, py - 4, 8, 8) for px, py in points]
-    placed = [t.get_window_extent(renderer) for t in ax.texts]  # marks drawn before the labels
-    for i, (x, y, label) in enumerate(zip(xs, ys, labels)):
-        others = placed + point_boxes[:i] + point_boxes[i + 1:]
-        for dx, dy in _OFFSETS:
-            far = abs(dx) > 10 or abs(dy) > 10  # far enough to be read as another point's
-            text = ax.annotate(label, (x, y), xytext=(dx, dy), textcoords="offset points",
-                               ha="left" if dx > 0 else "right" if dx < 0 else "center",
-                               va="bottom" if dy > 0 else "top" if dy < 0 else "center",
-                               fontsize=fontsize,
-                               arrowprops=_LEADER if far else None)  # fmt: skip
-            box = text.get_window_extent(renderer).expanded(1.04, 1.1)
-            inside = axes_box.contains(box.x0, box.y0) and axes_box.contains(box.x1, box.y1)
-            if inside and not any(box.overlaps(o) for o in others):
-                placed.append(box)
-                break
+    markers = _marker_boxes(ax)
+    centres = np.array([[(b.x0 + b.x1) / 2, (b.y0 + b.y1) / 2] for b in markers]).reshape(-1, 2)
+    taken = markers + [t.get_window_extent(renderer) for t in ax.texts]
+    if ax.get_legend() is not None:
+        taken.append(ax.get_legend().get_window_extent(renderer))
+    px_per_pt = fig.dpi / 72
+    for x, y, label in zip(xs, ys, labels):
+        own = ax.transData.transform((x, y))
+        here = np.hypot(*(centres - own).T) <= 1
+        others = centres[~here]
+        # just clear of the widest marker drawn at this point (a Pareto ring, say)
+        gap = max([(b.x1 - b.x0) / 2 / px_per_pt for b, h in zip(markers, here) if h] or [3]) + 2
+        beside = [(round(gap * u, 1), round(gap * v, 1)) for u, v in _BESIDE]
+        best: tuple[int, tuple[float, float]] | None = None  # fewest overlaps of a leader place
+        for offset in beside + _FAR:
+            leader = offset not in beside
+            text = _annotate(ax, label, (x, y), offset, fontsize, leader)
+            box = label_box(text, renderer).expanded(1.04, 1.15)
             text.remove()
-        else:
-            text = ax.annotate(label, (x, y), xytext=(36, 30), textcoords="offset points",
-                               fontsize=fontsize, arrowprops=_LEADER)
-            placed.append(text.get_window_extent(renderer))
+            if not (axes_box.contains(box.x0, box.y0) and axes_box.contains(box.x1, box.y1)):
+                continue
+            overlaps = sum(box.overlaps(t) for t in taken)
+            nearest = all(box_distance(box, *own) < box_distance(box, *p) for p in others)
+            if overlaps == 0 and (leader or nearest):
+                best = (0, offset)
+                break
+            if leader and (best is None or overlaps < best[0]):
+                best = (overlaps, offset)
+        offset = best[1] if best else _FAR[0]
+        text = _annotate(ax, label, (x, y), offset, fontsize, offset not in beside)
+        taken.append(label_box(text, renderer))
 
 
 def _per_model(run: Run, phase: str, metric: str, mode: str | None = None) -> pd.Series:

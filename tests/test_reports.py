@@ -141,9 +141,14 @@ def test_labels_do_not_overlap_in_a_crowded_scatter():
     charts.label_points(ax, xs, ys, [f"model_{i:02d}" for i in range(16)])
     fig.canvas.draw()
     renderer = fig.canvas.get_renderer()
-    boxes = [t.get_window_extent(renderer) for t in ax.texts if t.arrow_patch is None]
+    boxes = [charts.label_box(t, renderer) for t in ax.texts]  # leader lines' labels too
     assert len(ax.texts) == 16
     assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
+    points = ax.transData.transform(np.c_[xs, ys])
+    for text, box, own in zip(ax.texts, boxes, points):
+        if text.arrow_patch is None:  # else its leader line shows its point
+            distances = [charts.box_distance(box, *p) for p in points]
+            assert min(distances) == charts.box_distance(box, *own), text.get_text()
     plt.close(fig)
 
 

@@ -1,0 +1,126 @@
+"""What a new user meets in a CPU run's report: labels beside their own dots, curves one can
+tell apart, plain numbers with units, an unwritable run folder, comparisons of unlike runs,
+accuracy titled with its budget. On tests/data/cpu_run, a real ``python -m bench`` run (its
+run.json holds the command), and small run folders written by RunWriter."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+
+from reports import charts
+from reports.charts import box_distance, label_box
+from reports.report import build_report
+from reports.store import load_run
+
+CPU_RUN = Path(__file__).parent / "data" / "cpu_run"
+LABELLED = ("accuracy_vs_gflops", "accuracy_vs_throughput", "throughput_vs_params", "roofline")
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory) -> Path:
+    """A copy of the committed run with its report rebuilt."""
+    copy = tmp_path_factory.mktemp("cpu_run") / "cpu_run"
+    shutil.copytree(CPU_RUN, copy)
+    build_report(copy)
+    return copy
+
+
+def copied(tmp_path: Path, name: str = "run") -> Path:
+    return Path(shutil.copytree(CPU_RUN, tmp_path / name))
+
+
+def title(fig) -> str:
+    """A chart's title: the figure's, else its first axes'."""
+    return fig.get_suptitle() or fig.axes[0].get_title()
+
+
+def test_the_committed_run_is_a_real_run_of_every_model():
+    run = load_run(CPU_RUN)
+    assert run.provenance["status"] == "complete"
+    assert "--models all" in run.provenance["command"]
+    assert run.results["model"].nunique() == 16
+    assert set(run.results["phase"]) == {"static", "speed", "accuracy"}
+    size = sum(f.stat().st_size for f in CPU_RUN.rglob("*") if f.is_file())
+    assert size < 1_000_000
+
+
+# -- 1. labels ---------------------------------------------------------------------------------
+
+
+def labels_of(ax) -> list:
+    """The point labels: annotations that are not flag marks (those carry a gid)."""
+    return [t for t in ax.texts if t.get_gid() is None]
+
+
+def marker_centres(ax) -> np.ndarray:
+    """Display coordinates of every scatter marker in the axes."""
+    points = [c.get_offset_transform().transform(np.asarray(c.get_offsets(), float).reshape(-1, 2))
+              for c in ax.collections if len(c.get_offsets())]  # fmt: skip
+    return np.concatenate(points) if points else np.empty((0, 2))
+
+
+def assert_labels_readable(ax) -> None:
+    """Each label is nearer its own point than any other marker, or joined to it by a leader
+    line; no label overlaps another label, a marker, the legend or the axes' edge."""
+    fig = ax.figure
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    centres = marker_centres(ax)
+    radius = np.sqrt(36.0) / 2 * fig.dpi / 72  # the smallest scatter markers' radius
+    boxes = []
+    for text in labels_of(ax):
+        box = label_box(text, renderer)
+        own = ax.transData.transform(text.xy)
+        if text.arrow_patch is None:
+            others = [p for p in centres if np.hypot(*(p - own)) > 1]
+            nearest_other = min(box_distance(box, *p) for p in others)
+            assert box_distance(box, *own) < nearest_other, text.get_text()
+        for p in centres:  # the label covers no marker's centre region
+            assert box_distance(box, *p) > radius / 2, text.get_text()
+        axes = ax.get_window_extent(renderer)
+        assert axes.contains(box.x0, box.y0) and axes.contains(box.x1, box.y1), text.get_text()
+        if ax.get_legend() is not None:
+            assert not box.overlaps(ax.get_legend().get_window_extent(renderer)), text.get_text()
+        boxes.append((text.get_text(), box))
+    for i, (name, box) in enumerate(boxes):
+        for other, other_box in boxes[i + 1:]:
+            assert not box.overlaps(other_box), (name, other)
+
+
+@pytest.mark.parametrize("name", LABELLED)
+def test_labels_on_the_real_run_are_beside_their_own_points(name):
+    run = load_run(CPU_RUN)
+    fig = charts.CHARTS[name](run)
+    ax = fig.axes[0]
+    labels = labels_of(ax)
+    assert len(labels) >= 12, name  # a label for (nearly) every model
+    assert_labels_readable(ax)
+    plt.close(fig)
+
+
+def test_only_the_scatter_charts_label_points():
+    run = load_run(CPU_RUN)
+    for name, make in charts.CHARTS.items():
+        fig = make(run)
+        if fig is not None:
+            assert bool(labels_of(fig.axes[0])) == (name in LABELLED), name
+            plt.close(fig)
+
+
+def test_a_label_crowded_out_of_its_point_gets_a_leader_line():
+    # a tight cluster: every place beside the middle point is nearer a neighbour
+    xs = np.array([0.5, 0.5, 0.5, 0.48, 0.52, 0.0, 1.0])
+    ys = np.array([0.5, 0.52, 0.48, 0.5, 0.5, 0.0, 1.0])
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
+    ax.scatter(xs, ys, s=36)
+    ax.margins(0.1)
+    charts.label_points(ax, xs, ys, [f"model_{i}" for i in range(len(xs))])
+    assert_labels_readable(ax)
+    leaders = {t.get_text() for t in labels_of(ax) if t.arrow_patch is not None}
+    assert "model_0" in leaders and not leaders & {"model_5", "model_6"}
+    plt.close(fig)
