@@ -12,6 +12,7 @@ from .charts import write_charts
 from .store import Run, load_run
 from .tables import (
     FLAG_COLUMNS,
+    LAYER_HEADERS,
     accuracy_summary,
     ceiling_source,
     footnotes,
@@ -69,7 +70,8 @@ def report_tables(run: Run) -> dict[str, tuple[pd.DataFrame, pd.DataFrame]]:
         tables["speed"] = (speed.drop(columns=list(FLAG_COLUMNS.values())).reset_index(), marks)
         speedup = speedup_table(r)
         if not speedup.empty:
-            tables["speedup"] = (speedup, speedup_marks(r))
+            rows = pd.Index([f"{m}, batch {int(b)}" for m, b in speedup.index], name="model")
+            tables["speedup"] = (speedup.set_axis(rows), speedup_marks(r).set_axis(rows))
     if "accuracy" in phases:
         accuracy = accuracy_summary(r)
         tables["accuracy"] = (accuracy, pd.DataFrame(index=accuracy.index))
@@ -80,12 +82,14 @@ def _empty_columns_dropped(table: pd.DataFrame) -> pd.DataFrame:
     return table.loc[:, [c for c in table.columns if not (table[c].astype(str) == "").all()]]
 
 
-def _rendered(table: pd.DataFrame, marks: pd.DataFrame) -> tuple[str, str]:
+def _rendered(table: pd.DataFrame, marks: pd.DataFrame | None = None) -> tuple[str, str]:
     """Markdown and HTML of a table, its figures followed by their marks, with footnotes."""
     table = _empty_columns_dropped(table)
+    marks = pd.DataFrame(index=table.index) if marks is None else marks
     marks = marks[[c for c in marks.columns if c in table.columns]]
+    figures = [c for c in table.columns if pd.api.types.is_numeric_dtype(table[c])]
     shown, notes = with_marks(table, marks), footnotes(marks)
-    markdown = to_markdown(shown, right=list(marks.columns))
+    markdown = to_markdown(shown, right=[*figures, *marks.columns])
     if notes:
         markdown += "\n\n" + markdown_notes(notes)
     return markdown, to_html(shown, notes)
@@ -111,9 +115,10 @@ def build_report(run_dir: Path) -> Path:
         (tables_dir / f"{name}.html").write_text(html)
     (tables_dir / "layers").mkdir(exist_ok=True)
     for model, layers in run.layers.items():
-        shown = layer_table(layers)
-        (tables_dir / "layers" / f"{model}.md").write_text(to_markdown(shown.set_index("path")) + "\n")
-        (tables_dir / "layers" / f"{model}.html").write_text(to_html(shown.set_index("path")))
+        shown = layer_table(layers).set_index("path").rename(columns=LAYER_HEADERS)
+        markdown, html = _rendered(shown)
+        (tables_dir / "layers" / f"{model}.md").write_text(markdown + "\n")
+        (tables_dir / "layers" / f"{model}.html").write_text(html)
     charts = write_charts(run, charts_dir)
 
     p = run.provenance

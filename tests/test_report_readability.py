@@ -5,13 +5,16 @@ run.json holds the command), and small run folders written by RunWriter."""
 
 from __future__ import annotations
 
+import re
 import shutil
+from html.parser import HTMLParser
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
+from bench.results import RunWriter, result_row
 from reports import charts
 from reports.charts import box_distance, label_box
 from reports.report import build_report
@@ -124,3 +127,95 @@ def test_a_label_crowded_out_of_its_point_gets_a_leader_line():
     leaders = {t.get_text() for t in labels_of(ax) if t.arrow_patch is not None}
     assert "model_0" in leaders and not leaders & {"model_5", "model_6"}
     plt.close(fig)
+
+
+# -- 3. tables ---------------------------------------------------------------------------------
+
+
+def markdown_rows(text: str) -> list[list[str]]:
+    """The cells of a Markdown table's rows, its header first (alignment line left out)."""
+    lines = [ln for ln in text.splitlines() if ln.startswith("|")]
+    rows = [[c.strip() for c in ln.strip("|").split("|")] for ln in lines]
+    return [rows[0], *rows[2:]]
+
+
+class _Cells(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: list[list[str]] = []
+        self._in_cell = False
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "tr":
+            self.rows.append([])
+        self._in_cell = tag in ("td", "th")
+        if self._in_cell:
+            self.rows[-1].append("")
+
+    def handle_endtag(self, tag):
+        self._in_cell = False
+
+    def handle_data(self, data):
+        if self._in_cell:
+            self.rows[-1][-1] += data.strip()
+
+
+def html_rows(text: str) -> list[list[str]]:
+    parser = _Cells()
+    parser.feed(text.split("</table>")[0])
+    return [r for r in parser.rows if any(r)]
+
+
+def all_tables(built: Path) -> list[Path]:
+    return sorted((built / "tables").rglob("*.md"))
+
+
+def test_markdown_tables_hold_plain_numbers(built):
+    tables = all_tables(built)
+    assert len(tables) == 4 + 16  # summary, static, speed, accuracy; a layer table per model
+    for path in tables:
+        text = path.read_text()
+        assert not re.search(r"\d[eE][+-]?\d", text), path.name
+        assert "nan" not in text.lower().replace("nanoseconds", ""), path.name
+    static = {r[0]: r for r in markdown_rows((built / "tables" / "static.md").read_text())}
+    assert static["alexnet"][static["model"].index("params (count)")] == "46,764,746"
+    assert static["alexnet"][static["model"].index("MACs/sample")] == "938,146,176"
+
+
+def test_markdown_and_html_tables_show_the_same_cells(built):
+    for path in all_tables(built):
+        html = path.with_suffix(".html").read_text()
+        assert markdown_rows(path.read_text()) == html_rows(html), path.name
+
+
+def test_every_table_column_is_named_with_its_unit(built):
+    counts = {"batch", "epochs", "seeds"}  # headers that are their own unit
+    for path in all_tables(built):
+        header, *rows = markdown_rows(path.read_text())
+        assert all(header), f"{path.name}: an unnamed column"
+        for i, name in enumerate(header[1:], 1):
+            cells = [r[i].rstrip("*h!") for r in rows if r[i] != "-"]
+            numeric = cells and all(re.fullmatch(r"-?[\d,]+(\.\d+)?", c) for c in cells)
+            if numeric and name not in counts:
+                assert re.search(r"\(.+\)|%|/s|\bs\b|\bms\b|\bMB\b|/sample", name), (path, name)
+    layers = markdown_rows((built / "tables" / "layers" / "lenet.md").read_text())[0]
+    assert layers == ["path", "type", "depth (nesting level)", "output shape (NxCxHxW)",
+                      "params (count)", "MACs/sample"]  # fmt: skip
+
+
+def test_speed_table_has_no_unnamed_index(built):
+    header, first, *_ = markdown_rows((built / "tables" / "speed.md").read_text())
+    assert header[:3] == ["model", "mode", "batch"] and first[0] == "alexnet"
+
+
+def test_speed_up_rows_read_model_and_batch(tmp_path):
+    writer = RunWriter(tmp_path / "run", {"device_name": "a CPU", "torch": "2.x"})
+    figures = (("lenet", "fp32", 100.0), ("lenet", "bf16", 150.0), ("vgg11", "fp32", 10.0),
+               ("vgg11", "bf16", 30.0))  # fmt: skip
+    writer.add([result_row(model, "f", "speed", "infer_throughput", value, mode=mode, batch=8)
+                for model, mode, value in figures])  # fmt: skip
+    writer.finish("complete")
+    build_report(tmp_path / "run")
+    rows = markdown_rows((tmp_path / "run" / "tables" / "speedup.md").read_text())
+    assert rows == [["model", "bf16 / fp32 (x)"], ["lenet, batch 8", "1.5"],
+                    ["vgg11, batch 8", "3"]]  # fmt: skip
