@@ -3,6 +3,7 @@ made from the stored results alone: rebuilding never measures again."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -104,16 +105,48 @@ def _ceilings_line(ceilings: dict[str, Any]) -> str:
     return f"| ceilings (roofline, '!' marks) | {compute}{memory} |"
 
 
-def build_report(run_dir: Path) -> Path:
-    """Write RUN_DIR/tables/, RUN_DIR/charts/ and RUN_DIR/report.md; return report.md's path."""
+class ReportWriteError(Exception):
+    """The report cannot be written where it was asked for."""
+
+
+def _check_writable(out: Path) -> None:
+    """Raise ``ReportWriteError`` if ``out``, or a file or folder the report would replace in
+    it, cannot be written: checked before writing anything, so nothing is left half-written."""
+    for path, is_dir in ((out, True), (out / "tables", True), (out / "tables" / "layers", True),
+                         (out / "charts", True), (out / "report.md", False)):  # fmt: skip
+        if not path.exists():
+            continue
+        if path.is_dir() != is_dir:
+            kind = "a folder" if is_dir else "a file"
+            raise ReportWriteError(f"{path} is in the way: the report needs {kind} there")
+        if not os.access(path, os.W_OK | (os.X_OK if is_dir else 0)):
+            raise ReportWriteError(f"{path} is not writable")
+    existing = next(p for p in (out, *out.parents) if p.exists())
+    if not existing.is_dir():
+        raise ReportWriteError(f"{existing} is a file, not a folder")
+    if existing != out and not os.access(existing, os.W_OK | os.X_OK):
+        raise ReportWriteError(f"{existing} is not writable")
+
+
+def build_report(run_dir: Path, out: Path | None = None) -> Path:
+    """Write OUT/tables/, OUT/charts/ and OUT/report.md (OUT: the run folder unless given);
+    return report.md's path. Raises ``ReportWriteError`` when OUT cannot be written."""
     run = load_run(run_dir)
-    tables_dir, charts_dir = run.path / "tables", run.path / "charts"
-    tables_dir.mkdir(exist_ok=True)
+    out = run.path if out is None else Path(out)
+    _check_writable(out)
+    try:
+        return _write_report(run, out)
+    except OSError as exc:
+        raise ReportWriteError(f"{exc.strerror or exc}: {exc.filename or out}") from exc
+
+
+def _write_report(run: Run, out: Path) -> Path:
+    tables_dir, charts_dir = out / "tables", out / "charts"
+    (tables_dir / "layers").mkdir(parents=True, exist_ok=True)
     rendered = {name: _rendered(*pair) for name, pair in report_tables(run).items()}
     for name, (markdown, html) in rendered.items():
         (tables_dir / f"{name}.md").write_text(markdown + "\n")
         (tables_dir / f"{name}.html").write_text(html)
-    (tables_dir / "layers").mkdir(exist_ok=True)
     for model, layers in run.layers.items():
         shown = layer_table(layers).set_index("path").rename(columns=LAYER_HEADERS)
         markdown, html = _rendered(shown)
@@ -149,7 +182,7 @@ def build_report(run_dir: Path) -> Path:
     if run.layers:
         lines += ["", "## Per-layer tables", ""]
         lines += [f"- [{m}](tables/layers/{m}.md)" for m in run.layers]
-    report = run.path / "report.md"
+    report = out / "report.md"
     report.write_text("\n".join(lines) + "\n")
     return report
 

@@ -5,6 +5,7 @@ run.json holds the command), and small run folders written by RunWriter."""
 
 from __future__ import annotations
 
+import hashlib
 import re
 import shutil
 from html.parser import HTMLParser
@@ -15,8 +16,9 @@ import numpy as np
 import pytest
 
 from bench.results import RunWriter, result_row
-from reports import charts
+from reports import charts, report
 from reports.charts import box_distance, label_box
+from reports.cli import main as reports_main
 from reports.report import build_report
 from reports.store import load_run
 
@@ -219,3 +221,75 @@ def test_speed_up_rows_read_model_and_batch(tmp_path):
     rows = markdown_rows((tmp_path / "run" / "tables" / "speedup.md").read_text())
     assert rows == [["model", "bf16 / fp32 (x)"], ["lenet, batch 8", "1.5"],
                     ["vgg11, batch 8", "3"]]  # fmt: skip
+
+
+# -- 4. a run folder that cannot be written ----------------------------------------------------
+
+
+def fingerprint(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}  # fmt: skip
+
+
+def assert_refused(capsys, argv: list[str], folder: Path) -> str:
+    before = fingerprint(folder)
+    assert reports_main(argv) == 2
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err
+    assert len(captured.err.strip().splitlines()) == 1
+    assert "--out DIR" in captured.err
+    assert fingerprint(folder) == before
+    return captured.err
+
+
+def test_a_run_folder_in_the_way_is_refused_in_one_line(tmp_path, capsys):
+    run = copied(tmp_path)
+    (run / "tables").write_text("not a folder")
+    err = assert_refused(capsys, [str(run)], run)
+    assert "tables is in the way" in err
+
+
+def test_an_unwritable_run_folder_is_refused_in_one_line(tmp_path, capsys, monkeypatch):
+    run = copied(tmp_path)
+    real = report.os.access
+    monkeypatch.setattr(report.os, "access", lambda p, mode: Path(p) != run and real(p, mode))
+    err = assert_refused(capsys, [str(run)], run)
+    assert "not writable" in err
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "geteuid") or __import__("os").geteuid() == 0,
+                    reason="root writes to a read-only folder all the same")  # fmt: skip
+def test_a_read_only_run_folder_is_refused_in_one_line(tmp_path, capsys):
+    run = copied(tmp_path)
+    run.chmod(0o555)
+    try:
+        assert_refused(capsys, [str(run)], run)
+    finally:
+        run.chmod(0o755)
+
+
+def test_a_write_error_midway_is_one_line_too(tmp_path, capsys, monkeypatch):
+    run = copied(tmp_path)
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device", str(run / "charts" / "roofline.png"))
+
+    monkeypatch.setattr(report, "write_charts", full_disk)
+    assert reports_main([str(run)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "No space left on device" in err
+    assert (run / "results.csv").read_bytes() == (CPU_RUN / "results.csv").read_bytes()
+
+
+def test_out_writes_the_report_elsewhere(tmp_path, capsys):
+    run = copied(tmp_path)
+    before = fingerprint(run)
+    out = tmp_path / "elsewhere" / "report"
+    assert reports_main([str(run), "--out", str(out)]) == 0
+    assert fingerprint(run) == before
+    assert (out / "report.md").is_file() and (out / "charts" / "roofline.png").is_file()
+    assert (out / "tables" / "layers" / "lenet.md").is_file()
+    blocked = tmp_path / "a_file"
+    blocked.write_text("")
+    err = assert_refused(capsys, [str(run), "--out", str(blocked / "report")], run)
+    assert "is a file, not a folder" in err
