@@ -3,6 +3,8 @@ the run lacks what the chart needs (for example no accuracy phase)."""
 
 from __future__ import annotations
 
+import math
+import re
 from pathlib import Path
 
 import matplotlib
@@ -21,7 +23,13 @@ from matplotlib.transforms import Bbox  # noqa: E402
 
 from .pareto import pareto_front  # noqa: E402
 from .store import Run  # noqa: E402
-from .tables import ceiling_source, chart_mode, figure_flags, flags_at  # noqa: E402
+from .tables import (  # noqa: E402
+    ceiling_source,
+    chart_mode,
+    common_accuracy_setting,
+    figure_flags,
+    flags_at,
+)
 
 FIGSIZE = (10, 6.5)
 DPI = 150
@@ -199,9 +207,21 @@ def _subtitle(run: Run) -> str:
             f"commit {str(p.get('git_commit') or '?')[:10]}")  # fmt: skip
 
 
-def _accuracy_budget(run: Run) -> str:
-    rows = run.results[(run.results["phase"] == "accuracy") & (run.results["metric"] == "test_acc")]
-    return rows["method"].iloc[0].split(";")[0] if len(rows) else ""
+def _accuracy_setting(run: Run) -> tuple[str, list[str]]:
+    """The budget and images of the accuracy charts: the run's most common, as a title line
+    that names the models it leaves out (trained otherwise), and those models."""
+    setting, others = common_accuracy_setting(run.results)
+    if others:
+        setting += (f"\n(the run's most common budget and images; {len(others)} model(s) trained "
+                    f"otherwise left out: {', '.join(others)})")  # fmt: skip
+    return setting, others
+
+
+def _accuracy(run: Run) -> tuple[pd.Series, str]:
+    """Each model's test accuracy under the run's most common budget and images, and the title
+    line of ``_accuracy_setting``."""
+    setting, others = _accuracy_setting(run)
+    return _per_model(run, "accuracy", "test_acc").drop(others), setting
 
 
 def _tradeoff(run: Run, x: pd.Series, y: pd.Series, *, xlabel: str, ylabel: str, title: str,
@@ -242,11 +262,11 @@ def _tradeoff(run: Run, x: pd.Series, y: pd.Series, *, xlabel: str, ylabel: str,
 
 def accuracy_vs_gflops(run: Run) -> Figure | None:
     flops = _per_model(run, "static", "flops") / 1e9
-    acc = _per_model(run, "accuracy", "test_acc")
+    acc, setting = _accuracy(run)
     return _tradeoff(run, flops, acc, xlabel="GFLOPs per sample (fvcore, 2 x MACs, log scale)",
-                     ylabel=f"test accuracy (%) [{_accuracy_budget(run)}]",
-                     title="Accuracy vs compute: Fashion-MNIST test accuracy against FLOPs",
-                     maximize_x=False, maximize_y=True)  # fmt: skip
+                     ylabel="test accuracy (%)",
+                     title=f"Accuracy vs compute: Fashion-MNIST test accuracy against FLOPs\n"
+                     f"{setting}", maximize_x=False, maximize_y=True)  # fmt: skip
 
 
 def accuracy_vs_throughput(run: Run) -> Figure | None:
@@ -254,11 +274,12 @@ def accuracy_vs_throughput(run: Run) -> Figure | None:
     if mode is None:
         return None
     speed = _per_model(run, "speed", "infer_throughput", mode)
-    acc = _per_model(run, "accuracy", "test_acc")
+    acc, setting = _accuracy(run)
     return _tradeoff(run, speed, acc,
                      xlabel=f"inference throughput (samples/s, {mode}, log scale)",
-                     ylabel=f"test accuracy (%) [{_accuracy_budget(run)}]",
-                     title="Accuracy vs speed: Fashion-MNIST test accuracy against throughput",
+                     ylabel="test accuracy (%)",
+                     title="Accuracy vs speed: Fashion-MNIST test accuracy against throughput\n"
+                     f"{setting}",
                      maximize_x=True, maximize_y=True,
                      flags=_throughput_flags(run, mode))  # fmt: skip
 
@@ -322,29 +343,90 @@ def speedup_by_mode(run: Run) -> Figure | None:
     return fig
 
 
+_MARKERS = "osD^vP*X<>phH8d"
+FEW_EPOCHS = 3  # fewer: curves by examples seen, not piled up at epochs 1 and 2
+
+
+def model_styles(models: list[str], families: pd.Series) -> dict[str, tuple[tuple, str]]:
+    """(colour, marker) per model: its family's colour, as in the other charts, and within the
+    family a marker of its own, so that no two models look alike."""
+    colors = _family_colors(list(families.reindex(models)))
+    styles: dict[str, tuple[tuple, str]] = {}
+    for model in models:
+        color = colors[families[model]]
+        same = sum(c == color for c, _ in styles.values())
+        styles[model] = (color, _MARKERS[same % len(_MARKERS)])
+    return styles
+
+
+def _number(pattern: str, text: str) -> float:
+    found = re.search(pattern, text)
+    return float(found.group(1).replace(",", "")) if found else math.nan
+
+
+def examples_seen(run: Run, curves: pd.DataFrame) -> pd.Series:
+    """Training examples seen by the end of each (model, epoch) of ``curves`` (indexed by both):
+    whole epochs of the training images that the accuracy rows' method names (less the last
+    partial batch, dropped), the last epoch cut short at the examples the model trained on (its
+    examples/s x training seconds, plus the untimed first batch). NaN where the method does not
+    say the images or the batch."""
+    acc = run.results[run.results["phase"] == "accuracy"]
+    method = acc[acc["metric"] == "test_acc"].groupby("model")["method"].first()
+    figures = acc.pivot_table(index="model", columns="metric", values="value", aggfunc="first")
+    seen = []
+    for model, epoch in curves.index:
+        text = str(method.get(model, ""))
+        images = _number(r"([\d,]+) training images", text)
+        batch = _number(r"; batch (\d+)", text)
+        trained = math.inf
+        if {"fit_throughput", "fit_time"} <= set(figures.columns) and model in figures.index:
+            timed = figures.at[model, "fit_throughput"] * figures.at[model, "fit_time"]
+            trained = batch + timed if math.isfinite(timed) else math.inf
+        seen.append(min(epoch * (images // batch) * batch, trained))
+    return pd.Series(seen, index=curves.index, dtype=float)
+
+
 def learning_curves(run: Run) -> Figure | None:
+    """Test accuracy by epoch (when every model ran the same epochs, at least ``FEW_EPOCHS``),
+    else by training examples seen; and by training seconds."""
     if run.curves is None or run.curves.empty:
         return None
-    mean = run.curves.groupby(["model", "epoch"], sort=False)[["train_seconds", "test_acc"]].mean()
-    models = list(dict.fromkeys(run.curves["model"]))
+    setting, others = _accuracy_setting(run)
+    curves = run.curves[~run.curves["model"].isin(others)]
+    mean = curves.groupby(["model", "epoch"], sort=False)[["train_seconds", "test_acc"]].mean()
+    models = list(dict.fromkeys(curves["model"]))
+    epochs = set(mean.groupby(level="model").size())
+    by_epoch = len(epochs) == 1 and min(epochs) >= FEW_EPOCHS
+    seen = None if by_epoch else examples_seen(run, mean)
+    if seen is not None and seen.isna().any():  # the method text does not say: epochs then
+        seen = None
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 6), dpi=DPI, layout="constrained")
-    cmap = plt.get_cmap("tab20")
-    for i, model in enumerate(models):
+    styles = model_styles(models, _families(run))
+    for model in models:
         m = mean.loc[model]
-        style = {"color": cmap(i % 20), "marker": "o", "ms": 3, "lw": 1.4,
-                 "ls": "-" if i < 10 else "--"}  # fmt: skip
-        ax1.plot(m.index, m["test_acc"], label=model, **style)
-        ax2.plot(m["train_seconds"], m["test_acc"], label=model, **style)
-    ax1.set_xlabel("epoch")
-    ax1.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax2.set_xlabel("training seconds (evaluation excluded, log scale)")
-    ax2.set_xscale("log")
+        color, marker = styles[model]
+        style = {"color": color, "marker": marker, "ms": 5, "lw": 1.4, "label": model,
+                 "markevery": max(1, len(m) // 8)}  # fmt: skip
+        ax1.plot(m.index if seen is None else seen.loc[model], m["test_acc"], **style)
+        ax2.plot(m["train_seconds"], m["test_acc"], **style)
+    if seen is None:
+        ax1.set_xlabel("epoch")
+        ax1.xaxis.set_major_locator(MaxNLocator(integer=True))
+    else:
+        ax1.set_xlabel("training examples seen (log scale)")
+        ax1.set_xscale("log")
+    # a seconds budget ends every model near the same time: a log axis would only stretch
+    # the first, nearly untimed epochs
+    last = mean.groupby(level="model")["train_seconds"].last()
+    if last.max() > 10 * last.min():
+        ax2.set_xscale("log")
+    scale = ", log scale" if ax2.get_xscale() == "log" else ""
+    ax2.set_xlabel(f"training seconds (evaluation excluded{scale})")
     for ax in (ax1, ax2):
         ax.set_ylabel("test accuracy (%)")
         ax.grid(True, alpha=0.3)
     ax2.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8)
-    fig.suptitle(f"Learning curves (mean over seeds) [{_accuracy_budget(run)}]\n{_subtitle(run)}",
-                 fontsize=11)  # fmt: skip
+    fig.suptitle(f"Learning curves (mean over seeds)\n{setting}\n{_subtitle(run)}", fontsize=11)
     return fig
 
 

@@ -14,6 +14,7 @@ from .store import Run, load_run
 from .tables import (
     FLAG_COLUMNS,
     LAYER_HEADERS,
+    accuracy_settings,
     accuracy_summary,
     ceiling_source,
     footnotes,
@@ -75,8 +76,19 @@ def report_tables(run: Run) -> dict[str, tuple[pd.DataFrame, pd.DataFrame]]:
             tables["speedup"] = (speedup.set_axis(rows), speedup_marks(r).set_axis(rows))
     if "accuracy" in phases:
         accuracy = accuracy_summary(r)
+        settings = accuracy_settings(r)
+        if settings.nunique() > 1:  # a merged run: each model's own, beside its figures
+            accuracy.insert(0, "budget; images", settings.reindex(accuracy.index).fillna(""))
         tables["accuracy"] = (accuracy, pd.DataFrame(index=accuracy.index))
     return tables
+
+
+def accuracy_title(run: Run) -> str:
+    """The accuracy section's heading: with the budget and images, or a note that they vary."""
+    settings = set(accuracy_settings(run.results))
+    if len(settings) > 1:
+        return "Accuracy on Fashion-MNIST (budgets or images differ: see each model's)"
+    return "Accuracy on Fashion-MNIST" + "".join(f" ({s})" for s in settings)
 
 
 def _empty_columns_dropped(table: pd.DataFrame) -> pd.DataFrame:
@@ -171,7 +183,7 @@ def _write_report(run: Run, out: Path) -> Path:
     ]
     titles = {"summary": "Summary per model", "static": "Static profile (per sample)",
               "speed": "Speed", "speedup": "Speed-up over fp32 (inference, same batch)",
-              "accuracy": "Accuracy on Fashion-MNIST"}  # fmt: skip
+              "accuracy": accuracy_title(run)}  # fmt: skip
     for name, (markdown, _) in rendered.items():
         lines += ["", f"## {titles[name]}", "", markdown]
     if charts:

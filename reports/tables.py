@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections import Counter
 from html import escape
 from typing import Any, Callable, Collection, Iterator, Sequence
 
@@ -386,6 +387,29 @@ def chart_mode(results: pd.DataFrame) -> str | None:
     counts = speed.groupby("mode", sort=False)["model"].nunique()
     best = counts.max()
     return [m for m in counts.index if counts[m] == best][-1]
+
+
+def accuracy_setting(method: str) -> str:
+    """The budget and the images of an accuracy row's ``method``, what two accuracies must share
+    to be compared: 'budget epochs=5; 60,000 training images, first 500 test images'."""
+    return "; ".join(method.split("; ")[:2])
+
+
+def accuracy_settings(results: pd.DataFrame) -> pd.Series:
+    """Each trained model's ``accuracy_setting``, by model."""
+    rows = _values(results, "accuracy")
+    rows = rows[rows["metric"] == "test_acc"]
+    return rows.groupby("model", sort=False)["method"].first().map(accuracy_setting)
+
+
+def common_accuracy_setting(results: pd.DataFrame) -> tuple[str, list[str]]:
+    """The setting most models were trained under (the first met on a tie) and the models
+    trained under another: a merged or resumed run may mix them. ('', []) when none trained."""
+    settings = accuracy_settings(results)
+    if settings.empty:
+        return "", []
+    common = Counter(settings).most_common(1)[0][0]
+    return common, list(settings.index[settings != common])
 
 
 _SUMMARY_SPEED = (("infer samples/s", "infer_throughput"), ("p50 latency ms", "latency_p50"),

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 import pytest
 
 from bench.results import RunWriter, result_row
@@ -128,6 +129,71 @@ def test_a_label_crowded_out_of_its_point_gets_a_leader_line():
     assert_labels_readable(ax)
     leaders = {t.get_text() for t in labels_of(ax) if t.arrow_patch is not None}
     assert "model_0" in leaders and not leaders & {"model_5", "model_6"}
+    plt.close(fig)
+
+
+# -- 2. learning curves ------------------------------------------------------------------------
+
+
+def test_learning_curves_give_each_model_its_own_colour_and_marker():
+    run = load_run(CPU_RUN)
+    fig = charts.learning_curves(run)
+    families = run.results.groupby("model")["family"].first()
+    for ax in fig.axes:
+        lines = {line.get_label(): line for line in ax.get_lines()}
+        assert len(lines) == 16
+        styles = {m: (tuple(line.get_color()), line.get_marker()) for m, line in lines.items()}
+        assert len(set(styles.values())) == len(styles)
+        for family, models in families.groupby(families).groups.items():
+            assert len({styles[m][0] for m in models}) == 1, family  # a colour per family
+    plt.close(fig)
+
+
+def write_one_epoch_run(run_dir: Path) -> Path:
+    """A default CPU run's accuracy phase: every model stopped by its 10 s within epoch 1."""
+    writer = RunWriter(run_dir, {"device_name": "a CPU", "torch": "2.x", "git_commit": "abc"})
+    method = ("budget seconds=10; 60,000 training images, first 500 test images; fp32; Xavier "
+              "init; batch 64, peak lr 0.05; seeds 0")  # fmt: skip
+    rows, curves = [], []
+    for model, family, per_s, acc in (("lenet", "lenet", 2000.0, 71.0),
+                                      ("small_cnn", "small_cnn", 900.0, 80.0),
+                                      ("resnet18", "resnet", 40.0, 45.0)):  # fmt: skip
+        for metric, value in (("test_acc", acc), ("fit_throughput", per_s), ("fit_time", 10.0),
+                              ("fit_epochs", 1)):  # fmt: skip
+            rows.append(result_row(model, family, "accuracy", metric, value, mode="fp32",
+                                   batch=64, method=method))  # fmt: skip
+        curves.append({"model": model, "seed": 0, "epoch": 1, "train_seconds": 10.0,
+                       "train_loss": 1.0, "train_acc": acc, "test_acc": acc})  # fmt: skip
+    writer.add(rows)
+    writer.add_curves(curves)
+    writer.finish("complete")
+    return run_dir
+
+
+def test_a_one_epoch_run_is_drawn_by_examples_seen(tmp_path):
+    run = load_run(write_one_epoch_run(tmp_path / "run"))
+    fig = charts.learning_curves(run)
+    by_examples, by_seconds = fig.axes[:2]
+    assert "examples seen" in by_examples.get_xlabel()
+    x = {line.get_label(): list(line.get_xdata()) for line in by_examples.get_lines()}
+    # each stopped within its epoch: 64 untimed + examples/s x 10 s, not 60,000 (epoch 1)
+    assert x == {"lenet": [20_064], "small_cnn": [9_064], "resnet18": [464]}
+    lo, hi = by_examples.get_xlim()
+    assert lo < 464 and hi > 20_064  # all in view, spread along the axis
+    assert all(line.get_marker() not in ("None", "", None) for line in by_seconds.get_lines())
+    setting = "budget seconds=10; 60,000 training images, first 500 test images"
+    assert setting in title(fig)
+    plt.close(fig)
+
+
+def test_many_epochs_are_drawn_by_epoch(tmp_path):
+    run_dir = write_one_epoch_run(tmp_path / "run")
+    curves = pd.read_csv(run_dir / "curves.csv")
+    more = pd.concat([curves.assign(epoch=e, train_seconds=10.0 * e) for e in (1, 2, 3)])
+    more.to_csv(run_dir / "curves.csv", index=False)
+    fig = charts.learning_curves(load_run(run_dir))
+    assert fig.axes[0].get_xlabel() == "epoch"
+    assert list(fig.axes[0].get_lines()[0].get_xdata()) == [1, 2, 3]
     plt.close(fig)
 
 
@@ -293,3 +359,42 @@ def test_out_writes_the_report_elsewhere(tmp_path, capsys):
     blocked.write_text("")
     err = assert_refused(capsys, [str(run), "--out", str(blocked / "report")], run)
     assert "is a file, not a folder" in err
+
+
+# -- 6. the accuracy budget in titles ----------------------------------------------------------
+
+SETTING = "budget seconds=2; first 8 training images, first 20 test images"
+
+
+def test_accuracy_charts_and_table_name_the_budget_and_test_images(built):
+    run = load_run(CPU_RUN)
+    for name in ("accuracy_vs_gflops", "accuracy_vs_throughput", "learning_curves"):
+        fig = charts.CHARTS[name](run)
+        assert SETTING in title(fig), name
+        plt.close(fig)
+    text = (built / "report.md").read_text()
+    assert f"## Accuracy on Fashion-MNIST ({SETTING})" in text
+
+
+def test_a_mixed_run_plots_the_most_common_budget_and_says_so(tmp_path):
+    run_dir = copied(tmp_path)
+    results = pd.read_csv(run_dir / "results.csv", keep_default_na=False)
+    other = results["model"].isin(["lenet", "vgg16", "resnet50"])
+    results.loc[other, "method"] = results.loc[other, "method"].str.replace(
+        "budget seconds=2", "budget epochs=5")  # fmt: skip
+    results.to_csv(run_dir / "results.csv", index=False)
+    run = load_run(run_dir)
+    for name in ("accuracy_vs_gflops", "accuracy_vs_throughput", "learning_curves"):
+        fig = charts.CHARTS[name](run)
+        text = title(fig)
+        assert SETTING in text and "3 model(s) trained otherwise left out: " in text, name
+        ax = fig.axes[0]
+        shown = ({ln.get_label() for ln in ax.get_lines()} if name == "learning_curves"
+                 else {t.get_text() for t in labels_of(ax)})  # fmt: skip
+        assert not shown & {"lenet", "vgg16", "resnet50"}, name
+        assert len(shown) == 13, name
+        plt.close(fig)
+    build_report(run_dir)
+    accuracy = (run_dir / "tables" / "accuracy.md").read_text()
+    assert "budget; images" in accuracy and "budget epochs=5" in accuracy
+    assert "budgets or images differ" in (run_dir / "report.md").read_text()
