@@ -1,6 +1,6 @@
 """``python -m reports RUN_DIR`` rebuilds a run's tables, charts and report.md from its stored
 results (``--out DIR`` writes them elsewhere); ``python -m reports --compare RUN_A RUN_B``
-prints the figures of both side by side."""
+prints the figures of both side by side, after a warning for each way they differ in setup."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ from pathlib import Path
 
 from tabulate import tabulate
 
-from .report import ReportWriteError, build_report, compare_runs
-from .store import RunFolderError
+from .report import ReportWriteError, build_report, compare_runs, compare_warnings
+from .store import Run, RunFolderError, load_run
+from .tables import readable
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,12 +29,7 @@ def main(argv: list[str] | None = None) -> int:
             report = build_report(args.run_dir, args.out)
             print(f"rebuilt {report} with tables/ and charts/ beside it")
         if args.compare:
-            table = compare_runs(*args.compare)
-            if table.empty:
-                print("the two runs share no measured figure")
-            else:
-                print(f"A = {args.compare[0]}, B = {args.compare[1]}")
-                print(tabulate(table, headers="keys", showindex=False, floatfmt=".4g"))
+            compare(*(load_run(path) for path in args.compare))
     except RunFolderError as exc:
         print(f"reports: error: {exc}", file=sys.stderr)
         return 2
@@ -43,3 +39,18 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     return 0
 
+
+def compare(a: Run, b: Run) -> None:
+    """The comparison on stdout, each warning before it and on stderr too."""
+    print(f"A = {a.path}, B = {b.path}")
+    for line in compare_warnings(a, b):
+        print(line)
+        print(f"reports: {line}", file=sys.stderr)
+    table = compare_runs(a, b)
+    if table.empty:
+        print("the two runs share no measured figure")
+    else:
+        figures = ["value A", "value B", "B - A", "B / A"]
+        shown = table.assign(**{c: table[c].map(readable) for c in figures})
+        print(tabulate(shown, headers="keys", showindex=False, disable_numparse=True,
+                       colalign=["left"] * (len(shown.columns) - 4) + ["right"] * 4))  # fmt: skip

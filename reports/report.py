@@ -3,6 +3,7 @@ made from the stored results alone: rebuilding never measures again."""
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -203,9 +204,13 @@ KEY_METRICS = ("params", "macs", "test_acc", "macro_f1", "infer_throughput", "la
                "train_throughput", "infer_peak_mem", "fit_throughput")  # fmt: skip
 
 
-def compare_runs(run_a: Path, run_b: Path) -> pd.DataFrame:
+def _loaded(run: Path | Run) -> Run:
+    return run if isinstance(run, Run) else load_run(run)
+
+
+def compare_runs(run_a: Path | Run, run_b: Path | Run) -> pd.DataFrame:
     """Figures both runs measured, side by side: A, B, B - A and B / A."""
-    a, b = load_run(run_a).results, load_run(run_b).results
+    a, b = _loaded(run_a).results, _loaded(run_b).results
     keys = ["model", "phase", "mode", "batch", "metric"]
 
     def figures(r: pd.DataFrame) -> pd.DataFrame:
@@ -220,3 +225,46 @@ def compare_runs(run_a: Path, run_b: Path) -> pd.DataFrame:
     table = joined[[*keys, "unit", "value A", "value B", "B - A", "B / A"]]
     table["batch"] = table["batch"].map(lambda v: "" if v == -1 else int(v))
     return table
+
+
+def _ceilings(run: Run) -> dict[str, float]:
+    """run.json's ceilings by name: 'PRECISION TFLOP/s' and 'memory GB/s'."""
+    c = run.provenance.get("ceilings") or {}
+    found = {f"{p} TFLOP/s": float(v["tflops"]) for p, v in c.get("compute", {}).items()}
+    if c.get("bandwidth"):
+        found["memory GB/s"] = float(c["bandwidth"]["gbs"])
+    return found
+
+
+def _cpu_threads(run: Run) -> object:
+    backends = run.provenance.get("backends")
+    threads = backends.get("cpu_threads") if isinstance(backends, dict) else None
+    return threads if threads is not None else run.provenance.get("cpu_threads")
+
+
+def compare_warnings(run_a: Path | Run, run_b: Path | Run) -> list[str]:
+    """A line for each way in which the two runs' figures are not like for like: the accuracy
+    budget or images, the ceilings (MFU and the roofline's), torch, the device, CPU threads."""
+    a, b = _loaded(run_a), _loaded(run_b)
+    warnings = []
+
+    def differ(what: str, value_a: object, value_b: object, why: str) -> None:
+        if value_a != value_b:
+            warnings.append(f"warning: the runs differ in {what} (A: {value_a}; B: {value_b}): "
+                            f"{why}")  # fmt: skip
+
+    settings = [accuracy_settings(r.results) for r in (a, b)]
+    if all(len(s) for s in settings):
+        for i, what in ((0, "accuracy budget"), (1, "images trained and tested on")):
+            parts = [" | ".join(dict.fromkeys(s.str.split("; ").str[i].fillna(""))) for s in settings]
+            differ(what, *parts, "their accuracies are not comparable")
+    ceilings_a, ceilings_b = _ceilings(a), _ceilings(b)
+    shared = set(ceilings_a) & set(ceilings_b)
+    if any(not math.isclose(ceilings_a[k], ceilings_b[k], rel_tol=0.01) for k in shared):
+        differ("ceilings", *(", ".join(f"{k} {c[k]:.4g}" for k in sorted(shared))
+                             for c in (ceilings_a, ceilings_b)),
+               "MFU and the roofline judge each run against its own")  # fmt: skip
+    for key, what in (("torch", "torch version"), ("device_name", "device")):
+        differ(what, a.provenance.get(key), b.provenance.get(key), "speeds may differ for that")
+    differ("CPU threads", _cpu_threads(a), _cpu_threads(b), "CPU speeds depend on them")
+    return warnings

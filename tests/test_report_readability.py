@@ -6,6 +6,7 @@ run.json holds the command), and small run folders written by RunWriter."""
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import shutil
 from html.parser import HTMLParser
@@ -359,6 +360,42 @@ def test_out_writes_the_report_elsewhere(tmp_path, capsys):
     blocked.write_text("")
     err = assert_refused(capsys, [str(run), "--out", str(blocked / "report")], run)
     assert "is a file, not a folder" in err
+
+
+# -- 5. comparing unlike runs ------------------------------------------------------------------
+
+
+def test_comparing_a_run_with_itself_warns_of_nothing(capsys):
+    assert reports_main(["--compare", str(CPU_RUN), str(CPU_RUN)]) == 0
+    captured = capsys.readouterr()
+    assert "warning" not in captured.out and captured.err == ""
+    assert "test_acc" in captured.out and not re.search(r"\d[eE][+-]?\d", captured.out)
+
+
+def test_comparing_unlike_runs_warns_once_per_difference(tmp_path, capsys):
+    a, b = copied(tmp_path, "a"), copied(tmp_path, "b")
+    results = pd.read_csv(b / "results.csv", keep_default_na=False)
+    results["method"] = (results["method"].str.replace("budget seconds=2", "budget epochs=5")
+                         .str.replace("first 20 test images", "10,000 test images"))  # fmt: skip
+    results.to_csv(b / "results.csv", index=False)
+    provenance = json.loads((b / "run.json").read_text())
+    provenance["torch"] = "2.5.0"
+    provenance["device_name"] = "another CPU"
+    provenance["backends"]["cpu_threads"] = 16
+    provenance["ceilings"]["compute"]["fp32"]["tflops"] *= 3
+    (b / "run.json").write_text(json.dumps(provenance))
+
+    assert reports_main(["--compare", str(a), str(b)]) == 0
+    captured = capsys.readouterr()
+    err = captured.err.strip().splitlines()
+    assert len(err) == 6
+    for what in ("accuracy budget", "images trained and tested on", "ceilings", "torch version",
+                 "device", "CPU threads"):  # fmt: skip
+        (line,) = [ln for ln in err if f"differ in {what} (" in ln]
+        assert line.removeprefix("reports: ") in captured.out.splitlines()
+    assert any("budget seconds=2" in ln and "budget epochs=5" in ln for ln in err)
+    assert any("first 20 test images" in ln and "10,000 test images" in ln for ln in err)
+    assert any("(A: 2; B: 16)" in ln for ln in err)
 
 
 # -- 6. the accuracy budget in titles ----------------------------------------------------------
