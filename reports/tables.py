@@ -220,14 +220,14 @@ def footnotes(marks: pd.DataFrame) -> list[tuple[str, str]]:
     return [(m, note) for m, note in MARK_NOTES.items() if m in used]
 
 
-def readable(value: float) -> str:
-    """4 significant digits with thousands separators, never in scientific notation:
+def readable(value: float, digits: int = 4) -> str:
+    """``digits`` significant digits with thousands separators, never in scientific notation:
     46,764,746 rather than 4.676e+07, 1,362 and 0.0001234; whole numbers without a point."""
     if value == 0 or not math.isfinite(value):
         return f"{value:g}"
-    if abs(value) >= 1e4:
+    if abs(value) >= 10**digits:
         return f"{value:,.0f}"
-    text = f"{value:,.{max(0, 3 - math.floor(math.log10(abs(value))))}f}"
+    text = f"{value:,.{max(0, digits - 1 - math.floor(math.log10(abs(value))))}f}"
     return text.rstrip("0").rstrip(".") if "." in text else text
 
 
@@ -306,8 +306,8 @@ def format_speed_summary(table: pd.DataFrame) -> str:
     shown["batch"] = shown["batch"].map(lambda b: str(b) if b else "-")
     whole = ("infer/s", "train/s", "graph breaks (count)", "infer MB", "train MB")
     for column in shown.columns[3:]:
-        fmt = "{:,.0f}" if column in whole else "{:.3g}"
-        shown[column] = [("-" if pd.isna(v) else fmt.format(v)) + m
+        fmt = "{:,.0f}".format if column in whole else lambda v: readable(v, digits=3)
+        shown[column] = [("-" if pd.isna(v) else fmt(v)) + m
                          for v, m in zip(shown[column], marks[column])]  # fmt: skip
     text = tabulate(shown, headers="keys", showindex=False, disable_numparse=True,
                     colalign=("left", "left", "right") + ("right",) * (len(shown.columns) - 3))  # fmt: skip

@@ -23,6 +23,7 @@ from reports.charts import box_distance, label_box
 from reports.cli import main as reports_main
 from reports.report import build_report
 from reports.store import load_run
+from reports.tables import format_speed_summary, readable, speed_summary
 
 CPU_RUN = Path(__file__).parent / "data" / "cpu_run"
 LABELLED = ("accuracy_vs_gflops", "accuracy_vs_throughput", "throughput_vs_params", "roofline")
@@ -249,6 +250,15 @@ def test_markdown_tables_hold_plain_numbers(built):
     static = {r[0]: r for r in markdown_rows((built / "tables" / "static.md").read_text())}
     assert static["alexnet"][static["model"].index("params (count)")] == "46,764,746"
     assert static["alexnet"][static["model"].index("MACs/sample")] == "938,146,176"
+
+
+def test_terminal_speed_table_holds_plain_numbers():
+    run = load_run(CPU_RUN)
+    text = format_speed_summary(speed_summary(run.results, run.provenance["ceilings"]))
+    assert not re.search(r"\d[eE][+-]?\d", text)
+    resnet50 = next(line.split() for line in text.splitlines() if line.startswith("resnet50 "))
+    assert resnet50[5] == "1,425"  # p50 ms, 1.42e+03 before
+    assert readable(0.0000753, digits=3) == "0.0000753" and readable(266.67) == "266.7"
 
 
 def test_markdown_and_html_tables_show_the_same_cells(built):
