@@ -3,6 +3,8 @@ the run lacks what the chart needs (for example no accuracy phase)."""
 
 from __future__ import annotations
 
+import math
+import re
 from pathlib import Path
 
 import matplotlib
@@ -11,23 +13,26 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.collections import PathCollection  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
+from matplotlib.text import Annotation, Text  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 from matplotlib.transforms import Bbox  # noqa: E402
 
 from .pareto import pareto_front  # noqa: E402
 from .store import Run  # noqa: E402
-from .tables import ceiling_source, chart_mode, figure_flags, flags_at  # noqa: E402
+from .tables import (  # noqa: E402
+    ceiling_source,
+    chart_mode,
+    common_accuracy_setting,
+    figure_flags,
+    flags_at,
+)
 
 FIGSIZE = (10, 6.5)
 DPI = 150
-_OFFSETS = [(6, 6), (6, -6), (-6, 6), (-6, -6), (10, 0), (-10, 0), (0, 10), (0, -10),
-            (16, 12), (16, -12), (-16, 12), (-16, -12), (24, 0), (-24, 0), (0, 22), (0, -22),
-            (30, 24), (30, -24), (-30, 24), (-30, -24)]  # fmt: skip
-
-
 _LEADER = {"arrowstyle": "-", "lw": 0.5, "color": "0.45", "shrinkA": 0, "shrinkB": 3}
 
 FLAG_LABELS = {
@@ -86,35 +91,89 @@ def _family_colors(families: list[str]) -> dict[str, tuple]:
     return {f: cmap(i % 10) for i, f in enumerate(dict.fromkeys(families))}
 
 
+# Where a label may go: beside its point first (directions, just clear of its marker), then
+# further out on rings (offsets in points), joined to its point by a leader line.
+_BESIDE = [(0.75, 0.75), (0.75, -0.75), (-0.75, 0.75), (-0.75, -0.75), (1, 0), (-1, 0), (0, 1),
+           (0, -1)]  # fmt: skip
+_FAR = [(round(r * np.cos(a)), round(r * np.sin(a)))
+        for r in (18, 28, 40, 55, 75) for a in np.radians(np.arange(30, 390, 30))]  # fmt: skip
+
+
+def _marker_boxes(ax) -> list[Bbox]:
+    """A box around each marker of the axes' scatter plots, in display coordinates."""
+    boxes = []
+    px_per_pt = ax.figure.dpi / 72
+    for c in ax.collections:
+        offsets = np.asarray(c.get_offsets(), dtype=float).reshape(-1, 2)
+        if not isinstance(c, PathCollection) or len(offsets) == 0:
+            continue
+        radii = np.sqrt(np.resize(c.get_sizes(), len(offsets))) / 2 * px_per_pt
+        for (x, y), r in zip(c.get_offset_transform().transform(offsets), radii):
+            if np.isfinite(x) and np.isfinite(y):
+                boxes.append(Bbox.from_extents(x - r, y - r, x + r, y + r))
+    return boxes
+
+
+def box_distance(box: Bbox, x: float, y: float) -> float:
+    """From the point (x, y) to the nearest edge of ``box`` (0 inside it), display units."""
+    return float(np.hypot(max(box.x0 - x, 0, x - box.x1), max(box.y0 - y, 0, y - box.y1)))
+
+
+def label_box(text: Annotation, renderer) -> Bbox:
+    """The box of an annotation's text, without its leader line."""
+    text.update_positions(renderer)
+    return Text.get_window_extent(text, renderer)
+
+
+def _annotate(ax, label: str, xy: tuple[float, float], offset: tuple[float, float],
+              fontsize: float, leader: bool) -> Annotation:  # fmt: skip
+    dx, dy = offset
+    return ax.annotate(label, xy, xytext=offset, textcoords="offset points",
+                       ha="left" if dx > 0 else "right" if dx < 0 else "center",
+                       va="bottom" if dy > 0 else "top" if dy < 0 else "center",
+                       fontsize=fontsize, arrowprops=_LEADER if leader else None)  # fmt: skip
+
+
 def label_points(ax, xs, ys, labels, fontsize: float = 8) -> None:
-    """Label each point where its text overlaps no other text, point or the axes' edge,
-    trying offsets nearest first; a label that fits nowhere gets a leader line."""
+    """Label each point where its text overlaps no other text, marker, the legend or the axes'
+    edge and lies nearer its own point than any other marker, trying places beside the point
+    nearest first; a label that fits beside no place goes further out, with a leader line to
+    its point. Call it once the axes hold everything else: it measures the drawn figure."""
     fig = ax.figure
     fig.canvas.draw()
     renderer = fig.canvas.get_renderer()
     axes_box = ax.get_window_extent(renderer)
-    points = [ax.transData.transform((x, y)) for x, y in zip(xs, ys)]
-    point_boxes = [Bbox.from_bounds(px - 4, py - 4, 8, 8) for px, py in points]
-    placed = [t.get_window_extent(renderer) for t in ax.texts]  # marks drawn before the labels
-    for i, (x, y, label) in enumerate(zip(xs, ys, labels)):
-        others = placed + point_boxes[:i] + point_boxes[i + 1:]
-        for dx, dy in _OFFSETS:
-            far = abs(dx) > 10 or abs(dy) > 10  # far enough to be read as another point's
-            text = ax.annotate(label, (x, y), xytext=(dx, dy), textcoords="offset points",
-                               ha="left" if dx > 0 else "right" if dx < 0 else "center",
-                               va="bottom" if dy > 0 else "top" if dy < 0 else "center",
-                               fontsize=fontsize,
-                               arrowprops=_LEADER if far else None)  # fmt: skip
-            box = text.get_window_extent(renderer).expanded(1.04, 1.1)
-            inside = axes_box.contains(box.x0, box.y0) and axes_box.contains(box.x1, box.y1)
-            if inside and not any(box.overlaps(o) for o in others):
-                placed.append(box)
-                break
+    markers = _marker_boxes(ax)
+    centres = np.array([[(b.x0 + b.x1) / 2, (b.y0 + b.y1) / 2] for b in markers]).reshape(-1, 2)
+    taken = markers + [t.get_window_extent(renderer) for t in ax.texts]
+    if ax.get_legend() is not None:
+        taken.append(ax.get_legend().get_window_extent(renderer))
+    px_per_pt = fig.dpi / 72
+    for x, y, label in zip(xs, ys, labels):
+        own = ax.transData.transform((x, y))
+        here = np.hypot(*(centres - own).T) <= 1
+        others = centres[~here]
+        # just clear of the widest marker drawn at this point (a Pareto ring, say)
+        gap = max([(b.x1 - b.x0) / 2 / px_per_pt for b, h in zip(markers, here) if h] or [3]) + 2
+        beside = [(round(gap * u, 1), round(gap * v, 1)) for u, v in _BESIDE]
+        best: tuple[int, tuple[float, float]] | None = None  # fewest overlaps of a leader place
+        for offset in beside + _FAR:
+            leader = offset not in beside
+            text = _annotate(ax, label, (x, y), offset, fontsize, leader)
+            box = label_box(text, renderer).expanded(1.04, 1.15)
             text.remove()
-        else:
-            text = ax.annotate(label, (x, y), xytext=(36, 30), textcoords="offset points",
-                               fontsize=fontsize, arrowprops=_LEADER)
-            placed.append(text.get_window_extent(renderer))
+            if not (axes_box.contains(box.x0, box.y0) and axes_box.contains(box.x1, box.y1)):
+                continue
+            overlaps = sum(box.overlaps(t) for t in taken)
+            nearest = all(box_distance(box, *own) < box_distance(box, *p) for p in others)
+            if overlaps == 0 and (leader or nearest):
+                best = (0, offset)
+                break
+            if leader and (best is None or overlaps < best[0]):
+                best = (overlaps, offset)
+        offset = best[1] if best else _FAR[0]
+        text = _annotate(ax, label, (x, y), offset, fontsize, offset not in beside)
+        taken.append(label_box(text, renderer))
 
 
 def _per_model(run: Run, phase: str, metric: str, mode: str | None = None) -> pd.Series:
@@ -148,9 +207,21 @@ def _subtitle(run: Run) -> str:
             f"commit {str(p.get('git_commit') or '?')[:10]}")  # fmt: skip
 
 
-def _accuracy_budget(run: Run) -> str:
-    rows = run.results[(run.results["phase"] == "accuracy") & (run.results["metric"] == "test_acc")]
-    return rows["method"].iloc[0].split(";")[0] if len(rows) else ""
+def _accuracy_setting(run: Run) -> tuple[str, list[str]]:
+    """The budget and images of the accuracy charts: the run's most common, as a title line
+    that names the models it leaves out (trained otherwise), and those models."""
+    setting, others = common_accuracy_setting(run.results)
+    if others:
+        setting += (f"\n(the run's most common budget and images; {len(others)} model(s) trained "
+                    f"otherwise left out: {', '.join(others)})")  # fmt: skip
+    return setting, others
+
+
+def _accuracy(run: Run) -> tuple[pd.Series, str]:
+    """Each model's test accuracy under the run's most common budget and images, and the title
+    line of ``_accuracy_setting``."""
+    setting, others = _accuracy_setting(run)
+    return _per_model(run, "accuracy", "test_acc").drop(others), setting
 
 
 def _tradeoff(run: Run, x: pd.Series, y: pd.Series, *, xlabel: str, ylabel: str, title: str,
@@ -191,11 +262,11 @@ def _tradeoff(run: Run, x: pd.Series, y: pd.Series, *, xlabel: str, ylabel: str,
 
 def accuracy_vs_gflops(run: Run) -> Figure | None:
     flops = _per_model(run, "static", "flops") / 1e9
-    acc = _per_model(run, "accuracy", "test_acc")
+    acc, setting = _accuracy(run)
     return _tradeoff(run, flops, acc, xlabel="GFLOPs per sample (fvcore, 2 x MACs, log scale)",
-                     ylabel=f"test accuracy (%) [{_accuracy_budget(run)}]",
-                     title="Accuracy vs compute: Fashion-MNIST test accuracy against FLOPs",
-                     maximize_x=False, maximize_y=True)  # fmt: skip
+                     ylabel="test accuracy (%)",
+                     title=f"Accuracy vs compute: Fashion-MNIST test accuracy against FLOPs\n"
+                     f"{setting}", maximize_x=False, maximize_y=True)  # fmt: skip
 
 
 def accuracy_vs_throughput(run: Run) -> Figure | None:
@@ -203,11 +274,12 @@ def accuracy_vs_throughput(run: Run) -> Figure | None:
     if mode is None:
         return None
     speed = _per_model(run, "speed", "infer_throughput", mode)
-    acc = _per_model(run, "accuracy", "test_acc")
+    acc, setting = _accuracy(run)
     return _tradeoff(run, speed, acc,
                      xlabel=f"inference throughput (samples/s, {mode}, log scale)",
-                     ylabel=f"test accuracy (%) [{_accuracy_budget(run)}]",
-                     title="Accuracy vs speed: Fashion-MNIST test accuracy against throughput",
+                     ylabel="test accuracy (%)",
+                     title="Accuracy vs speed: Fashion-MNIST test accuracy against throughput\n"
+                     f"{setting}",
                      maximize_x=True, maximize_y=True,
                      flags=_throughput_flags(run, mode))  # fmt: skip
 
@@ -271,29 +343,90 @@ def speedup_by_mode(run: Run) -> Figure | None:
     return fig
 
 
+_MARKERS = "osD^vP*X<>phH8d"
+FEW_EPOCHS = 3  # fewer: curves by examples seen, not piled up at epochs 1 and 2
+
+
+def model_styles(models: list[str], families: pd.Series) -> dict[str, tuple[tuple, str]]:
+    """(colour, marker) per model: its family's colour, as in the other charts, and within the
+    family a marker of its own, so that no two models look alike."""
+    colors = _family_colors(list(families.reindex(models)))
+    styles: dict[str, tuple[tuple, str]] = {}
+    for model in models:
+        color = colors[families[model]]
+        same = sum(c == color for c, _ in styles.values())
+        styles[model] = (color, _MARKERS[same % len(_MARKERS)])
+    return styles
+
+
+def _number(pattern: str, text: str) -> float:
+    found = re.search(pattern, text)
+    return float(found.group(1).replace(",", "")) if found else math.nan
+
+
+def examples_seen(run: Run, curves: pd.DataFrame) -> pd.Series:
+    """Training examples seen by the end of each (model, epoch) of ``curves`` (indexed by both):
+    whole epochs of the training images that the accuracy rows' method names (less the last
+    partial batch, dropped), the last epoch cut short at the examples the model trained on (its
+    examples/s x training seconds, plus the untimed first batch). NaN where the method does not
+    say the images or the batch."""
+    acc = run.results[run.results["phase"] == "accuracy"]
+    method = acc[acc["metric"] == "test_acc"].groupby("model")["method"].first()
+    figures = acc.pivot_table(index="model", columns="metric", values="value", aggfunc="first")
+    seen = []
+    for model, epoch in curves.index:
+        text = str(method.get(model, ""))
+        images = _number(r"([\d,]+) training images", text)
+        batch = _number(r"; batch (\d+)", text)
+        trained = math.inf
+        if {"fit_throughput", "fit_time"} <= set(figures.columns) and model in figures.index:
+            timed = figures.at[model, "fit_throughput"] * figures.at[model, "fit_time"]
+            trained = batch + timed if math.isfinite(timed) else math.inf
+        seen.append(min(epoch * (images // batch) * batch, trained))
+    return pd.Series(seen, index=curves.index, dtype=float)
+
+
 def learning_curves(run: Run) -> Figure | None:
+    """Test accuracy by epoch (when every model ran the same epochs, at least ``FEW_EPOCHS``),
+    else by training examples seen; and by training seconds."""
     if run.curves is None or run.curves.empty:
         return None
-    mean = run.curves.groupby(["model", "epoch"], sort=False)[["train_seconds", "test_acc"]].mean()
-    models = list(dict.fromkeys(run.curves["model"]))
+    setting, others = _accuracy_setting(run)
+    curves = run.curves[~run.curves["model"].isin(others)]
+    mean = curves.groupby(["model", "epoch"], sort=False)[["train_seconds", "test_acc"]].mean()
+    models = list(dict.fromkeys(curves["model"]))
+    epochs = set(mean.groupby(level="model").size())
+    by_epoch = len(epochs) == 1 and min(epochs) >= FEW_EPOCHS
+    seen = None if by_epoch else examples_seen(run, mean)
+    if seen is not None and seen.isna().any():  # the method text does not say: epochs then
+        seen = None
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 6), dpi=DPI, layout="constrained")
-    cmap = plt.get_cmap("tab20")
-    for i, model in enumerate(models):
+    styles = model_styles(models, _families(run))
+    for model in models:
         m = mean.loc[model]
-        style = {"color": cmap(i % 20), "marker": "o", "ms": 3, "lw": 1.4,
-                 "ls": "-" if i < 10 else "--"}  # fmt: skip
-        ax1.plot(m.index, m["test_acc"], label=model, **style)
-        ax2.plot(m["train_seconds"], m["test_acc"], label=model, **style)
-    ax1.set_xlabel("epoch")
-    ax1.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax2.set_xlabel("training seconds (evaluation excluded, log scale)")
-    ax2.set_xscale("log")
+        color, marker = styles[model]
+        style = {"color": color, "marker": marker, "ms": 5, "lw": 1.4, "label": model,
+                 "markevery": max(1, len(m) // 8)}  # fmt: skip
+        ax1.plot(m.index if seen is None else seen.loc[model], m["test_acc"], **style)
+        ax2.plot(m["train_seconds"], m["test_acc"], **style)
+    if seen is None:
+        ax1.set_xlabel("epoch")
+        ax1.xaxis.set_major_locator(MaxNLocator(integer=True))
+    else:
+        ax1.set_xlabel("training examples seen (log scale)")
+        ax1.set_xscale("log")
+    # a seconds budget ends every model near the same time: a log axis would only stretch
+    # the first, nearly untimed epochs
+    last = mean.groupby(level="model")["train_seconds"].last()
+    if last.max() > 10 * last.min():
+        ax2.set_xscale("log")
+    scale = ", log scale" if ax2.get_xscale() == "log" else ""
+    ax2.set_xlabel(f"training seconds (evaluation excluded{scale})")
     for ax in (ax1, ax2):
         ax.set_ylabel("test accuracy (%)")
         ax.grid(True, alpha=0.3)
     ax2.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8)
-    fig.suptitle(f"Learning curves (mean over seeds) [{_accuracy_budget(run)}]\n{_subtitle(run)}",
-                 fontsize=11)  # fmt: skip
+    fig.suptitle(f"Learning curves (mean over seeds)\n{setting}\n{_subtitle(run)}", fontsize=11)
     return fig
 
 

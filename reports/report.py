@@ -3,6 +3,8 @@ made from the stored results alone: rebuilding never measures again."""
 
 from __future__ import annotations
 
+import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +14,8 @@ from .charts import write_charts
 from .store import Run, load_run
 from .tables import (
     FLAG_COLUMNS,
+    LAYER_HEADERS,
+    accuracy_settings,
     accuracy_summary,
     ceiling_source,
     footnotes,
@@ -69,23 +73,37 @@ def report_tables(run: Run) -> dict[str, tuple[pd.DataFrame, pd.DataFrame]]:
         tables["speed"] = (speed.drop(columns=list(FLAG_COLUMNS.values())).reset_index(), marks)
         speedup = speedup_table(r)
         if not speedup.empty:
-            tables["speedup"] = (speedup, speedup_marks(r))
+            rows = pd.Index([f"{m}, batch {int(b)}" for m, b in speedup.index], name="model")
+            tables["speedup"] = (speedup.set_axis(rows), speedup_marks(r).set_axis(rows))
     if "accuracy" in phases:
         accuracy = accuracy_summary(r)
+        settings = accuracy_settings(r)
+        if settings.nunique() > 1:  # a merged run: each model's own, beside its figures
+            accuracy.insert(0, "budget; images", settings.reindex(accuracy.index).fillna(""))
         tables["accuracy"] = (accuracy, pd.DataFrame(index=accuracy.index))
     return tables
+
+
+def accuracy_title(run: Run) -> str:
+    """The accuracy section's heading: with the budget and images, or a note that they vary."""
+    settings = set(accuracy_settings(run.results))
+    if len(settings) > 1:
+        return "Accuracy on Fashion-MNIST (budgets or images differ: see each model's)"
+    return "Accuracy on Fashion-MNIST" + "".join(f" ({s})" for s in settings)
 
 
 def _empty_columns_dropped(table: pd.DataFrame) -> pd.DataFrame:
     return table.loc[:, [c for c in table.columns if not (table[c].astype(str) == "").all()]]
 
 
-def _rendered(table: pd.DataFrame, marks: pd.DataFrame) -> tuple[str, str]:
+def _rendered(table: pd.DataFrame, marks: pd.DataFrame | None = None) -> tuple[str, str]:
     """Markdown and HTML of a table, its figures followed by their marks, with footnotes."""
     table = _empty_columns_dropped(table)
+    marks = pd.DataFrame(index=table.index) if marks is None else marks
     marks = marks[[c for c in marks.columns if c in table.columns]]
+    figures = [c for c in table.columns if pd.api.types.is_numeric_dtype(table[c])]
     shown, notes = with_marks(table, marks), footnotes(marks)
-    markdown = to_markdown(shown, right=list(marks.columns))
+    markdown = to_markdown(shown, right=[*figures, *marks.columns])
     if notes:
         markdown += "\n\n" + markdown_notes(notes)
     return markdown, to_html(shown, notes)
@@ -100,20 +118,53 @@ def _ceilings_line(ceilings: dict[str, Any]) -> str:
     return f"| ceilings (roofline, '!' marks) | {compute}{memory} |"
 
 
-def build_report(run_dir: Path) -> Path:
-    """Write RUN_DIR/tables/, RUN_DIR/charts/ and RUN_DIR/report.md; return report.md's path."""
+class ReportWriteError(Exception):
+    """The report cannot be written where it was asked for."""
+
+
+def _check_writable(out: Path) -> None:
+    """Raise ``ReportWriteError`` if ``out``, or a file or folder the report would replace in
+    it, cannot be written: checked before writing anything, so nothing is left half-written."""
+    for path, is_dir in ((out, True), (out / "tables", True), (out / "tables" / "layers", True),
+                         (out / "charts", True), (out / "report.md", False)):  # fmt: skip
+        if not path.exists():
+            continue
+        if path.is_dir() != is_dir:
+            kind = "a folder" if is_dir else "a file"
+            raise ReportWriteError(f"{path} is in the way: the report needs {kind} there")
+        if not os.access(path, os.W_OK | (os.X_OK if is_dir else 0)):
+            raise ReportWriteError(f"{path} is not writable")
+    existing = next(p for p in (out, *out.parents) if p.exists())
+    if not existing.is_dir():
+        raise ReportWriteError(f"{existing} is a file, not a folder")
+    if existing != out and not os.access(existing, os.W_OK | os.X_OK):
+        raise ReportWriteError(f"{existing} is not writable")
+
+
+def build_report(run_dir: Path, out: Path | None = None) -> Path:
+    """Write OUT/tables/, OUT/charts/ and OUT/report.md (OUT: the run folder unless given);
+    return report.md's path. Raises ``ReportWriteError`` when OUT cannot be written."""
     run = load_run(run_dir)
-    tables_dir, charts_dir = run.path / "tables", run.path / "charts"
-    tables_dir.mkdir(exist_ok=True)
+    out = run.path if out is None else Path(out)
+    _check_writable(out)
+    try:
+        return _write_report(run, out)
+    except OSError as exc:
+        raise ReportWriteError(f"{exc.strerror or exc}: {exc.filename or out}") from exc
+
+
+def _write_report(run: Run, out: Path) -> Path:
+    tables_dir, charts_dir = out / "tables", out / "charts"
+    (tables_dir / "layers").mkdir(parents=True, exist_ok=True)
     rendered = {name: _rendered(*pair) for name, pair in report_tables(run).items()}
     for name, (markdown, html) in rendered.items():
         (tables_dir / f"{name}.md").write_text(markdown + "\n")
         (tables_dir / f"{name}.html").write_text(html)
-    (tables_dir / "layers").mkdir(exist_ok=True)
     for model, layers in run.layers.items():
-        shown = layer_table(layers)
-        (tables_dir / "layers" / f"{model}.md").write_text(to_markdown(shown.set_index("path")) + "\n")
-        (tables_dir / "layers" / f"{model}.html").write_text(to_html(shown.set_index("path")))
+        shown = layer_table(layers).set_index("path").rename(columns=LAYER_HEADERS)
+        markdown, html = _rendered(shown)
+        (tables_dir / "layers" / f"{model}.md").write_text(markdown + "\n")
+        (tables_dir / "layers" / f"{model}.html").write_text(html)
     charts = write_charts(run, charts_dir)
 
     p = run.provenance
@@ -133,7 +184,7 @@ def build_report(run_dir: Path) -> Path:
     ]
     titles = {"summary": "Summary per model", "static": "Static profile (per sample)",
               "speed": "Speed", "speedup": "Speed-up over fp32 (inference, same batch)",
-              "accuracy": "Accuracy on Fashion-MNIST"}  # fmt: skip
+              "accuracy": accuracy_title(run)}  # fmt: skip
     for name, (markdown, _) in rendered.items():
         lines += ["", f"## {titles[name]}", "", markdown]
     if charts:
@@ -144,7 +195,7 @@ def build_report(run_dir: Path) -> Path:
     if run.layers:
         lines += ["", "## Per-layer tables", ""]
         lines += [f"- [{m}](tables/layers/{m}.md)" for m in run.layers]
-    report = run.path / "report.md"
+    report = out / "report.md"
     report.write_text("\n".join(lines) + "\n")
     return report
 
@@ -153,9 +204,13 @@ KEY_METRICS = ("params", "macs", "test_acc", "macro_f1", "infer_throughput", "la
                "train_throughput", "infer_peak_mem", "fit_throughput")  # fmt: skip
 
 
-def compare_runs(run_a: Path, run_b: Path) -> pd.DataFrame:
+def _loaded(run: Path | Run) -> Run:
+    return run if isinstance(run, Run) else load_run(run)
+
+
+def compare_runs(run_a: Path | Run, run_b: Path | Run) -> pd.DataFrame:
     """Figures both runs measured, side by side: A, B, B - A and B / A."""
-    a, b = load_run(run_a).results, load_run(run_b).results
+    a, b = _loaded(run_a).results, _loaded(run_b).results
     keys = ["model", "phase", "mode", "batch", "metric"]
 
     def figures(r: pd.DataFrame) -> pd.DataFrame:
@@ -170,3 +225,46 @@ def compare_runs(run_a: Path, run_b: Path) -> pd.DataFrame:
     table = joined[[*keys, "unit", "value A", "value B", "B - A", "B / A"]]
     table["batch"] = table["batch"].map(lambda v: "" if v == -1 else int(v))
     return table
+
+
+def _ceilings(run: Run) -> dict[str, float]:
+    """run.json's ceilings by name: 'PRECISION TFLOP/s' and 'memory GB/s'."""
+    c = run.provenance.get("ceilings") or {}
+    found = {f"{p} TFLOP/s": float(v["tflops"]) for p, v in c.get("compute", {}).items()}
+    if c.get("bandwidth"):
+        found["memory GB/s"] = float(c["bandwidth"]["gbs"])
+    return found
+
+
+def _cpu_threads(run: Run) -> object:
+    backends = run.provenance.get("backends")
+    threads = backends.get("cpu_threads") if isinstance(backends, dict) else None
+    return threads if threads is not None else run.provenance.get("cpu_threads")
+
+
+def compare_warnings(run_a: Path | Run, run_b: Path | Run) -> list[str]:
+    """A line for each way in which the two runs' figures are not like for like: the accuracy
+    budget or images, the ceilings (MFU and the roofline's), torch, the device, CPU threads."""
+    a, b = _loaded(run_a), _loaded(run_b)
+    warnings = []
+
+    def differ(what: str, value_a: object, value_b: object, why: str) -> None:
+        if value_a != value_b:
+            warnings.append(f"warning: the runs differ in {what} (A: {value_a}; B: {value_b}): "
+                            f"{why}")  # fmt: skip
+
+    settings = [accuracy_settings(r.results) for r in (a, b)]
+    if all(len(s) for s in settings):
+        for i, what in ((0, "accuracy budget"), (1, "images trained and tested on")):
+            parts = [" | ".join(dict.fromkeys(s.str.split("; ").str[i].fillna(""))) for s in settings]
+            differ(what, *parts, "their accuracies are not comparable")
+    ceilings_a, ceilings_b = _ceilings(a), _ceilings(b)
+    shared = set(ceilings_a) & set(ceilings_b)
+    if any(not math.isclose(ceilings_a[k], ceilings_b[k], rel_tol=0.01) for k in shared):
+        differ("ceilings", *(", ".join(f"{k} {c[k]:.4g}" for k in sorted(shared))
+                             for c in (ceilings_a, ceilings_b)),
+               "MFU and the roofline judge each run against its own")  # fmt: skip
+    for key, what in (("torch", "torch version"), ("device_name", "device")):
+        differ(what, a.provenance.get(key), b.provenance.get(key), "speeds may differ for that")
+    differ("CPU threads", _cpu_threads(a), _cpu_threads(b), "CPU speeds depend on them")
+    return warnings

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+from collections import Counter
 from html import escape
 from typing import Any, Callable, Collection, Iterator, Sequence
 
@@ -13,12 +15,15 @@ from .schema import ERROR_METRIC
 
 STATIC_SUMMARY_COLUMNS = {
     # metric -> header with unit
-    "params": "params",
+    "params": "params (count)",
     "param_size_fp32": "size fp32 (MB)",
     "macs": "MACs/sample",
     "flops": "FLOPs/sample",
-    "unsupported_ops": "uncounted op calls",
+    "unsupported_ops": "uncounted ops (calls)",
 }
+LAYER_HEADERS = {"type": "type", "depth": "depth (nesting level)",
+                 "output_shape": "output shape (NxCxHxW)", "params": "params (count)",
+                 "macs": "MACs/sample"}  # fmt: skip
 
 
 def si(value: float, digits: int = 3) -> str:
@@ -46,7 +51,7 @@ def static_summary(results: pd.DataFrame) -> pd.DataFrame:
 
     table = pd.DataFrame(index=pd.Index(order, name="model"))
     table["family"] = families
-    table["input"] = [_input_label(figures, m) for m in order]
+    table["input (CxHxW)"] = [_input_label(figures, m) for m in order]
     for metric, header in STATIC_SUMMARY_COLUMNS.items():
         table[header] = figures[metric] if metric in figures else float("nan")
     table["error"] = errors.reindex(order).fillna("")
@@ -66,11 +71,11 @@ def format_static_summary(table: pd.DataFrame) -> str:
     """Fixed-width text for the terminal; errors are listed under the table, not in it."""
     shown = table.drop(columns=["error"]).reset_index()
     formats = {
-        "params": si,
+        "params (count)": si,
         "size fp32 (MB)": lambda v: "-" if pd.isna(v) else f"{v:.2f}",
         "MACs/sample": si,
         "FLOPs/sample": si,
-        "uncounted op calls": lambda v: "-" if pd.isna(v) else f"{v:.0f}",
+        "uncounted ops (calls)": lambda v: "-" if pd.isna(v) else f"{v:.0f}",
     }
     for column, fmt in formats.items():
         shown[column] = shown[column].map(fmt)
@@ -119,7 +124,7 @@ SPEED_COLUMNS = {
     "infer MB": "infer_peak_mem",
     "train MB": "train_peak_mem",
     "compile s": "infer_compile_time",
-    "breaks": "infer_graph_breaks",
+    "graph breaks (count)": "infer_graph_breaks",
 }
 
 
@@ -215,21 +220,31 @@ def footnotes(marks: pd.DataFrame) -> list[tuple[str, str]]:
     return [(m, note) for m, note in MARK_NOTES.items() if m in used]
 
 
-def readable(value: float) -> str:
-    """4 significant digits, and 12,345 rather than 1.234e+04."""
-    return f"{value:,.0f}" if abs(value) >= 1e4 else f"{value:.4g}"
+def readable(value: float, digits: int = 4) -> str:
+    """``digits`` significant digits with thousands separators, never in scientific notation:
+    46,764,746 rather than 4.676e+07, 1,362 and 0.0001234; whole numbers without a point."""
+    if value == 0 or not math.isfinite(value):
+        return f"{value:g}"
+    if abs(value) >= 10**digits:
+        return f"{value:,.0f}"
+    text = f"{value:,.{max(0, digits - 1 - math.floor(math.log10(abs(value))))}f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
-def with_marks(table: pd.DataFrame, marks: pd.DataFrame,
+def with_marks(table: pd.DataFrame, marks: pd.DataFrame | None = None,
                fmt: Callable[[Any], str] = readable) -> pd.DataFrame:  # fmt: skip
-    """``table`` with each column of ``marks`` as text: the number by ``fmt`` ('-' when
-    missing) followed by its marks. The other columns are left as they are."""
-    shown = table.copy()
-    for column in marks.columns:
-        if column in shown:
-            cells = marks[column].reindex(table.index).fillna("")
-            shown[column] = [("-" if pd.isna(v) else fmt(v)) + m
-                             for v, m in zip(table[column], cells)]  # fmt: skip
+    """``table`` as text: each number by ``fmt`` followed by its marks (the column of
+    ``marks`` of that name, if any), '-' for a missing figure or text."""
+    shown = table.astype(object).copy()
+    for column in table.columns:
+        values = table[column]
+        if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+            cells = values.map(lambda v: "-" if pd.isna(v) else fmt(v))
+        else:
+            cells = values.map(lambda v: "-" if pd.isna(v) else str(v))
+        if marks is not None and column in marks:
+            cells = cells + marks[column].reindex(table.index).fillna("")
+        shown[column] = cells
     return shown
 
 
@@ -289,10 +304,10 @@ def format_speed_summary(table: pd.DataFrame) -> str:
     marks = speed_marks(table)
     shown = table.drop(columns=[*FLAG_COLUMNS.values(), "error"]).reset_index()
     shown["batch"] = shown["batch"].map(lambda b: str(b) if b else "-")
-    whole = ("infer/s", "train/s", "breaks", "infer MB", "train MB")
+    whole = ("infer/s", "train/s", "graph breaks (count)", "infer MB", "train MB")
     for column in shown.columns[3:]:
-        fmt = "{:,.0f}" if column in whole else "{:.3g}"
-        shown[column] = [("-" if pd.isna(v) else fmt.format(v)) + m
+        fmt = "{:,.0f}".format if column in whole else lambda v: readable(v, digits=3)
+        shown[column] = [("-" if pd.isna(v) else fmt(v)) + m
                          for v, m in zip(shown[column], marks[column])]  # fmt: skip
     text = tabulate(shown, headers="keys", showindex=False, disable_numparse=True,
                     colalign=("left", "left", "right") + ("right",) * (len(shown.columns) - 3))  # fmt: skip
@@ -308,7 +323,7 @@ def format_speed_summary(table: pd.DataFrame) -> str:
 ACCURACY_COLUMNS = {
     # header (with unit) -> metric
     "test acc %": "test_acc",
-    "± sd": "test_acc_std",
+    "± sd %": "test_acc_std",
     "macro-F1 %": "macro_f1",
     "train acc %": "final_train_acc",
     "epochs": "fit_epochs",
@@ -318,7 +333,7 @@ ACCURACY_COLUMNS = {
     "to 90% s": "time_to_90",
     "to 93% s": "time_to_93",
     "seeds": "seeds",
-    "diverged": "diverged",
+    "diverged (seeds)": "diverged",
 }
 
 
@@ -344,11 +359,11 @@ def accuracy_summary(results: pd.DataFrame) -> pd.DataFrame:
 def format_accuracy_summary(table: pd.DataFrame) -> str:
     shown = table.drop(columns=["error"]).reset_index()
     for column in shown.columns[1:]:
-        if column in ("epochs", "seeds", "diverged", "examples/s"):
+        if column in ("epochs", "seeds", "diverged (seeds)", "examples/s"):
             shown[column] = shown[column].map(lambda v: "-" if pd.isna(v) else f"{v:,.0f}")
         else:
             shown[column] = shown[column].map(lambda v: "-" if pd.isna(v) else f"{v:.2f}"
-                                              if "%" in column or column == "± sd" else f"{v:.1f}")  # fmt: skip
+                                              if "%" in column else f"{v:.1f}")  # fmt: skip
     text = tabulate(shown, headers="keys", showindex=False, disable_numparse=True,
                     colalign=("left",) + ("right",) * (len(shown.columns) - 1))  # fmt: skip
     failed = table[table["error"] != ""]
@@ -372,6 +387,29 @@ def chart_mode(results: pd.DataFrame) -> str | None:
     counts = speed.groupby("mode", sort=False)["model"].nunique()
     best = counts.max()
     return [m for m in counts.index if counts[m] == best][-1]
+
+
+def accuracy_setting(method: str) -> str:
+    """The budget and the images of an accuracy row's ``method``, what two accuracies must share
+    to be compared: 'budget epochs=5; 60,000 training images, first 500 test images'."""
+    return "; ".join(method.split("; ")[:2])
+
+
+def accuracy_settings(results: pd.DataFrame) -> pd.Series:
+    """Each trained model's ``accuracy_setting``, by model."""
+    rows = _values(results, "accuracy")
+    rows = rows[rows["metric"] == "test_acc"]
+    return rows.groupby("model", sort=False)["method"].first().map(accuracy_setting)
+
+
+def common_accuracy_setting(results: pd.DataFrame) -> tuple[str, list[str]]:
+    """The setting most models were trained under (the first met on a tie) and the models
+    trained under another: a merged or resumed run may mix them. ('', []) when none trained."""
+    settings = accuracy_settings(results)
+    if settings.empty:
+        return "", []
+    common = Counter(settings).most_common(1)[0][0]
+    return common, list(settings.index[settings != common])
 
 
 _SUMMARY_SPEED = (("infer samples/s", "infer_throughput"), ("p50 latency ms", "latency_p50"),
@@ -459,18 +497,24 @@ def speedup_marks(results: pd.DataFrame, metric: str = "infer_throughput") -> pd
     return marks
 
 
-def to_markdown(table: pd.DataFrame, floatfmt: str = ".4g", right: Collection[str] = ()) -> str:
-    """``right``: text columns to align right with the numbers (figures with marks)."""
-    if not right:
-        return table.to_markdown(floatfmt=floatfmt)
-    align = ["right" if c in right or pd.api.types.is_numeric_dtype(table[c]) else "left"
-             for c in table.columns]  # fmt: skip
-    return table.to_markdown(floatfmt=floatfmt, colalign=["left", *align])
+def _named_index(table: pd.DataFrame) -> bool:
+    """Whether the index is one of the table's columns (a model's name) rather than a count."""
+    return any(name is not None for name in table.index.names)
+
+
+def to_markdown(table: pd.DataFrame, right: Collection[str] = ()) -> str:
+    """A table of text (``with_marks``); ``right``: the columns to align right (figures). The
+    index is shown when it has a name."""
+    index = _named_index(table)
+    align = ["right" if c in right else "left" for c in table.columns]
+    return table.to_markdown(index=index, disable_numparse=True,
+                             colalign=["left", *align] if index else align)  # fmt: skip
 
 
 def to_html(table: pd.DataFrame, notes: Sequence[tuple[str, str]] = ()) -> str:
-    """The table, and ``notes`` (``footnotes``) as paragraphs under it."""
-    html = table.to_html(float_format=lambda v: f"{v:.4g}", na_rep="-", border=0)
+    """A table of text (``with_marks``), and ``notes`` (``footnotes``) as paragraphs under it."""
+    shown = table.reset_index() if _named_index(table) else table  # one header row, as Markdown
+    html = shown.to_html(index=False, na_rep="-", border=0)
     return html + "".join(f"\n<p><code>{escape(m)}</code> {escape(n)}</p>" for m, n in notes)
 
 

@@ -130,14 +130,14 @@ def test_report_tables_mark_flags_with_footnotes(run):
     build_report(run.path)
     tables = run.path / "tables"
     speed = (tables / "speed.md").read_text()
-    rows = {line.split("|")[2].strip() + " " + line.split("|")[3].strip(): line
+    rows = {line.split("|")[1].strip() + " " + line.split("|")[2].strip(): line
             for line in speed.splitlines() if line.count("|") > 5}  # fmt: skip
-    assert "150*" in rows["jumpy bf16"] and "1000h" in rows["tiny bf16"]
+    assert "150*" in rows["jumpy bf16"] and "1,000h" in rows["tiny bf16"]
     assert "4!" in rows["overcounted bf16"] and "266.7!" in rows["overcounted bf16"]
     assert not any(m in rows["steady bf16"] for m in "*h!")
     assert "- `!` above the measured ceiling" in speed and "- `*` noisy" in speed
     summary = (tables / "summary.md").read_text()
-    assert "266.7!" in summary and "150*" in summary and "1000h" in summary
+    assert "266.7!" in summary and "150*" in summary and "1,000h" in summary
     speedup = (tables / "speedup.md").read_text()
     assert "3.75*" in speedup and "- `h` host-bound" in speedup
     html = (tables / "speed.html").read_text()

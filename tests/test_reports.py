@@ -1,6 +1,8 @@
-"""Tables, charts and report.md from a small real run (CPU, real data, tiny budget)."""
+"""Tables, charts and report.md: end to end from a fresh small run (CPU, real data, tiny
+budget), and rebuilt from tests/data/cpu_run, a real run of every model committed for them."""
 
 import shutil
+from pathlib import Path
 
 import matplotlib.image
 import numpy as np
@@ -21,12 +23,24 @@ SMALL_RUN = ["--models", "lenet,lenet_bn,small_cnn", "--modes", "fp32,bf16", "--
              "--eval-limit", "500"]  # fmt: skip
 
 
+CPU_RUN = Path(__file__).parent / "data" / "cpu_run"
+
+
 @pytest.fixture(scope="module")
 def small_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("runs")
     assert cli.main([*SMALL_RUN, "--out", str(out)]) == 0
     (run_dir,) = out.iterdir()
     return run_dir
+
+
+@pytest.fixture(scope="module")
+def cpu_run(tmp_path_factory):
+    """A copy of the committed run, its report rebuilt by ``python -m reports``."""
+    copy = tmp_path_factory.mktemp("committed") / "cpu_run"
+    shutil.copytree(CPU_RUN, copy)
+    assert reports_main([str(copy)]) == 0
+    return copy
 
 
 def test_results_table_schema(small_run):
@@ -40,8 +54,8 @@ def test_results_table_schema(small_run):
     assert csv.loc[csv["metric"] != "error", "method"].notna().all()
 
 
-def test_provenance(small_run):
-    p = load_run(small_run).provenance
+def test_provenance():
+    p = load_run(CPU_RUN).provenance
     for key in ("command", "argv", "git_commit", "torch", "device_name", "host", "started",
                 "finished", "ceilings"):  # fmt: skip
         assert p.get(key), key
@@ -74,22 +88,30 @@ def test_report_md_embeds_tables_and_charts(small_run):
     assert "params (M)" in summary and "test acc (%)" in summary and "infer samples/s [fp32]" in summary
 
 
-def test_report_rebuilds_without_measuring(small_run, tmp_path):
-    copy = tmp_path / "run"
-    shutil.copytree(small_run, copy)
-    shutil.rmtree(copy / "charts")
-    shutil.rmtree(copy / "tables")
-    (copy / "report.md").unlink()
-    before = (copy / "results.csv").read_bytes()
-    assert reports_main([str(copy)]) == 0
-    assert (copy / "results.csv").read_bytes() == before
-    assert sorted(p.name for p in (copy / "charts").iterdir()) == sorted(
-        p.name for p in (small_run / "charts").iterdir())  # fmt: skip
-    assert (copy / "report.md").is_file()
+def test_report_rebuilds_without_measuring(cpu_run):
+    assert not (CPU_RUN / "report.md").exists()  # the committed folder holds the run alone
+    assert (cpu_run / "results.csv").read_bytes() == (CPU_RUN / "results.csv").read_bytes()
+    text = (cpu_run / "report.md").read_text()
+    # one mode on the CPU: no speed-up over fp32
+    expected = set(charts.CHARTS) - {"speedup_by_mode"}
+    assert {p.stem for p in (cpu_run / "charts").glob("*.png")} == expected
+    assert {p.stem for p in (cpu_run / "charts").glob("*.svg")} == expected
+    for name in expected:
+        assert f"(charts/{name}.png)" in text
+    for name in ("summary", "static", "speed", "accuracy"):
+        assert (cpu_run / "tables" / f"{name}.md").is_file()
+    assert len(list((cpu_run / "tables" / "layers").glob("*.md"))) == 16
 
 
-def test_compare_a_run_with_itself(small_run):
-    table = compare_runs(small_run, small_run)
+def test_charts_of_the_committed_run_are_readable(cpu_run):
+    for png in (cpu_run / "charts").glob("*.png"):
+        image = matplotlib.image.imread(png)
+        assert image.shape[0] >= 600 and image.shape[1] >= 900, png.name
+        assert image[..., :3].std() > 0.05, f"{png.name} looks blank"
+
+
+def test_compare_a_run_with_itself():
+    table = compare_runs(CPU_RUN, CPU_RUN)
     assert len(table) > 0
     assert set(table["metric"]) >= {"params", "macs", "test_acc", "infer_throughput", "latency_p50"}
     assert np.allclose(table["B / A"], 1.0) and np.allclose(table["B - A"], 0.0)
@@ -141,9 +163,14 @@ def test_labels_do_not_overlap_in_a_crowded_scatter():
     charts.label_points(ax, xs, ys, [f"model_{i:02d}" for i in range(16)])
     fig.canvas.draw()
     renderer = fig.canvas.get_renderer()
-    boxes = [t.get_window_extent(renderer) for t in ax.texts if t.arrow_patch is None]
+    boxes = [charts.label_box(t, renderer) for t in ax.texts]  # leader lines' labels too
     assert len(ax.texts) == 16
     assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
+    points = ax.transData.transform(np.c_[xs, ys])
+    for text, box, own in zip(ax.texts, boxes, points):
+        if text.arrow_patch is None:  # else its leader line shows its point
+            distances = [charts.box_distance(box, *p) for p in points]
+            assert min(distances) == charts.box_distance(box, *own), text.get_text()
     plt.close(fig)
 
 
