@@ -445,3 +445,17 @@ def test_a_mixed_run_plots_the_most_common_budget_and_says_so(tmp_path):
     accuracy = (run_dir / "tables" / "accuracy.md").read_text()
     assert "budget; images" in accuracy and "budget epochs=5" in accuracy
     assert "budgets or images differ" in (run_dir / "report.md").read_text()
+
+
+def test_a_model_not_trained_shows_its_estimate_in_the_accuracy_table():
+    from reports.tables import accuracy_summary, format_accuracy_summary
+
+    rows = pd.DataFrame([
+        {"model": "vgg16", "family": "vgg", "phase": "accuracy", "mode": "fp32", "batch": "",
+         "metric": "not_trained_estimate", "value": 5321.4, "unit": "s",
+         "method": "not trained: ...", "error": ""},
+        {"model": "lenet", "family": "lenet", "phase": "accuracy", "mode": "fp32", "batch": 64,
+         "metric": "test_acc", "value": 71.5, "unit": "%", "method": "", "error": ""},
+    ])  # fmt: skip
+    text = format_accuracy_summary(accuracy_summary(rows))
+    assert "not trained: est. s" in text and "5,321" in text
