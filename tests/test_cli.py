@@ -1,4 +1,5 @@
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -244,3 +245,64 @@ def test_a_sticky_cuda_error_ends_the_run_cleanly_and_resume_goes_on(tmp_path, c
     assert len(resumed[resumed["model"] == poisoned_model]) == len(
         results[results["model"] == poisoned_model])
     assert (resumed[resumed["model"] == "small_cnn"]["metric"] == "infer_throughput").sum() == 2
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--budget", "nonsense"], "--budget must be epochs=N, steps=N or seconds=S"),
+        (["--seeds", "0,one"], "--seeds must be comma-separated integers"),
+        (["--train-limit", "0"], "--train-limit must be at least 1"),
+        (["--eval-limit", "-5"], "--eval-limit must be at least 1"),
+        (["--batch-sizes", "0"], "--batch-sizes must be positive"),
+        (["--modes", "fp33"], "'fp33' is unknown"),
+    ],
+)
+def test_options_are_checked_whichever_phases_run(args, message, tmp_path, capsys):
+    out = tmp_path / "runs"
+    assert cli.main(["--models", "lenet", "--phases", "static", *args, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err
+    assert not out.exists()
+
+
+@pytest.fixture
+def unwritable_dir(tmp_path):
+    """A folder nobody may write into, root included (the tests run as root): immutable."""
+    path = tmp_path / "locked"
+    path.mkdir()
+    if os.geteuid() != 0:
+        path.chmod(0o500)
+    elif subprocess.run(["chattr", "+i", str(path)], capture_output=True).returncode != 0:
+        pytest.skip("no way to make a folder read-only for root here (chattr +i refused)")
+    yield path
+    if os.geteuid() == 0:
+        subprocess.run(["chattr", "-i", str(path)], check=True)
+    path.chmod(0o700)
+
+
+def test_out_that_cannot_hold_a_run_folder_exits_2_with_one_line(tmp_path, capsys,
+                                                                 unwritable_dir):  # fmt: skip
+    a_file = tmp_path / "somefile"
+    a_file.write_text("not a folder")
+    cases = {
+        a_file: "somefile is a file, not a folder",
+        a_file / "runs": "somefile is a file, not a folder",
+        tmp_path / ("x" * 300) / "runs": "File name too long",
+        unwritable_dir / "runs": "ermi",  # Permission denied (EACCES) or not permitted (EPERM)
+    }
+    for out, reason in cases.items():
+        assert cli.main(["--models", "lenet", "--phases", "static", "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"archbench: error: cannot write a run folder under --out {out}: ")
+        assert reason in err and "give --out a folder you can write to" in err
+        assert err.count("\n") == 1
+    assert a_file.read_text() == "not a folder" and not any(unwritable_dir.iterdir())
+
+
+def test_layers_at_an_input_size_the_model_cannot_take(capsys):
+    assert cli.main(["--layers", "alexnet", "--input-size", "8"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("archbench: error: alexnet cannot run at --input-size 8x8 (it is built "
+                          "for 224x224; RuntimeError: ")  # fmt: skip
+    assert "leave out --input-size" in err and err.count("\n") == 1
