@@ -253,6 +253,7 @@ def accuracy_config(args: argparse.Namespace, device: torch.device, budget: Budg
 def run(args: argparse.Namespace, argv: list[str]) -> int:
     cfg = config_from_args(args)
     same_args = [a for a in argv if a != "--resume"]
+    resume_command = provenance.command_line([*same_args, "--resume"])
     run_dir = find_resumable(args.out, same_args) if args.resume else None
     resuming = run_dir is not None
     previous: dict[str, Any] = {}  # a resumed run's run.json
@@ -266,7 +267,11 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
             raise out_error(args.out, exc) from None
     else:
         previous = json.loads((run_dir / "run.json").read_text())
-    info = provenance.collect(cfg.device, argv)
+        if previous.get("status") == "complete":
+            print(f"archbench: {run_dir} holds this command's complete run; nothing left to "
+                  "measure (leave out --resume to measure again)", file=sys.stderr)  # fmt: skip
+            return 0
+    info = provenance.collect(cfg.device, same_args)
     info["argv"] = same_args
     info["backends"] = backend_policy(cfg)
     precisions = sorted({m.precision for m in cfg.modes} | {"fp32"})
@@ -283,16 +288,16 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
             info["resumed"] = [*previous.get("resumed", []), provenance.now()]
             writer = RunWriter(run_dir, info, existing)
             writer.drop_curves({m for m in cfg.models if m not in done.accuracy})
-            print(f"archbench: resuming {run_dir} ({len(existing)} rows already there)",
-                  file=sys.stderr)  # fmt: skip
+            print(f"archbench: resuming {run_dir} ({_plural(len(existing), 'row')} already "
+                  "there)", file=sys.stderr)  # fmt: skip
         else:
             writer = RunWriter(run_dir, info)
     except OSError as exc:
         raise out_error(run_dir, exc) from None
     modes = ",".join(m.name for m in cfg.modes) if "speed" in cfg.phases else "-"
-    print(f"archbench: {len(cfg.models)} models, phases {','.join(cfg.phases)}, modes {modes}, "
-          f"device {cfg.device} ({writer.provenance['device_name']}); results in {run_dir}",
-          file=sys.stderr)  # fmt: skip
+    print(f"archbench: {_plural(len(cfg.models), 'model')}, phases {','.join(cfg.phases)}, "
+          f"modes {modes}, device {cfg.device} ({writer.provenance['device_name']}); results in "
+          f"{run_dir}", file=sys.stderr)  # fmt: skip
     status = "interrupted"
     aborted: RunAborted | None = None
     device_name = str(info["device_name"])
@@ -309,14 +314,20 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
               + ")", file=sys.stderr)  # fmt: skip
     except RunAborted as exc:
         status, aborted = "cuda-error", exc
+    except KeyboardInterrupt:
+        pass  # status stays "interrupted"
     finally:
         writer.finish(status)
+    if status == "interrupted":
+        print(f"archbench: interrupted; what was measured is saved in {run_dir}. To go on from "
+              f"there: {resume_command}", file=sys.stderr)  # fmt: skip
+        return 130
     if aborted is not None:
         print(f"archbench: {aborted.model} hit a CUDA error that leaves the CUDA context unusable "
               f"({aborted.error}); the run stopped there. Everything measured is saved in "
-              f"{run_dir}, and {aborted.model}'s remaining figures are error rows, so running the "
-              f"same command again with --resume, in a new process, continues with the next "
-              f"model without it", file=sys.stderr)  # fmt: skip
+              f"{run_dir}, and {aborted.model}'s remaining figures are error rows, so "
+              f"`{resume_command}`, in a new process, continues with the next model without it",
+              file=sys.stderr)  # fmt: skip
         return 1
     code = report(pd.DataFrame(writer.rows), cfg, run_dir, device_name,
                   writer.provenance.get("ceilings"))  # fmt: skip
@@ -339,6 +350,10 @@ def out_error(out: Path, exc: OSError | ValueError) -> UsageError:
             break
     return UsageError(f"cannot write a run folder under --out {out}: {reason}; give --out a "
                       "folder you can write to (it is made if missing)")  # fmt: skip
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
 
 
 def backend_policy(cfg: RunConfig) -> dict[str, object]:
@@ -376,13 +391,29 @@ def report(results: pd.DataFrame, cfg: RunConfig, run_dir: Path, device_name: st
               "(checked at epoch ends)")  # fmt: skip
         print(format_accuracy_summary(acc))
         failed_models |= set(acc.index[acc["error"] != ""])
-    print(f"\nresults: {run_dir}/results.csv (raw timings: samples.jsonl; per-layer tables: "
-          "layers/; learning curves: curves.csv; confusion matrices: confusion/)")
+    print(f"\nresults: {saved_files(run_dir)}")
     if failed_models:
-        print(f"archbench: {len(failed_models)} of {len(cfg.models)} models failed "
+        print(f"archbench: {len(failed_models)} of {_plural(len(cfg.models), 'model')} failed "
               f"({', '.join(sorted(failed_models))}); see the error column", file=sys.stderr)  # fmt: skip
         return 1
     return 0
+
+
+# what a run folder may hold beside results.csv, and what each is
+_SAVED = (("samples.jsonl", "raw timings"), ("layers", "per-layer tables"),
+          ("curves.csv", "learning curves"), ("confusion", "confusion matrices"))  # fmt: skip
+
+
+def saved_files(run_dir: Path) -> str:
+    """results.csv and what else the run folder holds (a static run writes no timings)."""
+    found = []
+    for name, what in _SAVED:
+        path = run_dir / name
+        if path.is_dir() and any(path.iterdir()):
+            found.append(f"{what}: {name}/")
+        elif path.is_file():
+            found.append(f"{what}: {name}")
+    return f"{run_dir / 'results.csv'}" + (f" ({'; '.join(found)})" if found else "")
 
 
 def show_layers(args: argparse.Namespace) -> int:
@@ -424,6 +455,6 @@ def main(argv: list[str] | None = None) -> int:
     except (UsageError, archs.UnknownModelError) as exc:
         print(f"archbench: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("archbench: interrupted; what was measured is in the run folder", file=sys.stderr)
+    except KeyboardInterrupt:  # outside the measurements (those say how to resume)
+        print("archbench: interrupted", file=sys.stderr)
         return 130
