@@ -141,7 +141,8 @@ def build_model(name: str, num_classes: int = 10, in_channels: int = 1) -> nn.Mo
 
 
 def _suggest(name: str) -> list[str]:
-    candidates = list_models() + list_families()
+    # a family may share its name with a model (lenet): each name is suggested once
+    candidates = list(dict.fromkeys(list_models() + list_families()))
     return difflib.get_close_matches(name, candidates, n=3, cutoff=0.5)
 
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import torch
@@ -27,7 +29,7 @@ from reports.tables import (
     static_summary,
 )
 
-from . import provenance
+from . import failures, provenance
 from .data import DEBIAN_DIR, ENV_VAR, DataError, load_fashion_mnist
 from .loader import to_device
 from .modes import ModeError, parse_modes
@@ -46,7 +48,7 @@ from .runner import (
     new_run_dir,
     run_models,
 )
-from .train import AccuracyConfig, parse_budget, training_mode
+from .train import AccuracyConfig, Budget, parse_budget, training_mode
 
 EXIT_USAGE = 2
 # The CPU's accuracy defaults: the same number of examples for every model, whatever the load;
@@ -170,6 +172,8 @@ def static_method_note() -> str:
 
 
 def config_from_args(args: argparse.Namespace) -> RunConfig:
+    """Every option checked, whichever phases run (a mistake is reported now, not by the
+    run that adds its phase), then the data loaded when the accuracy phase runs."""
     models = archs.select_models(args.models)
     phases = parse_phases(args.phases)
     input_size = parse_input_size(args.input_size)
@@ -182,14 +186,16 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         raise UsageError("--warmup must be 0 or more")
     if args.threads is not None and args.threads < 1:
         raise UsageError("--threads must be at least 1")
-    set_threads(args.threads)
     try:
         modes = parse_modes(args.modes, device)
     except ModeError as exc:
         raise UsageError(str(exc)) from None
+    batch_sizes = parse_batch_sizes(args.batch_sizes, device)
+    budget, seeds = training_options(args, device)
+    set_threads(args.threads)
     accuracy, data = None, None
     if "accuracy" in phases:
-        accuracy = accuracy_config(args, device)
+        accuracy = accuracy_config(args, device, budget, seeds)
         try:
             dataset = load_fashion_mnist(args.data_dir)
         except DataError as exc:
@@ -200,7 +206,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         phases=phases,
         device=device,
         modes=modes,
-        batch_sizes=parse_batch_sizes(args.batch_sizes, device),
+        batch_sizes=batch_sizes,
         input_size=input_size,
         num_classes=args.num_classes,
         in_channels=args.in_channels,
@@ -212,10 +218,12 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     )
 
 
-def accuracy_config(args: argparse.Namespace, device: torch.device) -> AccuracyConfig:
-    gpu = device.type == "cuda"
+def training_options(args: argparse.Namespace,
+                     device: torch.device) -> tuple[Budget, tuple[int, ...]]:  # fmt: skip
+    """The budget and the seeds; --train-limit and --eval-limit checked."""
+    default = "epochs=5" if device.type == "cuda" else f"epochs={CPU_EPOCHS}"
     try:
-        budget = parse_budget(args.budget or ("epochs=5" if gpu else f"epochs={CPU_EPOCHS}"))
+        budget = parse_budget(args.budget or default)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     try:
@@ -224,12 +232,18 @@ def accuracy_config(args: argparse.Namespace, device: torch.device) -> AccuracyC
         raise UsageError(f"--seeds must be comma-separated integers, got '{args.seeds}'") from None
     if not seeds:
         raise UsageError("--seeds is empty")
-    cap = args.accuracy_cap if args.accuracy_cap is not None else (None if gpu else CPU_CAP_S)
-    if cap is not None and cap < 0:
+    if args.accuracy_cap is not None and args.accuracy_cap < 0:
         raise UsageError("--accuracy-cap must be 0 (no cap) or more seconds")
     for flag, value in (("--train-limit", args.train_limit), ("--eval-limit", args.eval_limit)):
         if value is not None and value < 1:
             raise UsageError(f"{flag} must be at least 1")
+    return budget, seeds
+
+
+def accuracy_config(args: argparse.Namespace, device: torch.device, budget: Budget,
+                    seeds: tuple[int, ...]) -> AccuracyConfig:  # fmt: skip
+    gpu = device.type == "cuda"
+    cap = args.accuracy_cap if args.accuracy_cap is not None else (None if gpu else CPU_CAP_S)
     try:
         return AccuracyConfig(
             budget=budget,
@@ -251,35 +265,51 @@ def accuracy_config(args: argparse.Namespace, device: torch.device) -> AccuracyC
 def run(args: argparse.Namespace, argv: list[str]) -> int:
     cfg = config_from_args(args)
     same_args = [a for a in argv if a != "--resume"]
-    info = provenance.collect(cfg.device, argv)
+    resume_command = provenance.command_line([*same_args, "--resume"])
+    run_dir = find_resumable(args.out, same_args) if args.resume else None
+    resuming = run_dir is not None
+    previous: dict[str, Any] = {}  # a resumed run's run.json
+    if run_dir is None:
+        if args.resume:
+            print("archbench: --resume found no run folder made by this command; starting a new "
+                  "one", file=sys.stderr)  # fmt: skip
+        try:
+            run_dir = new_run_dir(args.out)
+        except (OSError, ValueError) as exc:
+            raise out_error(args.out, exc) from None
+    else:
+        previous = json.loads((run_dir / "run.json").read_text())
+        if previous.get("status") == "complete":
+            print(f"archbench: {run_dir} holds this command's complete run; nothing left to "
+                  "measure (leave out --resume to measure again)", file=sys.stderr)  # fmt: skip
+            return 0
+    info = provenance.collect(cfg.device, same_args)
     info["argv"] = same_args
     info["backends"] = backend_policy(cfg)
     precisions = sorted({m.precision for m in cfg.modes} | {"fp32"})
     if "speed" in cfg.phases:
         info["ceilings"] = device_ceilings(cfg.device, str(info["device_name"]), precisions)
     done = Done()
-    run_dir = find_resumable(args.out, same_args) if args.resume else None
-    if args.resume and run_dir is None:
-        print("archbench: --resume found no run folder made by this command; starting a new one",
-              file=sys.stderr)  # fmt: skip
-    if run_dir is not None:
-        existing = read_results(run_dir / "results.csv")
-        done = Done.from_results(existing)
-        previous = json.loads((run_dir / "run.json").read_text())
-        info["started"] = previous.get("started", info["started"])
-        if "ceilings" in info:
-            info["ceilings"] = best_ceilings(previous.get("ceilings", {}), info["ceilings"])
-        info["resumed"] = [*previous.get("resumed", []), provenance.now()]
-        writer = RunWriter(run_dir, info, existing)
-        writer.drop_curves({m for m in cfg.models if m not in done.accuracy})
-        print(f"archbench: resuming {run_dir} ({len(existing)} rows already there)", file=sys.stderr)
-    else:
-        run_dir = new_run_dir(args.out)
-        writer = RunWriter(run_dir, info)
+    try:
+        if resuming:
+            existing = read_results(run_dir / "results.csv")
+            done = Done.from_results(existing)
+            info["started"] = previous.get("started", info["started"])
+            if "ceilings" in info:
+                info["ceilings"] = best_ceilings(previous.get("ceilings", {}), info["ceilings"])
+            info["resumed"] = [*previous.get("resumed", []), provenance.now()]
+            writer = RunWriter(run_dir, info, existing)
+            writer.drop_curves({m for m in cfg.models if m not in done.accuracy})
+            print(f"archbench: resuming {run_dir} ({_plural(len(existing), 'row')} already "
+                  "there)", file=sys.stderr)  # fmt: skip
+        else:
+            writer = RunWriter(run_dir, info)
+    except OSError as exc:
+        raise out_error(run_dir, exc) from None
     modes = ",".join(m.name for m in cfg.modes) if "speed" in cfg.phases else "-"
-    print(f"archbench: {len(cfg.models)} models, phases {','.join(cfg.phases)}, modes {modes}, "
-          f"device {cfg.device} ({writer.provenance['device_name']}); results in {run_dir}",
-          file=sys.stderr)  # fmt: skip
+    print(f"archbench: {_plural(len(cfg.models), 'model')}, phases {','.join(cfg.phases)}, "
+          f"modes {modes}, device {cfg.device} ({writer.provenance['device_name']}); results in "
+          f"{run_dir}", file=sys.stderr)  # fmt: skip
     status = "interrupted"
     aborted: RunAborted | None = None
     device_name = str(info["device_name"])
@@ -296,14 +326,20 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
               + ")", file=sys.stderr)  # fmt: skip
     except RunAborted as exc:
         status, aborted = "cuda-error", exc
+    except KeyboardInterrupt:
+        pass  # status stays "interrupted"
     finally:
         writer.finish(status)
+    if status == "interrupted":
+        print(f"archbench: interrupted; what was measured is saved in {run_dir}. To go on from "
+              f"there: {resume_command}", file=sys.stderr)  # fmt: skip
+        return 130
     if aborted is not None:
         print(f"archbench: {aborted.model} hit a CUDA error that leaves the CUDA context unusable "
               f"({aborted.error}); the run stopped there. Everything measured is saved in "
-              f"{run_dir}, and {aborted.model}'s remaining figures are error rows, so running the "
-              f"same command again with --resume, in a new process, continues with the next "
-              f"model without it", file=sys.stderr)  # fmt: skip
+              f"{run_dir}, and {aborted.model}'s remaining figures are error rows, so "
+              f"`{resume_command}`, in a new process, continues with the next model without it",
+              file=sys.stderr)  # fmt: skip
         return 1
     code = report(pd.DataFrame(writer.rows), cfg, run_dir, device_name,
                   writer.provenance.get("ceilings"))  # fmt: skip
@@ -314,6 +350,22 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
               f"results are saved: rebuild with `python -m reports {run_dir}`", file=sys.stderr)  # fmt: skip
         return 1
     return code
+
+
+def out_error(out: Path, exc: OSError | ValueError) -> UsageError:
+    """Why no run folder can be written under ``out``, as one line."""
+    reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    for place in (out, *out.parents):  # a file where a folder must be says more than errno
+        if os.path.exists(place):
+            if not os.path.isdir(place):
+                reason = f"{place} is a file, not a folder"
+            break
+    return UsageError(f"cannot write a run folder under --out {out}: {reason}; give --out a "
+                      "folder you can write to (it is made if missing)")  # fmt: skip
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
 
 
 def backend_policy(cfg: RunConfig) -> dict[str, object]:
@@ -351,21 +403,47 @@ def report(results: pd.DataFrame, cfg: RunConfig, run_dir: Path, device_name: st
               "(checked at epoch ends)")  # fmt: skip
         print(format_accuracy_summary(acc))
         failed_models |= set(acc.index[acc["error"] != ""])
-    print(f"\nresults: {run_dir}/results.csv (raw timings: samples.jsonl; per-layer tables: "
-          "layers/; learning curves: curves.csv; confusion matrices: confusion/)")
+    print(f"\nresults: {saved_files(run_dir)}")
     if failed_models:
-        print(f"archbench: {len(failed_models)} of {len(cfg.models)} models failed "
+        print(f"archbench: {len(failed_models)} of {_plural(len(cfg.models), 'model')} failed "
               f"({', '.join(sorted(failed_models))}); see the error column", file=sys.stderr)  # fmt: skip
         return 1
     return 0
+
+
+# what a run folder may hold beside results.csv, and what each is
+_SAVED = (("samples.jsonl", "raw timings"), ("layers", "per-layer tables"),
+          ("curves.csv", "learning curves"), ("confusion", "confusion matrices"))  # fmt: skip
+
+
+def saved_files(run_dir: Path) -> str:
+    """results.csv and what else the run folder holds (a static run writes no timings)."""
+    found = []
+    for name, what in _SAVED:
+        path = run_dir / name
+        if path.is_dir() and any(path.iterdir()):
+            found.append(f"{what}: {name}/")
+        elif path.is_file():
+            found.append(f"{what}: {name}")
+    return f"{run_dir / 'results.csv'}" + (f" ({'; '.join(found)})" if found else "")
 
 
 def show_layers(args: argparse.Namespace) -> int:
     entry = archs.get_entry(args.layers)
     if args.depth < 1:
         raise UsageError("--depth must be at least 1")
-    profile = profile_model(entry, parse_input_size(args.input_size), args.num_classes,
-                            args.in_channels)  # fmt: skip
+    if args.num_classes < 1 or args.in_channels < 1:
+        raise UsageError("--num-classes and --in-channels must be at least 1")
+    size = parse_input_size(args.input_size)
+    try:
+        profile = profile_model(entry, size, args.num_classes, args.in_channels)
+    except Exception as exc:
+        if size is None or size == (entry.input_size, entry.input_size):
+            raise  # the model fails at its own size: a bug, not the user's input
+        raise UsageError(
+            f"{entry.name} cannot run at --input-size {size[0]}x{size[1]} (it is built for "
+            f"{entry.input_size}x{entry.input_size}; {failures.describe(exc)}); give a size it "
+            "can take, or leave out --input-size for its own") from None
     c, h, w = profile.input_shape
     print(f"{entry.name}: input 1x{c}x{h}x{w}, {profile.params:,} params, "
           f"{profile.macs / 1e6:,.3f} M MACs/sample ({static_method_note()})")  # fmt: skip
@@ -389,6 +467,6 @@ def main(argv: list[str] | None = None) -> int:
     except (UsageError, archs.UnknownModelError) as exc:
         print(f"archbench: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("archbench: interrupted; what was measured is in the run folder", file=sys.stderr)
+    except KeyboardInterrupt:  # outside the measurements (those say how to resume)
+        print("archbench: interrupted", file=sys.stderr)
         return 130

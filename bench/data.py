@@ -15,6 +15,7 @@ import hashlib
 import os
 import socket
 import struct
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -125,7 +126,7 @@ def find_data_dir(data_dir: Path | None = None) -> Path:
 def _read_checked(path: Path, f: IdxFile) -> bytes:
     try:
         data = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
-    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+    except (OSError, EOFError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError
         raise DataError(f"{path} cannot be read ({exc}); " + HOW_TO_GET) from None
     problem = None
     if len(data) != f.length:

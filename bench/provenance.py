@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import platform
+import shlex
 import socket
 import subprocess
 import sys
 from datetime import datetime, timezone
-from importlib.metadata import PackageNotFoundError, version
+from importlib.metadata import PackageNotFoundError, distribution, version
 from pathlib import Path
 
 import torch
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def _package_version(name: str) -> str | None:
@@ -74,24 +77,50 @@ def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
+def program(fallback: str = "bench") -> list[str]:
+    """How this process was started, as a person would type it again: the console script
+    (``archbench``), ``python -m MODULE`` for a module of this checkout, else ``python -m
+    fallback`` (``main`` called from Python, as the tests do)."""
+    script = Path(sys.argv[0])
+    if script.suffix == ".py":
+        try:
+            module = script.resolve().relative_to(ROOT).with_suffix("")
+        except ValueError:
+            return ["python", "-m", fallback]
+        parts = module.parts[:-1] if module.name == "__main__" else module.parts
+        return ["python", "-m", ".".join(parts)]
+    try:
+        scripts = {ep.name for ep in distribution("archbench").entry_points}
+    except PackageNotFoundError:
+        scripts = set()
+    return [script.name] if script.name in scripts else ["python", "-m", fallback]
+
+
+def command_line(argv: list[str]) -> str:
+    """The command with ``argv``, shell-quoted, ready to paste."""
+    return shlex.join([*program(), *argv])
+
+
 def collect(device: torch.device, argv: list[str]) -> dict[str, object]:
     info: dict[str, object] = {
-        "command": " ".join([Path(sys.argv[0]).name, *argv]),
+        "command": command_line(argv),
         "git_commit": git_commit(),
         "host": socket.gethostname(),
         "platform": platform.platform(),
         "python": platform.python_version(),
         "torch": torch.__version__,
+        "torch_cuda_build": torch.version.cuda,  # the CUDA torch was built for; None: CPU build
         "torchvision": _package_version("torchvision"),
         "fvcore": _package_version("fvcore"),
-        "cuda": torch.version.cuda,
-        "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
         "device": str(device),
         "device_name": device_description(device),
         "cpu_threads": torch.get_num_threads(),
         "started": now(),
     }
-    if device.type == "cuda":
+    if device.type == "cuda":  # the versions the figures ran on; a CPU run used none
+        info["cuda"] = torch.version.cuda
+        cudnn = torch.backends.cudnn
+        info["cudnn"] = cudnn.version() if cudnn.is_available() else None
         info["cuda_driver"] = _nvidia_driver()
     return info
 

@@ -1,4 +1,6 @@
 import json
+import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -8,7 +10,7 @@ import pytest
 import torch
 
 import archs
-from bench import cli, runner
+from bench import cli, provenance, runner
 from reports.schema import ERROR_METRIC, LAYER_COLUMNS, METRICS, RESULT_COLUMNS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -244,3 +246,174 @@ def test_a_sticky_cuda_error_ends_the_run_cleanly_and_resume_goes_on(tmp_path, c
     assert len(resumed[resumed["model"] == poisoned_model]) == len(
         results[results["model"] == poisoned_model])
     assert (resumed[resumed["model"] == "small_cnn"]["metric"] == "infer_throughput").sum() == 2
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--budget", "nonsense"], "--budget must be epochs=N, steps=N or seconds=S"),
+        (["--seeds", "0,one"], "--seeds must be comma-separated integers"),
+        (["--train-limit", "0"], "--train-limit must be at least 1"),
+        (["--eval-limit", "-5"], "--eval-limit must be at least 1"),
+        (["--batch-sizes", "0"], "--batch-sizes must be positive"),
+        (["--modes", "fp33"], "'fp33' is unknown"),
+    ],
+)
+def test_options_are_checked_whichever_phases_run(args, message, tmp_path, capsys):
+    out = tmp_path / "runs"
+    assert cli.main(["--models", "lenet", "--phases", "static", *args, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err
+    assert not out.exists()
+
+
+@pytest.fixture
+def unwritable_dir(tmp_path):
+    """A folder nobody may write into, root included (the tests run as root): immutable."""
+    path = tmp_path / "locked"
+    path.mkdir()
+    if os.geteuid() != 0:
+        path.chmod(0o500)
+    elif subprocess.run(["chattr", "+i", str(path)], capture_output=True).returncode != 0:
+        pytest.skip("no way to make a folder read-only for root here (chattr +i refused)")
+    yield path
+    if os.geteuid() == 0:
+        subprocess.run(["chattr", "-i", str(path)], check=True)
+    path.chmod(0o700)
+
+
+def test_out_that_cannot_hold_a_run_folder_exits_2_with_one_line(tmp_path, capsys,
+                                                                 unwritable_dir):  # fmt: skip
+    a_file = tmp_path / "somefile"
+    a_file.write_text("not a folder")
+    cases = {
+        a_file: "somefile is a file, not a folder",
+        a_file / "runs": "somefile is a file, not a folder",
+        tmp_path / ("x" * 300) / "runs": "File name too long",
+        unwritable_dir / "runs": "ermi",  # Permission denied (EACCES) or not permitted (EPERM)
+    }
+    for out, reason in cases.items():
+        assert cli.main(["--models", "lenet", "--phases", "static", "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"archbench: error: cannot write a run folder under --out {out}: ")
+        assert reason in err and "give --out a folder you can write to" in err
+        assert err.count("\n") == 1
+    assert a_file.read_text() == "not a folder" and not any(unwritable_dir.iterdir())
+
+
+def test_layers_at_an_input_size_the_model_cannot_take(capsys):
+    assert cli.main(["--layers", "alexnet", "--input-size", "8"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("archbench: error: alexnet cannot run at --input-size 8x8 (it is built "
+                          "for 224x224; RuntimeError: ")  # fmt: skip
+    assert "leave out --input-size" in err and err.count("\n") == 1
+
+
+def test_static_run_records_a_command_to_paste_and_names_only_what_it_wrote(tmp_path):
+    args = ["--models", "lenet, small_cnn", "--phases", "static", "--out", str(tmp_path)]
+    proc = subprocess.run([sys.executable, "-m", "bench", *args], cwd=ROOT, capture_output=True,
+                          text=True)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    run_dir = only_run_dir(tmp_path)
+    prov = json.loads((run_dir / "run.json").read_text())
+    assert prov["command"] == ("python -m bench --models 'lenet, small_cnn' --phases static "
+                               f"--out {shlex.quote(str(tmp_path))}")  # fmt: skip
+    assert shlex.split(prov["command"])[3:] == args
+    assert "cuda" not in prov and "cudnn" not in prov  # a CPU run used neither
+    assert prov["torch_cuda_build"] == torch.version.cuda
+    assert "archbench: 2 models, phases static" in proc.stderr
+    (line,) = [line for line in proc.stdout.splitlines() if line.startswith("results:")]
+    assert line == f"results: {run_dir}/results.csv (per-layer tables: layers/)"
+    assert not (run_dir / "samples.jsonl").exists() and not (run_dir / "curves.csv").exists()
+
+
+def test_resuming_a_complete_run_measures_nothing(tmp_path, capsys):
+    args = ["--models", "lenet", "--phases", "static", "--out", str(tmp_path)]
+    assert cli.main(args) == 0
+    assert "archbench: 1 model, phases static" in capsys.readouterr().err
+    run_dir = only_run_dir(tmp_path)
+    before = {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()}
+
+    assert cli.main([*args, "--resume"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err == (f"archbench: {run_dir} holds this command's complete run; nothing "
+                            "left to measure (leave out --resume to measure again)\n")  # fmt: skip
+    assert {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()} == before
+
+
+class _FailsToTrain(torch.nn.Module):
+    """Runs in eval mode (static profile, inference, latency); fails in training mode."""
+
+    def __init__(self):
+        super().__init__()
+        self.linear = torch.nn.Linear(28 * 28, 10)
+
+    def forward(self, x):
+        if self.training:
+            raise RuntimeError("this model cannot train")
+        return self.linear(x.flatten(1))
+
+
+class _CtrlCOnce(torch.nn.Module):
+    """A person presses Ctrl-C while this model's first batch of more than one runs."""
+
+    pressed = False
+
+    def __init__(self):
+        super().__init__()
+        self.linear = torch.nn.Linear(28 * 28, 10)
+
+    def forward(self, x):
+        if x.shape[0] > 1 and not _CtrlCOnce.pressed:
+            _CtrlCOnce.pressed = True
+            raise KeyboardInterrupt
+        return self.linear(x.flatten(1))
+
+
+@pytest.fixture
+def failing_and_interrupted_models():
+    names = {"fails_to_train": _FailsToTrain, "ctrl_c_once": _CtrlCOnce}
+    for name, module in names.items():
+        archs.register_model(family="test", year=2026, paper="-", note="-", input_size=28,
+                             name=name)(lambda num_classes=10, in_channels=1, m=module: m())  # fmt: skip
+    _CtrlCOnce.pressed = False
+    yield list(names)
+    for name in names:
+        archs.registry._REGISTRY.pop(name)
+
+
+def test_resume_holds_each_figure_once_and_reports_failures_once(tmp_path, capsys,
+                                                                 failing_and_interrupted_models):  # fmt: skip
+    failing, interrupted = failing_and_interrupted_models
+    args = ["--models", f"lenet,{failing},{interrupted}", "--phases", "static,speed,accuracy",
+            "--repeats", "1", "--warmup", "0", "--budget", "steps=2", "--train-limit", "64",
+            "--eval-limit", "50", "--out", str(tmp_path)]  # fmt: skip
+    assert cli.main(args) == 130
+    err = capsys.readouterr().err
+    assert f"[2/3] {failing} fp32 b8: " in err and "train FAILED" in err
+    assert f"[2/3] {failing} accuracy FAILED" in err
+    command = provenance.command_line([*args, "--resume"])
+    assert err.splitlines()[-1].endswith(f"To go on from there: {command}")
+    run_dir = only_run_dir(tmp_path)
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "interrupted"
+
+    assert cli.main([*args, "--resume"]) == 1  # the failed model's rows remain, once
+    err = capsys.readouterr().err
+    assert "FAILED" not in err  # what failed before is not measured, nor reported, again
+    assert f"[2/3] {failing}: static profile already in the run folder, skipped" in err
+    assert f"[2/3] {failing} fp32 b8: already in the run folder, skipped" in err
+    assert f"[2/3] {failing}: accuracy already in the run folder, skipped" in err
+    assert f"1 of 3 models failed ({failing})" in err
+    results = pd.read_csv(run_dir / "results.csv", keep_default_na=False)
+    keys = results[["model", "phase", "mode", "batch", "metric"]].astype(str)
+    assert not keys.duplicated().any(), keys[keys.duplicated(keep=False)]
+    errors = results[results["metric"] == ERROR_METRIC]
+    assert list(zip(errors["model"], errors["phase"])) == [(failing, "speed"),
+                                                           (failing, "accuracy")]  # fmt: skip
+    assert set(results[results["phase"] == "accuracy"]["model"]) == set(args[1].split(","))
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "complete"
+
+    assert cli.main([*args, "--resume"]) == 0
+    assert "complete run; nothing left to measure" in capsys.readouterr().err
+    assert len(pd.read_csv(run_dir / "results.csv")) == len(results)

@@ -4,6 +4,7 @@ import gzip
 import shutil
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 
 import pytest
@@ -86,6 +87,18 @@ def test_file_that_is_not_gzip(copy_of_data):
     (copy_of_data / "train-labels-idx1-ubyte.gz").write_bytes(b"not a gzip file")
     with pytest.raises(DataError, match="cannot be read"):
         load_fashion_mnist(copy_of_data)
+
+
+def test_gzip_file_whose_compressed_bytes_are_corrupt(copy_of_data):
+    path = copy_of_data / "t10k-labels-idx1-ubyte.gz"
+    damaged = bytearray(path.read_bytes())
+    damaged[100:108] = bytes(b ^ 0xFF for b in damaged[100:108])  # inside the deflate stream
+    path.write_bytes(damaged)
+    with pytest.raises(zlib.error):  # what escaped before: neither OSError nor EOFError
+        gzip.decompress(bytes(damaged))
+    with pytest.raises(DataError, match="cannot be read") as err:
+        load_fashion_mnist(copy_of_data)
+    assert "t10k-labels" in str(err.value) and "apt-get" in str(err.value)
 
 
 def test_cli_without_data_exits_2_with_instructions(tmp_path):

@@ -46,6 +46,15 @@ def test_unknown_name_is_named_and_close_matches_suggested():
     assert "did you mean" in str(err.value)
 
 
+def test_a_name_that_is_both_model_and_family_is_suggested_once():
+    with pytest.raises(archs.UnknownModelError) as err:
+        archs.get_entry("lenett")
+    suggestions = err.value.suggestions
+    assert suggestions[0] == "lenet"
+    assert len(suggestions) == len(set(suggestions))
+    assert "did you mean lenet, " in str(err.value) and "lenet, lenet" not in str(err.value)
+
+
 def test_empty_selection_is_an_error():
     with pytest.raises(archs.UnknownModelError):
         archs.select_models(" , ")
