@@ -320,7 +320,7 @@ class _Training:
                 t0 = time.perf_counter()
             else:
                 r.examples_timed += len(idx)
-            if r.steps == 1 + CAP_PROBE_STEPS:
+            if r.steps in (1, 1 + CAP_PROBE_STEPS):
                 self.check_cap(r.train_seconds + time.perf_counter() - t0)
             if self.stop_now(loss_sum, t0):
                 break
@@ -339,7 +339,14 @@ class _Training:
         """Raise ``OverCap`` when the whole budget, at the pace of the timed steps so far,
         would take longer than the cap (seconds budgets end on time by themselves)."""
         r, cap = self.result, self.cfg.cap_s
-        if cap is None or not self.total_steps or r.steps <= 1:
+        if cap is None or not self.total_steps:
+            return
+        if r.steps == 1:
+            # the first step also pays one-time costs, so it stops a model only when even
+            # half its pace would break the cap (a VGG step at 224x224 takes a minute on a CPU)
+            estimate = r.first_step_s * self.total_steps
+            if estimate / 2 > cap:
+                raise OverCap(estimate, r.batch_size / r.first_step_s, cap)
             return
         _sync(self.cfg.device)
         per_step = timed_s / (r.steps - 1)
