@@ -417,3 +417,36 @@ def test_resume_holds_each_figure_once_and_reports_failures_once(tmp_path, capsy
     assert cli.main([*args, "--resume"]) == 0
     assert "complete run; nothing left to measure" in capsys.readouterr().err
     assert len(pd.read_csv(run_dir / "results.csv")) == len(results)
+
+
+class _RecordsEvalBatches(torch.nn.Module):
+    """Records the batches it sees in eval mode after its last training step."""
+
+    seen: list[int] = []
+
+    def __init__(self):
+        super().__init__()
+        self.linear = torch.nn.Linear(28 * 28, 10)
+
+    def forward(self, x):
+        if self.training:  # what came before (the static profile's batch of 1) is not evaluation
+            _RecordsEvalBatches.seen.clear()
+        else:
+            _RecordsEvalBatches.seen.append(int(x.shape[0]))
+        return self.linear(x.flatten(1))
+
+
+def test_the_cpu_evaluates_a_few_images_at_a_time(tmp_path):
+    """Memory: VGG-16 evaluated at 224x224 takes about 26 MB per image on the CPU."""
+    name = "records_eval_batches"
+    archs.register_model(family="test", year=2026, paper="-", note="-", input_size=28, name=name)(
+        lambda num_classes=10, in_channels=1: _RecordsEvalBatches())
+    _RecordsEvalBatches.seen = []
+    try:
+        args = ["--models", name, "--phases", "accuracy", "--budget", "steps=1", "--train-limit",
+                "64", "--out", str(tmp_path)]  # fmt: skip
+        assert cli.main(args) == 0
+    finally:
+        archs.registry._REGISTRY.pop(name)
+    assert sum(_RecordsEvalBatches.seen) == 500  # the CPU's default test images
+    assert max(_RecordsEvalBatches.seen) == cli.CPU_EVAL_BATCH == 16
