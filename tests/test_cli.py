@@ -4,6 +4,7 @@ import shlex
 import subprocess
 import sys
 from pathlib import Path
+from typing import ClassVar
 
 import pandas as pd
 import pytest
@@ -274,7 +275,8 @@ def unwritable_dir(tmp_path):
     path.mkdir()
     if os.geteuid() != 0:
         path.chmod(0o500)
-    elif subprocess.run(["chattr", "+i", str(path)], capture_output=True).returncode != 0:
+    elif subprocess.run(["chattr", "+i", str(path)], capture_output=True,
+                        check=False).returncode != 0:  # fmt: skip
         pytest.skip("no way to make a folder read-only for root here (chattr +i refused)")
     yield path
     if os.geteuid() == 0:
@@ -312,7 +314,7 @@ def test_layers_at_an_input_size_the_model_cannot_take(capsys):
 def test_static_run_records_a_command_to_paste_and_names_only_what_it_wrote(tmp_path):
     args = ["--models", "lenet, small_cnn", "--phases", "static", "--out", str(tmp_path)]
     proc = subprocess.run([sys.executable, "-m", "bench", *args], cwd=ROOT, capture_output=True,
-                          text=True)  # fmt: skip
+                          text=True, check=False)  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     run_dir = only_run_dir(tmp_path)
     prov = json.loads((run_dir / "run.json").read_text())
@@ -358,7 +360,7 @@ class _FailsToTrain(torch.nn.Module):
 class _CtrlCOnce(torch.nn.Module):
     """A person presses Ctrl-C while this model's first batch of more than one runs."""
 
-    pressed = False
+    pressed: ClassVar[bool] = False
 
     def __init__(self):
         super().__init__()
@@ -422,7 +424,7 @@ def test_resume_holds_each_figure_once_and_reports_failures_once(tmp_path, capsy
 class _RecordsEvalBatches(torch.nn.Module):
     """Records the batches it sees in eval mode after its last training step."""
 
-    seen: list[int] = []
+    seen: ClassVar[list[int]] = []
 
     def __init__(self):
         super().__init__()
