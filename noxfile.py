@@ -10,6 +10,8 @@ editable, so code changes need no reinstall.
 from __future__ import annotations
 
 import hashlib
+import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -50,6 +52,43 @@ def report(session: nox.Session) -> None:
 
 
 HARNESS_BENCHMARKS = "bench/baselines/pytest-benchmark"
+# pytest-benchmark's id for this machine's folder of saved runs, and its machine_info
+MACHINE_INFO = (
+    "import json; from pytest_benchmark.plugin import pytest_benchmark_generate_machine_info as m; "
+    "from pytest_benchmark.utils import get_machine_id as i; print(json.dumps([i(), m()]))"
+)
+IGNORE_MACHINE_INFO = (
+    "ignore:Benchmark machine_info is different:pytest_benchmark.logger.PytestBenchmarkWarning"
+)
+
+
+def machine_differences(saved: dict, current: dict) -> list[str]:
+    """The machine_info fields (``cpu.*`` for the CPU's) in which two machines differ."""
+
+    def flat(info: dict) -> dict:
+        rest = {k: v for k, v in info.items() if k != "cpu"}
+        return rest | {f"cpu.{k}": v for k, v in info.get("cpu", {}).items()}
+
+    a, b = flat(saved), flat(json.loads(json.dumps(current)))  # tuples compare as JSON lists
+    return sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k))
+
+
+def _compare_machine(session: nox.Session, python: str) -> list[str]:
+    """pytest-benchmark warns, with both machine_infos in full (kilobytes), whenever the saved
+    run's machine differs from this one in anything, a kernel update included. A kernel update
+    leaves the comparison standing: silenced. Any other difference is named in one line."""
+    out = session.run(python, "-c", MACHINE_INFO, silent=True, stderr=subprocess.DEVNULL,
+                      external=True)  # fmt: skip
+    machine_id, current = json.loads(out)
+    saved = sorted((ROOT / HARNESS_BENCHMARKS / machine_id).glob("[0-9][0-9][0-9][0-9]_*.json"))
+    if not saved:
+        return []
+    differs = machine_differences(json.loads(saved[-1].read_text())["machine_info"], current)
+    if differs and differs != ["release"]:
+        session.warn(f"the harness benchmarks in {saved[-1].relative_to(ROOT)} were saved on "
+                     f"another machine ({', '.join(differs)} differ): their comparison may not "
+                     "hold; `nox -s gate -- --update-baseline` saves this machine's")  # fmt: skip
+    return ["-W", IGNORE_MACHINE_INFO] if differs else []
 
 
 @nox.session(venv_backend="none")
@@ -67,8 +106,8 @@ def gate(session: nox.Session) -> None:
     if "--update-baseline" in session.posargs:
         session.run(*bench_args, "--benchmark-save=baseline", external=True)
     else:
-        session.run(*bench_args, "--benchmark-compare", "--benchmark-compare-fail=median:200%",
-                    external=True)  # fmt: skip
+        session.run(*bench_args, *_compare_machine(session, python), "--benchmark-compare",
+                    "--benchmark-compare-fail=median:200%", external=True)  # fmt: skip
 
 
 @nox.session(venv_backend="none")

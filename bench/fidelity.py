@@ -8,17 +8,25 @@
     python -m bench.fidelity --gpu                       # ResNet-18 (d2l, 96x96) and LeNet, GPU default modes
     python -m bench.fidelity --models lenet --modes fp32 # on the CPU
 
-It prints samples/s from each and the harness's ratio to the other two, and exits 1 when the
-harness differs from the hand-written loop by more than ``--tolerance`` (3% by default).
+It prints samples/s from each, the harness's ratio to the other two and the spreads (IQR/median
+of each method's timed blocks). On a GPU it exits 1 when the harness differs from the
+hand-written loop by more than ``--tolerance`` (3% by default). A shared CPU is noisier than 3%
+(the same loop reads a few percent apart from one minute to the next, far more while other
+processes compete for the cores), so there it exits 1 only when the harness is outside the
+spread of the measurements: its ratio to the hand loop further from 1 than ``K`` times the
+harness's and the hand loop's spreads combined, or than the tolerance where that is wider.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
 import sys
 import time
+from typing import Callable
 
+import numpy as np
 import torch
 import torch.utils.benchmark as tbench
 from tabulate import tabulate
@@ -30,9 +38,38 @@ from .modes import ModeError, parse_modes
 from . import compiled
 from .speed import SpeedConfig, measure_speed
 
+# On the CPU the harness fails only beyond K combined spreads (IQR/median; one IQR spans the
+# middle half of the blocks). The ratio of two medians varies less than the blocks do, but the
+# two are measured one after the other and the machine drifts in between: K = 2 allows for that
+# and still catches a bias a few times the noise.
+K = 2.0
 
-def hand_loop(model, x, mode, device, warmup: int, steps: int, blocks: int) -> float:
-    """Seconds per step: the loop anyone would write, sharing no code with the harness."""
+
+def rel_iqr(samples: list[float]) -> float:
+    q25, q50, q75 = np.percentile(samples, [25, 50, 75])
+    return float((q75 - q25) / q50)
+
+
+def combined_spread(*spreads: float) -> float:
+    """Independent relative spreads add in quadrature."""
+    return math.sqrt(sum(s * s for s in spreads))
+
+
+def gpu_verdict(ratio: float, tolerance: float) -> bool:
+    """The harness agrees with the hand loop within ``tolerance``."""
+    return abs(ratio - 1) <= tolerance
+
+
+def cpu_verdict(ratio: float, spread: float, tolerance: float, k: float = K) -> bool:
+    """The harness agrees with the hand loop within ``k`` times the combined ``spread``, or
+    within ``tolerance`` where the machine is quieter than that."""
+    return abs(ratio - 1) <= max(tolerance, k * spread)
+
+
+def hand_loop(model, x, mode, device, warmup: int, steps: int,
+              blocks: int) -> tuple[list[float], Callable[[], object]]:  # fmt: skip
+    """Seconds per step of each block, and the step: the loop anyone would write, sharing no
+    code with the harness."""
     dtype = mode.autocast_dtype
 
     def step():
@@ -60,7 +97,7 @@ def hand_loop(model, x, mode, device, warmup: int, steps: int, blocks: int) -> f
                 for _ in range(steps):
                     step()
                 times.append((time.perf_counter() - t0) / steps)
-    return statistics.median(times), step
+    return times, step
 
 
 def compare(name: str, mode, device: torch.device, batch: int, warmup: int) -> dict[str, object]:
@@ -80,7 +117,7 @@ def compare(name: str, mode, device: torch.device, batch: int, warmup: int) -> d
     x = torch.randn(batch, 1, *size, device=device).contiguous(memory_format=mode.memory_format)
     # as many steps per block as the harness used, so both time the same amount of work
     steps, blocks = harness.timing.iters_per_sample, len(harness.timing.samples)
-    hand_s, step = hand_loop(model, x, mode, device, warmup, steps, blocks)
+    hand_times, step = hand_loop(model, x, mode, device, warmup, steps, blocks)
 
     with torch.no_grad(), backends.applied(mode.backends(device)):
         # Timer defaults to one thread; the harness and the loop use torch's setting
@@ -89,7 +126,10 @@ def compare(name: str, mode, device: torch.device, batch: int, warmup: int) -> d
         measured = timer.blocked_autorange(min_run_time=1.0)
     compiled.reset(device)
 
-    h, loop, tb = batch / harness.timing.median, batch / hand_s, batch / measured.median
+    h = batch / harness.timing.median
+    loop = batch / statistics.median(hand_times)
+    tb = batch / measured.median
+    spread = combined_spread(harness.timing.rel_iqr, rel_iqr(hand_times))
     return {
         "model": name,
         "mode": mode.name,
@@ -99,7 +139,10 @@ def compare(name: str, mode, device: torch.device, batch: int, warmup: int) -> d
         "torch.utils.benchmark samples/s": tb,
         "harness / hand loop": h / loop,
         "harness / utils.benchmark": h / tb,
-        "harness ±% (IQR/median)": 100 * harness.timing.rel_iqr,
+        "harness ±%": 100 * harness.timing.rel_iqr,
+        "hand loop ±%": 100 * rel_iqr(hand_times),
+        "utils.benchmark ±%": 100 * measured.iqr / measured.median,
+        "spread ±%": 100 * spread,
         "error": "",
     }
 
@@ -129,14 +172,28 @@ def main(argv: list[str] | None = None) -> int:
         for mode in modes:
             rows.append(compare(model, mode, device, batch, args.warmup))
             print(f"{model} {mode.name}: done", file=sys.stderr, flush=True)
-    print(f"device {name}, torch {torch.__version__}, batch {batch}, inference")
+    print(f"device {name}, torch {torch.__version__}, batch {batch}, inference; ±%: IQR/median "
+          "of the timed blocks; spread: the harness's and the hand loop's, combined")  # fmt: skip
     print(tabulate(rows, headers="keys", floatfmt=",.3f"))
-    bad = [r for r in rows if r["error"] or abs(r["harness / hand loop"] - 1) > args.tolerance]
+    return verdict(rows, device, args.tolerance)
+
+
+def verdict(rows: list[dict[str, object]], device: torch.device, tolerance: float) -> int:
+    """Print the verdict; 0 when every row agrees (by the device's rule), else 1."""
+    if device.type == "cuda":
+        rule = f"within ±{tolerance:.0%} of the hand-written loop"
+        agrees = [gpu_verdict(r["harness / hand loop"], tolerance) for r in rows if not r["error"]]
+    else:
+        rule = (f"within the spread of the hand-written loop (±{K:g} x spread, at least "
+                f"±{tolerance:.0%})")  # fmt: skip
+        agrees = [cpu_verdict(r["harness / hand loop"], r["spread ±%"] / 100, tolerance)
+                  for r in rows if not r["error"]]  # fmt: skip
+    failed = sum(1 for r in rows if r["error"])
+    bad = failed + agrees.count(False)
     if bad:
-        print(f"\n{len(bad)} of {len(rows)} outside ±{args.tolerance:.0%} of the hand loop "
-              "(or failed)")  # fmt: skip
+        print(f"\n{bad} of {len(rows)} not {rule}" + (f" ({failed} failed)" if failed else ""))
         return 1
-    print(f"\nall {len(rows)} within ±{args.tolerance:.0%} of the hand-written loop")
+    print(f"\nall {len(rows)} {rule}")
     return 0
 
 

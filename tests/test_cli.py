@@ -4,6 +4,7 @@ import shlex
 import subprocess
 import sys
 from pathlib import Path
+from typing import ClassVar
 
 import pandas as pd
 import pytest
@@ -274,7 +275,8 @@ def unwritable_dir(tmp_path):
     path.mkdir()
     if os.geteuid() != 0:
         path.chmod(0o500)
-    elif subprocess.run(["chattr", "+i", str(path)], capture_output=True).returncode != 0:
+    elif subprocess.run(["chattr", "+i", str(path)], capture_output=True,
+                        check=False).returncode != 0:  # fmt: skip
         pytest.skip("no way to make a folder read-only for root here (chattr +i refused)")
     yield path
     if os.geteuid() == 0:
@@ -312,7 +314,7 @@ def test_layers_at_an_input_size_the_model_cannot_take(capsys):
 def test_static_run_records_a_command_to_paste_and_names_only_what_it_wrote(tmp_path):
     args = ["--models", "lenet, small_cnn", "--phases", "static", "--out", str(tmp_path)]
     proc = subprocess.run([sys.executable, "-m", "bench", *args], cwd=ROOT, capture_output=True,
-                          text=True)  # fmt: skip
+                          text=True, check=False)  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     run_dir = only_run_dir(tmp_path)
     prov = json.loads((run_dir / "run.json").read_text())
@@ -358,7 +360,7 @@ class _FailsToTrain(torch.nn.Module):
 class _CtrlCOnce(torch.nn.Module):
     """A person presses Ctrl-C while this model's first batch of more than one runs."""
 
-    pressed = False
+    pressed: ClassVar[bool] = False
 
     def __init__(self):
         super().__init__()
@@ -417,3 +419,36 @@ def test_resume_holds_each_figure_once_and_reports_failures_once(tmp_path, capsy
     assert cli.main([*args, "--resume"]) == 0
     assert "complete run; nothing left to measure" in capsys.readouterr().err
     assert len(pd.read_csv(run_dir / "results.csv")) == len(results)
+
+
+class _RecordsEvalBatches(torch.nn.Module):
+    """Records the batches it sees in eval mode after its last training step."""
+
+    seen: ClassVar[list[int]] = []
+
+    def __init__(self):
+        super().__init__()
+        self.linear = torch.nn.Linear(28 * 28, 10)
+
+    def forward(self, x):
+        if self.training:  # what came before (the static profile's batch of 1) is not evaluation
+            _RecordsEvalBatches.seen.clear()
+        else:
+            _RecordsEvalBatches.seen.append(int(x.shape[0]))
+        return self.linear(x.flatten(1))
+
+
+def test_the_cpu_evaluates_a_few_images_at_a_time(tmp_path):
+    """Memory: VGG-16 evaluated at 224x224 takes about 26 MB per image on the CPU."""
+    name = "records_eval_batches"
+    archs.register_model(family="test", year=2026, paper="-", note="-", input_size=28, name=name)(
+        lambda num_classes=10, in_channels=1: _RecordsEvalBatches())
+    _RecordsEvalBatches.seen = []
+    try:
+        args = ["--models", name, "--phases", "accuracy", "--budget", "steps=1", "--train-limit",
+                "64", "--out", str(tmp_path)]  # fmt: skip
+        assert cli.main(args) == 0
+    finally:
+        archs.registry._REGISTRY.pop(name)
+    assert sum(_RecordsEvalBatches.seen) == 500  # the CPU's default test images
+    assert max(_RecordsEvalBatches.seen) == cli.CPU_EVAL_BATCH == 16
