@@ -347,7 +347,9 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     code = report(pd.DataFrame(writer.rows), cfg, run_dir, device_name,
                   writer.provenance.get("ceilings"))  # fmt: skip
     try:
-        print(f"report: {build_report(run_dir)} (charts/, tables/ beside it)")
+        report_md = build_report(run_dir)
+        beside = ", ".join(f"{d}/" for d in ("charts", "tables") if (run_dir / d).is_dir())
+        print(f"report: {report_md} ({beside} beside it)")
     except Exception as exc:  # the measurements are saved; the report can be rebuilt
         print(f"archbench: the report could not be built ({type(exc).__name__}: {exc}); the "
               f"results are saved: rebuild with `python -m reports {run_dir}`", file=sys.stderr)  # fmt: skip

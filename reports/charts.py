@@ -543,13 +543,14 @@ CHARTS = {
 
 
 def write_charts(run: Run, out: Path) -> dict[str, Path]:
-    """Every chart the run has data for, as out/NAME.png and out/NAME.svg."""
-    out.mkdir(parents=True, exist_ok=True)
+    """Every chart the run has data for, as out/NAME.png and out/NAME.svg (no folder when the
+    run has data for none, as a static-only run)."""
     written = {}
     for name, make in CHARTS.items():
         fig = make(run)
         if fig is None:
             continue
+        out.mkdir(parents=True, exist_ok=True)
         fig.savefig(out / f"{name}.png")
         fig.savefig(out / f"{name}.svg")
         plt.close(fig)

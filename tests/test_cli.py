@@ -52,6 +52,7 @@ def test_run_writes_results_with_units_and_provenance(tmp_path, capsys):
     assert prov["status"] == "complete"
     assert len(saved["rows"]) == len(results)
 
+    assert not (run_dir / "charts").exists()  # a static-only run has no chart to draw
     layers = pd.read_csv(run_dir / "layers" / "lenet.csv")
     assert tuple(layers.columns) == LAYER_COLUMNS
     assert layers.loc[layers["depth"] == 1, "output_shape"].iloc[0] == "1x6x28x28"
