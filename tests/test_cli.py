@@ -451,5 +451,5 @@ def test_the_cpu_evaluates_a_few_images_at_a_time(tmp_path):
         assert cli.main(args) == 0
     finally:
         archs.registry._REGISTRY.pop(name)
-    assert sum(_RecordsEvalBatches.seen) == 500  # the CPU's default test images
+    assert sum(_RecordsEvalBatches.seen) == cli.CPU_EVAL_LIMIT  # the CPU's default test images
     assert max(_RecordsEvalBatches.seen) == cli.CPU_EVAL_BATCH == 16
