@@ -76,7 +76,10 @@ def machine_differences(saved: dict, current: dict) -> list[str]:
 def _compare_machine(session: nox.Session, python: str) -> list[str]:
     """pytest-benchmark warns, with both machine_infos in full (kilobytes), whenever the saved
     run's machine differs from this one in anything, a kernel update included. A kernel update
-    leaves the comparison standing: silenced. Any other difference is named in one line."""
+    leaves the comparison standing: silenced. Any other difference is named in one line, and
+    the comparison is shown but cannot fail: microsecond medians from another CPU say nothing
+    about this change (the same bare forward, untouched code, read 1.6x and 3.5x slower than
+    the saved run on another EPYC model), as bench.gate treats a device without a baseline."""
     out = session.run(python, "-c", MACHINE_INFO, silent=True, stderr=subprocess.DEVNULL,
                       external=True)  # fmt: skip
     machine_id, current = json.loads(out)
@@ -84,11 +87,13 @@ def _compare_machine(session: nox.Session, python: str) -> list[str]:
     if not saved:
         return []
     differs = machine_differences(json.loads(saved[-1].read_text())["machine_info"], current)
+    quiet = ["-W", IGNORE_MACHINE_INFO] if differs else []
     if differs and differs != ["release"]:
         session.warn(f"the harness benchmarks in {saved[-1].relative_to(ROOT)} were saved on "
-                     f"another machine ({', '.join(differs)} differ): their comparison may not "
-                     "hold; `nox -s gate -- --update-baseline` saves this machine's")  # fmt: skip
-    return ["-W", IGNORE_MACHINE_INFO] if differs else []
+                     f"another machine ({', '.join(differs)} differ): compared for information, "
+                     "not gated; `nox -s gate -- --update-baseline` saves this machine's")  # fmt: skip
+        return quiet
+    return [*quiet, "--benchmark-compare-fail=median:200%"]
 
 
 @nox.session(venv_backend="none")
@@ -107,7 +112,7 @@ def gate(session: nox.Session) -> None:
         session.run(*bench_args, "--benchmark-save=baseline", external=True)
     else:
         session.run(*bench_args, *_compare_machine(session, python), "--benchmark-compare",
-                    "--benchmark-compare-fail=median:200%", external=True)  # fmt: skip
+                    external=True)  # fmt: skip
 
 
 @nox.session(venv_backend="none")
