@@ -1,6 +1,7 @@
 """nox sessions: ``nox -s bench -- ARGS`` runs the benchmark, ``nox -s report -- RUN_DIR``
 rebuilds a run's tables and charts, ``nox -s gate`` checks for size and speed regressions,
-``nox -s tests`` runs the tests, ``nox -s gpu-check`` proves the GPU figures.
+``nox -s tests`` runs the tests, ``nox -s lint`` runs ruff, ``nox -s gpu-check`` proves the GPU
+figures.
 
 Both sessions share one virtual environment, ``.nox/archbench``: torch is gigabytes, so it is
 installed once, and again only when ``pyproject.toml`` changes. The project is installed
@@ -42,6 +43,19 @@ def bench(session: nox.Session) -> None:
     session.run(_venv_python(session), "-m", "bench", *session.posargs, external=True)
 
 
+# pinned: the formatter's output changes between releases, and a check must not fail on a
+# release that code did not change
+RUFF = "ruff==0.17.6"
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff check (the rule set in pyproject.toml) and ruff format --check, on the whole tree."""
+    session.install(RUFF)
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
 @nox.session(venv_backend="none")
 def report(session: nox.Session) -> None:
     """Rebuild a run's tables, charts and report.md: ``nox -s report -- RUN_DIR``, or compare
@@ -80,8 +94,9 @@ def _compare_machine(session: nox.Session, python: str) -> list[str]:
     the comparison is shown but cannot fail: microsecond medians from another CPU say nothing
     about this change (the same bare forward, untouched code, read 1.6x and 3.5x slower than
     the saved run on another EPYC model), as bench.gate treats a device without a baseline."""
-    out = session.run(python, "-c", MACHINE_INFO, silent=True, stderr=subprocess.DEVNULL,
-                      external=True)  # fmt: skip
+    out = session.run(
+        python, "-c", MACHINE_INFO, silent=True, stderr=subprocess.DEVNULL, external=True
+    )
     machine_id, current = json.loads(out)
     saved = sorted((ROOT / HARNESS_BENCHMARKS / machine_id).glob("[0-9][0-9][0-9][0-9]_*.json"))
     if not saved:
@@ -89,9 +104,11 @@ def _compare_machine(session: nox.Session, python: str) -> list[str]:
     differs = machine_differences(json.loads(saved[-1].read_text())["machine_info"], current)
     quiet = ["-W", IGNORE_MACHINE_INFO] if differs else []
     if differs and differs != ["release"]:
-        session.warn(f"the harness benchmarks in {saved[-1].relative_to(ROOT)} were saved on "
-                     f"another machine ({', '.join(differs)} differ): compared for information, "
-                     "not gated; `nox -s gate -- --update-baseline` saves this machine's")  # fmt: skip
+        session.warn(
+            f"the harness benchmarks in {saved[-1].relative_to(ROOT)} were saved on "
+            f"another machine ({', '.join(differs)} differ): compared for information, "
+            "not gated; `nox -s gate -- --update-baseline` saves this machine's"
+        )
         return quiet
     return [*quiet, "--benchmark-compare-fail=median:200%"]
 
@@ -106,13 +123,23 @@ def gate(session: nox.Session) -> None:
     python = _venv_python(session)
     session.run(python, "-m", "bench.gate", *session.posargs, external=True)
     storage = f"--benchmark-storage=file://{ROOT / HARNESS_BENCHMARKS}"
-    bench_args = [python, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                  "tests/test_harness_overhead.py", "--benchmark-only", storage]  # fmt: skip
+    bench_args = [
+        python,
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "tests/test_harness_overhead.py",
+        "--benchmark-only",
+        storage,
+    ]
     if "--update-baseline" in session.posargs:
         session.run(*bench_args, "--benchmark-save=baseline", external=True)
     else:
-        session.run(*bench_args, *_compare_machine(session, python), "--benchmark-compare",
-                    external=True)  # fmt: skip
+        session.run(
+            *bench_args, *_compare_machine(session, python), "--benchmark-compare", external=True
+        )
 
 
 @nox.session(venv_backend="none")

@@ -1,4 +1,5 @@
-"""AlexNet (Krizhevsky et al., 2012): d2l's single-tower version and note 000's CIFAR-10 redesign."""
+"""AlexNet (Krizhevsky et al., 2012): d2l's single-tower version and note 000's CIFAR-10
+redesign."""
 
 from __future__ import annotations
 
@@ -12,24 +13,33 @@ _PAPER = "Krizhevsky, Sutskever & Hinton, ImageNet Classification with Deep CNNs
 def _features(in_channels: int, first: nn.Conv2d) -> list[nn.Module]:
     """The five-conv trunk shared by both variants; only the first conv differs."""
     return [
-        first, nn.ReLU(),
+        first,
+        nn.ReLU(),
         nn.MaxPool2d(kernel_size=3, stride=2),
-        nn.Conv2d(96, 256, kernel_size=5, padding=2), nn.ReLU(),
+        nn.Conv2d(96, 256, kernel_size=5, padding=2),
+        nn.ReLU(),
         nn.MaxPool2d(kernel_size=3, stride=2),
-        nn.Conv2d(256, 384, kernel_size=3, padding=1), nn.ReLU(),
-        nn.Conv2d(384, 384, kernel_size=3, padding=1), nn.ReLU(),
-        nn.Conv2d(384, 256, kernel_size=3, padding=1), nn.ReLU(),
+        nn.Conv2d(256, 384, kernel_size=3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(384, 384, kernel_size=3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(384, 256, kernel_size=3, padding=1),
+        nn.ReLU(),
         nn.MaxPool2d(kernel_size=3, stride=2),
         nn.Flatten(),
-    ]  # fmt: skip
+    ]
 
 
 def _classifier(in_features: int, num_classes: int) -> list[nn.Module]:
     return [
-        nn.Linear(in_features, 4096), nn.ReLU(), nn.Dropout(p=0.5),
-        nn.Linear(4096, 4096), nn.ReLU(), nn.Dropout(p=0.5),
+        nn.Linear(in_features, 4096),
+        nn.ReLU(),
+        nn.Dropout(p=0.5),
+        nn.Linear(4096, 4096),
+        nn.ReLU(),
+        nn.Dropout(p=0.5),
         nn.Linear(4096, num_classes),
-    ]  # fmt: skip
+    ]
 
 
 @register_model(

@@ -11,9 +11,10 @@ from .registry import SeedRecipe, register_model
 def conv_block(in_channels: int, channels: int) -> nn.Sequential:
     """Pre-activation BN-ReLU-3x3 conv."""
     return nn.Sequential(
-        nn.BatchNorm2d(in_channels), nn.ReLU(),
+        nn.BatchNorm2d(in_channels),
+        nn.ReLU(),
         nn.Conv2d(in_channels, channels, kernel_size=3, padding=1),
-    )  # fmt: skip
+    )
 
 
 class DenseBlock(nn.Module):
@@ -34,19 +35,24 @@ class DenseBlock(nn.Module):
 def transition_block(in_channels: int, channels: int) -> nn.Sequential:
     """BN-ReLU-1x1 conv to ``channels``, then 2x2 average pooling halves height and width."""
     return nn.Sequential(
-        nn.BatchNorm2d(in_channels), nn.ReLU(),
+        nn.BatchNorm2d(in_channels),
+        nn.ReLU(),
         nn.Conv2d(in_channels, channels, kernel_size=1),
         nn.AvgPool2d(kernel_size=2, stride=2),
-    )  # fmt: skip
+    )
 
 
 @register_model(
     family="densenet",
     year=2016,
     paper="Huang et al., Densely Connected Convolutional Networks (2016)",
-    note="001 §3.7: d2l's DenseNet at 96x96 (growth 32, blocks 4-4-4-4, transitions halve channels)",
+    note=(
+        "001 §3.7: d2l's DenseNet at 96x96 (growth 32, blocks 4-4-4-4, transitions halve channels)"
+    ),
     input_size=96,
-    seed_recipe=SeedRecipe(lr=0.1, epochs=10, batch_size=256, test_acc=0.885, examples_per_s=5626.3),
+    seed_recipe=SeedRecipe(
+        lr=0.1, epochs=10, batch_size=256, test_acc=0.885, examples_per_s=5626.3
+    ),
 )
 def densenet(num_classes: int = 10, in_channels: int = 1) -> nn.Module:
     """ResNet's stem, four dense blocks of four conv blocks (each adds 32 channels), a
@@ -56,10 +62,11 @@ def densenet(num_classes: int = 10, in_channels: int = 1) -> nn.Module:
     layers: list[nn.Module] = [
         nn.Sequential(
             nn.Conv2d(in_channels, 64, kernel_size=7, stride=2, padding=3),
-            nn.BatchNorm2d(64), nn.ReLU(),
+            nn.BatchNorm2d(64),
+            nn.ReLU(),
             nn.MaxPool2d(kernel_size=3, stride=2, padding=1),
         )
-    ]  # fmt: skip
+    ]
     for i, num_convs in enumerate(convs_per_block):
         layers.append(DenseBlock(num_convs, channels, growth_rate))
         channels += num_convs * growth_rate
@@ -67,8 +74,10 @@ def densenet(num_classes: int = 10, in_channels: int = 1) -> nn.Module:
             layers.append(transition_block(channels, channels // 2))
             channels //= 2
     layers += [
-        nn.BatchNorm2d(channels), nn.ReLU(),
-        nn.AdaptiveAvgPool2d((1, 1)), nn.Flatten(),
+        nn.BatchNorm2d(channels),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d((1, 1)),
+        nn.Flatten(),
         nn.Linear(channels, num_classes),
-    ]  # fmt: skip
+    ]
     return nn.Sequential(*layers)

@@ -45,14 +45,17 @@ def build_googlenet(num_classes: int = 10, in_channels: int = 1, stem_kernel_siz
     7x7 (d2l and the paper); tests check both tables.
     """
     b1 = nn.Sequential(
-        nn.Conv2d(in_channels, 64, kernel_size=stem_kernel_size, stride=2, padding=3), nn.ReLU(),
+        nn.Conv2d(in_channels, 64, kernel_size=stem_kernel_size, stride=2, padding=3),
+        nn.ReLU(),
         nn.MaxPool2d(kernel_size=3, stride=2, padding=1),
-    )  # fmt: skip
+    )
     b2 = nn.Sequential(
-        nn.Conv2d(64, 64, kernel_size=1), nn.ReLU(),
-        nn.Conv2d(64, 192, kernel_size=3, padding=1), nn.ReLU(),
+        nn.Conv2d(64, 64, kernel_size=1),
+        nn.ReLU(),
+        nn.Conv2d(64, 192, kernel_size=3, padding=1),
+        nn.ReLU(),
         nn.MaxPool2d(kernel_size=3, stride=2, padding=1),
-    )  # fmt: skip
+    )
     b3 = nn.Sequential(
         Inception(192, 64, (96, 128), (16, 32), 32),
         Inception(256, 128, (128, 192), (32, 96), 64),

@@ -26,24 +26,32 @@ def lenet(num_classes: int = 10, in_channels: int = 1) -> nn.Module:
     the suite trains on the training set.
     """
     return nn.Sequential(
-        nn.Conv2d(in_channels, 6, kernel_size=5, padding=2), nn.Sigmoid(),
+        nn.Conv2d(in_channels, 6, kernel_size=5, padding=2),
+        nn.Sigmoid(),
         nn.AvgPool2d(kernel_size=2, stride=2),
-        nn.Conv2d(6, 16, kernel_size=5), nn.Sigmoid(),
+        nn.Conv2d(6, 16, kernel_size=5),
+        nn.Sigmoid(),
         nn.AvgPool2d(kernel_size=2, stride=2),
         nn.Flatten(),
-        nn.Linear(16 * 5 * 5, 120), nn.Sigmoid(),
-        nn.Linear(120, 84), nn.Sigmoid(),
+        nn.Linear(16 * 5 * 5, 120),
+        nn.Sigmoid(),
+        nn.Linear(120, 84),
+        nn.Sigmoid(),
         nn.Linear(84, num_classes),
-    )  # fmt: skip
+    )
 
 
 @register_model(
     family="lenet",
     year=2015,
     paper=_BN_PAPER,
-    note="001 §3.5 and 000 'batch normalization': LeNet with BatchNorm, no padding, Linear(256, 120)",
+    note=(
+        "001 §3.5 and 000 'batch normalization': LeNet with BatchNorm, no padding, Linear(256, 120)"
+    ),
     input_size=28,
-    seed_recipe=SeedRecipe(lr=1.0, epochs=10, batch_size=256, test_acc=0.821, examples_per_s=24521.9),
+    seed_recipe=SeedRecipe(
+        lr=1.0, epochs=10, batch_size=256, test_acc=0.821, examples_per_s=24521.9
+    ),
     train=TrainSettings(lr=0.3),
 )
 def lenet_bn(num_classes: int = 10, in_channels: int = 1) -> nn.Module:
@@ -54,12 +62,20 @@ def lenet_bn(num_classes: int = 10, in_channels: int = 1) -> nn.Module:
     The first conv has no padding, so the flattened features are 16*4*4 = 256.
     """
     return nn.Sequential(
-        nn.Conv2d(in_channels, 6, kernel_size=5), nn.BatchNorm2d(6), nn.Sigmoid(),
+        nn.Conv2d(in_channels, 6, kernel_size=5),
+        nn.BatchNorm2d(6),
+        nn.Sigmoid(),
         nn.AvgPool2d(kernel_size=2, stride=2),
-        nn.Conv2d(6, 16, kernel_size=5), nn.BatchNorm2d(16), nn.Sigmoid(),
+        nn.Conv2d(6, 16, kernel_size=5),
+        nn.BatchNorm2d(16),
+        nn.Sigmoid(),
         nn.AvgPool2d(kernel_size=2, stride=2),
         nn.Flatten(),
-        nn.Linear(16 * 4 * 4, 120), nn.BatchNorm1d(120), nn.Sigmoid(),
-        nn.Linear(120, 84), nn.BatchNorm1d(84), nn.Sigmoid(),
+        nn.Linear(16 * 4 * 4, 120),
+        nn.BatchNorm1d(120),
+        nn.Sigmoid(),
+        nn.Linear(120, 84),
+        nn.BatchNorm1d(84),
+        nn.Sigmoid(),
         nn.Linear(84, num_classes),
-    )  # fmt: skip
+    )

@@ -53,7 +53,9 @@ def _d2l_stage(in_channels: int, channels: int, num_residuals: int, first: bool)
     paper=_PAPER,
     note="001 §3.6 (also 003 §5.5, 004 §6): d2l's ResNet-18 at 96x96",
     input_size=96,
-    seed_recipe=SeedRecipe(lr=0.05, epochs=10, batch_size=256, test_acc=0.893, examples_per_s=5032.7),
+    seed_recipe=SeedRecipe(
+        lr=0.05, epochs=10, batch_size=256, test_acc=0.893, examples_per_s=5032.7
+    ),
 )
 def resnet18_d2l(num_classes: int = 10, in_channels: int = 1) -> nn.Module:
     """d2l's ResNet-18: convs with bias, BN after the stem conv, 1x1 projection without BN.
@@ -64,7 +66,8 @@ def resnet18_d2l(num_classes: int = 10, in_channels: int = 1) -> nn.Module:
     return nn.Sequential(
         nn.Sequential(
             nn.Conv2d(in_channels, 64, kernel_size=7, stride=2, padding=3),
-            nn.BatchNorm2d(64), nn.ReLU(),
+            nn.BatchNorm2d(64),
+            nn.ReLU(),
             nn.MaxPool2d(kernel_size=3, stride=2, padding=1),
         ),
         _d2l_stage(64, 64, 2, first=True),
@@ -74,7 +77,7 @@ def resnet18_d2l(num_classes: int = 10, in_channels: int = 1) -> nn.Module:
         nn.AdaptiveAvgPool2d((1, 1)),
         nn.Flatten(),
         nn.Linear(512, num_classes),
-    )  # fmt: skip
+    )
 
 
 class BasicBlock(nn.Module):
@@ -142,9 +145,10 @@ def _resnet(spec: ResNetSpec, num_classes: int, in_channels: int) -> nn.Sequenti
     second), the same layout torchvision uses, so ImageNet counts can be checked against it."""
     stem = nn.Sequential(
         nn.Conv2d(in_channels, 64, kernel_size=7, stride=2, padding=3, bias=False),
-        nn.BatchNorm2d(64), nn.ReLU(),
+        nn.BatchNorm2d(64),
+        nn.ReLU(),
         nn.MaxPool2d(kernel_size=3, stride=2, padding=1),
-    )  # fmt: skip
+    )
     stages, in_planes = [], 64
     for i, (planes, blocks) in enumerate(zip((64, 128, 256, 512), spec.layers)):
         stride = 1 if i == 0 else 2

@@ -26,5 +26,7 @@ def small_cnn(num_classes: int = 10, in_channels: int = 1) -> nn.Module:
         nn.Sequential(nn.Conv2d(in_channels, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2)),
         nn.Sequential(nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2)),
         nn.Flatten(),
-        nn.Sequential(nn.Linear(32 * 8 * 8, 64), nn.ReLU(), nn.Dropout(0.5), nn.Linear(64, num_classes)),
+        nn.Sequential(
+            nn.Linear(32 * 8 * 8, 64), nn.ReLU(), nn.Dropout(0.5), nn.Linear(64, num_classes)
+        ),
     )

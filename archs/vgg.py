@@ -30,10 +30,14 @@ def _vgg(arch: tuple[tuple[int, int], ...], num_classes: int, in_channels: int) 
     return nn.Sequential(
         *blocks,
         nn.Flatten(),
-        nn.Linear(in_channels * 7 * 7, 4096), nn.ReLU(), nn.Dropout(0.5),
-        nn.Linear(4096, 4096), nn.ReLU(), nn.Dropout(0.5),
+        nn.Linear(in_channels * 7 * 7, 4096),
+        nn.ReLU(),
+        nn.Dropout(0.5),
+        nn.Linear(4096, 4096),
+        nn.ReLU(),
+        nn.Dropout(0.5),
         nn.Linear(4096, num_classes),
-    )  # fmt: skip
+    )
 
 
 @register_model(

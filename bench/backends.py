@@ -9,8 +9,8 @@ into the figure's ``method``.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
-from typing import Iterator
 
 import torch
 
@@ -25,8 +25,10 @@ class BackendState:
         if device.type != "cuda":
             return f"{torch.get_num_threads()} CPU threads"
         on = {True: "on", False: "off"}
-        return (f"cuDNN benchmark {on[self.cudnn_benchmark]}, TF32 matmul "
-                f"{on[self.tf32_matmul]}, TF32 cuDNN {on[self.tf32_cudnn]}")  # fmt: skip
+        return (
+            f"cuDNN benchmark {on[self.cudnn_benchmark]}, TF32 matmul "
+            f"{on[self.tf32_matmul]}, TF32 cuDNN {on[self.tf32_cudnn]}"
+        )
 
     def as_dict(self) -> dict[str, bool]:
         return asdict(self)

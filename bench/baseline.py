@@ -23,9 +23,9 @@ import gzip
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import torch
 from tabulate import tabulate
@@ -74,9 +74,16 @@ def torchvision_root(data_dir: Path, root: Path) -> Path:
     return root
 
 
-def d2l_loop(entry: archs.ModelEntry, root: Path, device: torch.device, batch: int,
-             warmup: int, steps: int, workers: int,
-             progress: Callable[[str], None] = lambda _: None) -> LoopResult:  # fmt: skip
+def d2l_loop(
+    entry: archs.ModelEntry,
+    root: Path,
+    device: torch.device,
+    batch: int,
+    warmup: int,
+    steps: int,
+    workers: int,
+    progress: Callable[[str], None] = lambda _: None,
+) -> LoopResult:
     """d2l's train_ch6 inner loop: ``warmup`` untimed steps, then ``steps`` timed ones."""
     from torch.utils.data import DataLoader
     from torchvision import datasets, transforms
@@ -85,8 +92,14 @@ def d2l_loop(entry: archs.ModelEntry, root: Path, device: torch.device, batch: i
     if entry.input_size != 28:
         trans.insert(0, transforms.Resize(entry.input_size))
     dataset = datasets.FashionMNIST(str(root), train=True, transform=transforms.Compose(trans))
-    loader = DataLoader(dataset, batch, shuffle=True, num_workers=workers, drop_last=True,
-                        persistent_workers=workers > 0)  # fmt: skip
+    loader = DataLoader(
+        dataset,
+        batch,
+        shuffle=True,
+        num_workers=workers,
+        drop_last=True,
+        persistent_workers=workers > 0,
+    )
     torch.manual_seed(0)
     net = entry.build()
     xavier_init(net)
@@ -122,55 +135,104 @@ def d2l_loop(entry: archs.ModelEntry, root: Path, device: torch.device, batch: i
     return LoopResult(timed / (time.perf_counter() - t0), done - warmup, warmup)
 
 
-def suite_loop(entry: archs.ModelEntry, data: tuple[Split, Split], device: torch.device,
-               batch: int, steps: int,
-               progress: Callable[[str], None] = lambda _: None) -> LoopResult:  # fmt: skip
+def suite_loop(
+    entry: archs.ModelEntry,
+    data: tuple[Split, Split],
+    device: torch.device,
+    batch: int,
+    steps: int,
+    progress: Callable[[str], None] = lambda _: None,
+) -> LoopResult:
     """The suite's training loop: its untimed first step, then ``steps`` timed ones, sampled from
     the whole training split; the untimed evaluation runs on one batch of test images."""
     train, test = data
-    cfg = AccuracyConfig(budget=Budget("steps", steps + 1), seeds=(0,), device=device,
-                         mode=training_mode(device), eval_limit=batch, eval_batch=batch)  # fmt: skip
+    cfg = AccuracyConfig(
+        budget=Budget("steps", steps + 1),
+        seeds=(0,),
+        device=device,
+        mode=training_mode(device),
+        eval_limit=batch,
+        eval_batch=batch,
+    )
     entry = dataclasses.replace(entry, train=archs.TrainSettings(lr=0.01, batch_size=batch))
-    result = train_model(entry, train, Split(test.images[:batch], test.labels[:batch]), cfg,
-                         seed=0, progress=progress)  # fmt: skip
+    result = train_model(
+        entry,
+        train,
+        Split(test.images[:batch], test.labels[:batch]),
+        cfg,
+        seed=0,
+        progress=progress,
+    )
     return LoopResult(result.examples_per_s, result.steps - 1, 1)
 
 
-def compare_loops(entry: archs.ModelEntry, root: Path, data: tuple[Split, Split],
-                  device: torch.device, batch: int, warmup: int, steps: int, workers: int,
-                  progress: Callable[[str], None] = lambda _: None) -> dict[str, object]:  # fmt: skip
+def compare_loops(
+    entry: archs.ModelEntry,
+    root: Path,
+    data: tuple[Split, Split],
+    device: torch.device,
+    batch: int,
+    warmup: int,
+    steps: int,
+    workers: int,
+    progress: Callable[[str], None] = lambda _: None,
+) -> dict[str, object]:
     """Both loops on one model, one after the other; a row of the comparison table."""
     name = entry.name
     progress(f"{name}: d2l loop, {warmup} warm-up + {steps} timed steps at batch {batch}")
     t0 = time.perf_counter()
-    d2l = d2l_loop(entry, root, device, batch, warmup, steps, workers,
-                   progress=lambda line: progress(f"{name}: d2l loop {line}"))  # fmt: skip
-    progress(f"{name}: d2l loop done in {time.perf_counter() - t0:.1f} s; suite loop, 1 "
-             f"untimed + {steps} timed steps, ~{steps * batch / d2l.examples_per_s:.0f} s "
-             "at the d2l loop's rate plus its first step")  # fmt: skip
+    d2l = d2l_loop(
+        entry,
+        root,
+        device,
+        batch,
+        warmup,
+        steps,
+        workers,
+        progress=lambda line: progress(f"{name}: d2l loop {line}"),
+    )
+    progress(
+        f"{name}: d2l loop done in {time.perf_counter() - t0:.1f} s; suite loop, 1 "
+        f"untimed + {steps} timed steps, ~{steps * batch / d2l.examples_per_s:.0f} s "
+        "at the d2l loop's rate plus its first step"
+    )
     t0 = time.perf_counter()
     # train_model's lines start with the model's name
-    suite = suite_loop(entry, data, device, batch, steps, progress=lambda line: progress(
-        f"{name}: suite loop, {line.split(' ', 1)[1]}"))  # fmt: skip
+    suite = suite_loop(
+        entry,
+        data,
+        device,
+        batch,
+        steps,
+        progress=lambda line: progress(f"{name}: suite loop, {line.split(' ', 1)[1]}"),
+    )
     progress(f"{name}: suite loop done in {time.perf_counter() - t0:.1f} s")
-    return {"model": name, "input": f"{entry.input_size}x{entry.input_size}", "batch": batch,
-            "d2l steps": d2l.timed_steps, "d2l loop examples/s": d2l.examples_per_s,
-            "suite steps": suite.timed_steps, "suite examples/s": suite.examples_per_s,
-            "suite / d2l": suite.examples_per_s / d2l.examples_per_s}  # fmt: skip
+    return {
+        "model": name,
+        "input": f"{entry.input_size}x{entry.input_size}",
+        "batch": batch,
+        "d2l steps": d2l.timed_steps,
+        "d2l loop examples/s": d2l.examples_per_s,
+        "suite steps": suite.timed_steps,
+        "suite examples/s": suite.examples_per_s,
+        "suite / d2l": suite.examples_per_s / d2l.examples_per_s,
+    }
 
 
 def header(device: torch.device, steps: int, warmup: int, workers: int) -> str:
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
     mode = training_mode(device)
     warmups = f"{warmup} untimed warm-up step{'' if warmup == 1 else 's'}"
-    return "\n".join([
-        f"device {where}, torch {torch.__version__}; each loop {steps} timed steps: the d2l "
-        f"loop's after {warmups}, the suite's after its untimed first step",
-        f"d2l loop: {D2L_MODE.describe()}, {D2L_MODE.backends(device).describe(device)}; "
-        f"DataLoader with {workers} workers, host sync every batch",
-        f"suite loop: {mode.describe()}, {mode.backends(device).describe(device)}; data on the "
-        "device",
-    ])  # fmt: skip
+    return "\n".join(
+        [
+            f"device {where}, torch {torch.__version__}; each loop {steps} timed steps: the d2l "
+            f"loop's after {warmups}, the suite's after its untimed first step",
+            f"d2l loop: {D2L_MODE.describe()}, {D2L_MODE.backends(device).describe(device)}; "
+            f"DataLoader with {workers} workers, host sync every batch",
+            f"suite loop: {mode.describe()}, {mode.backends(device).describe(device)}; data on the "
+            "device",
+        ]
+    )
 
 
 def _say(text: str) -> None:
@@ -182,10 +244,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--models", default="resnet18_d2l,lenet")
     p.add_argument("--gpu", action="store_true")
     p.add_argument("--batch-size", type=int, help="default 256 on a GPU, 16 on the CPU")
-    p.add_argument("--steps", type=int, help="timed steps of each loop (default 100 on a GPU, "
-                                             "5 on the CPU)")  # fmt: skip
-    p.add_argument("--warmup", type=int,
-                   help="untimed steps of the d2l loop (default 10 on a GPU, 1 on the CPU)")
+    p.add_argument(
+        "--steps", type=int, help="timed steps of each loop (default 100 on a GPU, 5 on the CPU)"
+    )
+    p.add_argument(
+        "--warmup",
+        type=int,
+        help="untimed steps of the d2l loop (default 10 on a GPU, 1 on the CPU)",
+    )
     p.add_argument("--workers", type=int, default=4, help="DataLoader workers of the d2l loop")
     p.add_argument("--data-dir", type=Path)
     args = p.parse_args(argv)
@@ -195,8 +261,9 @@ def main(argv: list[str] | None = None) -> int:
     warmup = defaults.warmup if args.warmup is None else args.warmup
     try:
         if batch < 1 or steps < 1 or warmup < 0 or args.workers < 0:
-            raise ValueError("--batch-size and --steps must be at least 1, --warmup and "
-                             "--workers at least 0")  # fmt: skip
+            raise ValueError(
+                "--batch-size and --steps must be at least 1, --warmup and --workers at least 0"
+            )
         models = archs.select_models(args.models)
         if args.gpu and not torch.cuda.is_available():
             raise DataError("--gpu was given but no CUDA device is visible")
@@ -212,8 +279,19 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         root = torchvision_root(data_dir, Path(tmp))
         for name in models:
-            rows.append(compare_loops(archs.get_entry(name), root, data, device, batch, warmup,
-                                      steps, args.workers, progress=_say))  # fmt: skip
+            rows.append(
+                compare_loops(
+                    archs.get_entry(name),
+                    root,
+                    data,
+                    device,
+                    batch,
+                    warmup,
+                    steps,
+                    args.workers,
+                    progress=_say,
+                )
+            )
     print(header(device, steps, warmup, args.workers))
     print(tabulate(rows, headers="keys", floatfmt=",.2f"))
     return 0

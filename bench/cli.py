@@ -30,11 +30,11 @@ from reports.tables import (
 )
 
 from . import failures, provenance
+from .backends import set_threads
 from .data import DEBIAN_DIR, ENV_VAR, DataError, load_fashion_mnist
+from .estimate import duration
 from .loader import to_device
 from .modes import ModeError, parse_modes
-from .backends import set_threads
-from .estimate import duration
 from .peaks import best_ceilings, device_ceilings, device_peak, final_ceilings
 from .profile import METHOD, format_unsupported, profile_model
 from .results import RunWriter
@@ -79,38 +79,74 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input-size", metavar="N|HxW", help="measure every model at this input size")
     p.add_argument("--num-classes", type=int, default=10, help="output classes (default 10)")
     p.add_argument("--in-channels", type=int, default=1, help="input channels (default 1)")
-    p.add_argument("--phases", default=",".join(PHASES),
-                   help=f"comma-separated phases (default: all of {','.join(PHASES)})")  # fmt: skip
-    p.add_argument("--gpu", action="store_true", help="measure on the CUDA device (fails without one)")
-    p.add_argument("--modes", help="speed modes (default: fp32,bf16,bf16+cl,bf16+cl+compile on "
-                                   "a GPU, fp32 on the CPU)")  # fmt: skip
-    p.add_argument("--batch-sizes", metavar="B[,B...]",
-                   help="throughput batch sizes (default 256 on a GPU, 8 on the CPU)")  # fmt: skip
-    p.add_argument("--repeats", type=int, help="timed blocks per measurement (default 10 GPU, 5 CPU)")
+    p.add_argument(
+        "--phases",
+        default=",".join(PHASES),
+        help=f"comma-separated phases (default: all of {','.join(PHASES)})",
+    )
+    p.add_argument(
+        "--gpu", action="store_true", help="measure on the CUDA device (fails without one)"
+    )
+    p.add_argument(
+        "--modes",
+        help="speed modes (default: fp32,bf16,bf16+cl,bf16+cl+compile on a GPU, fp32 on the CPU)",
+    )
+    p.add_argument(
+        "--batch-sizes",
+        metavar="B[,B...]",
+        help="throughput batch sizes (default 256 on a GPU, 8 on the CPU)",
+    )
+    p.add_argument(
+        "--repeats", type=int, help="timed blocks per measurement (default 10 GPU, 5 CPU)"
+    )
     p.add_argument("--warmup", type=int, help="untimed calls before timing (default 5 GPU, 2 CPU)")
-    p.add_argument("--budget", help="training budget per model and seed: epochs=N, steps=N or "
-                   "seconds=S (default epochs=5 on a GPU; on the CPU epochs=2 of the first "
-                   f"{CPU_TRAIN_LIMIT:,} training images)")
-    p.add_argument("--accuracy-cap", type=float, metavar="SECONDS",
-                   help="a model whose training, estimated from its first steps, would take "
-                        f"longer is not trained but reported (default {CPU_CAP_S:g} s on the "
-                        "CPU, none on a GPU; 0: none)")  # fmt: skip
+    p.add_argument(
+        "--budget",
+        help="training budget per model and seed: epochs=N, steps=N or "
+        "seconds=S (default epochs=5 on a GPU; on the CPU epochs=2 of the first "
+        f"{CPU_TRAIN_LIMIT:,} training images)",
+    )
+    p.add_argument(
+        "--accuracy-cap",
+        type=float,
+        metavar="SECONDS",
+        help="a model whose training, estimated from its first steps, would take "
+        f"longer is not trained but reported (default {CPU_CAP_S:g} s on the "
+        "CPU, none on a GPU; 0: none)",
+    )
     p.add_argument("--seeds", default="0", help="comma-separated training seeds (default 0)")
-    p.add_argument("--data-dir", type=Path, help=f"folder of the Fashion-MNIST IDX files (else "
-                                                 f"${ENV_VAR}, then {DEBIAN_DIR})")  # fmt: skip
+    p.add_argument(
+        "--data-dir",
+        type=Path,
+        help=f"folder of the Fashion-MNIST IDX files (else ${ENV_VAR}, then {DEBIAN_DIR})",
+    )
     p.add_argument("--train-limit", type=int, help="train on the first N training images only")
-    p.add_argument("--eval-limit", type=int,
-                   help="evaluate on the first N test images (default all on a GPU, 500 on the CPU)")
+    p.add_argument(
+        "--eval-limit",
+        type=int,
+        help="evaluate on the first N test images (default all on a GPU, 500 on the CPU)",
+    )
     p.add_argument("--train-compile", action="store_true", help="torch.compile the training model")
-    p.add_argument("--compiled-latency", action="store_true",
-                   help="measure batch-1 latency in compiled modes too (one more compile per "
-                        "model and mode; by default latency is measured in eager modes)")  # fmt: skip
-    p.add_argument("--threads", type=int,
-                   help="CPU threads for CPU figures (torch.set_num_threads; default: torch's)")
-    p.add_argument("--out", type=Path, default=Path("runs"), help="where run folders go (default runs/)")
-    p.add_argument("--resume", action="store_true",
-                   help="continue the newest run folder made by the same command, skipping "
-                        "what it already holds")  # fmt: skip
+    p.add_argument(
+        "--compiled-latency",
+        action="store_true",
+        help="measure batch-1 latency in compiled modes too (one more compile per "
+        "model and mode; by default latency is measured in eager modes)",
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        help="CPU threads for CPU figures (torch.set_num_threads; default: torch's)",
+    )
+    p.add_argument(
+        "--out", type=Path, default=Path("runs"), help="where run folders go (default runs/)"
+    )
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the newest run folder made by the same command, skipping "
+        "what it already holds",
+    )
     return p
 
 
@@ -165,8 +201,15 @@ def list_table() -> str:
     rows = []
     for name in archs.list_models():
         e = archs.get_entry(name)
-        rows.append({"model": name, "family": e.family, "year": e.year,
-                     "input": f"{e.input_size}x{e.input_size}", "follows note": e.note})  # fmt: skip
+        rows.append(
+            {
+                "model": name,
+                "family": e.family,
+                "year": e.year,
+                "input": f"{e.input_size}x{e.input_size}",
+                "follows note": e.note,
+            }
+        )
     return tabulate(rows, headers="keys")
 
 
@@ -221,8 +264,9 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     )
 
 
-def training_options(args: argparse.Namespace,
-                     device: torch.device) -> tuple[Budget, tuple[int, ...]]:  # fmt: skip
+def training_options(
+    args: argparse.Namespace, device: torch.device
+) -> tuple[Budget, tuple[int, ...]]:
     """The budget and the seeds; --train-limit and --eval-limit checked."""
     default = "epochs=5" if device.type == "cuda" else f"epochs={CPU_EPOCHS}"
     try:
@@ -243,8 +287,9 @@ def training_options(args: argparse.Namespace,
     return budget, seeds
 
 
-def accuracy_config(args: argparse.Namespace, device: torch.device, budget: Budget,
-                    seeds: tuple[int, ...]) -> AccuracyConfig:  # fmt: skip
+def accuracy_config(
+    args: argparse.Namespace, device: torch.device, budget: Budget, seeds: tuple[int, ...]
+) -> AccuracyConfig:
     gpu = device.type == "cuda"
     cap = args.accuracy_cap if args.accuracy_cap is not None else (None if gpu else CPU_CAP_S)
     try:
@@ -262,7 +307,9 @@ def accuracy_config(args: argparse.Namespace, device: torch.device, budget: Budg
             cap_s=cap or None,
         )
     except ValueError as exc:
-        raise UsageError(f"{exc} (or leave out the accuracy phase: --phases static,speed)") from None
+        raise UsageError(
+            f"{exc} (or leave out the accuracy phase: --phases static,speed)"
+        ) from None
 
 
 def run(args: argparse.Namespace, argv: list[str]) -> int:
@@ -274,8 +321,10 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     previous: dict[str, Any] = {}  # a resumed run's run.json
     if run_dir is None:
         if args.resume:
-            print("archbench: --resume found no run folder made by this command; starting a new "
-                  "one", file=sys.stderr)  # fmt: skip
+            print(
+                "archbench: --resume found no run folder made by this command; starting a new one",
+                file=sys.stderr,
+            )
         try:
             run_dir = new_run_dir(args.out)
         except (OSError, ValueError) as exc:
@@ -283,8 +332,11 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     else:
         previous = json.loads((run_dir / "run.json").read_text())
         if previous.get("status") == "complete":
-            print(f"archbench: {run_dir} holds this command's complete run; nothing left to "
-                  "measure (leave out --resume to measure again)", file=sys.stderr)  # fmt: skip
+            print(
+                f"archbench: {run_dir} holds this command's complete run; nothing left to "
+                "measure (leave out --resume to measure again)",
+                file=sys.stderr,
+            )
             return 0
     info = provenance.collect(cfg.device, same_args)
     info["argv"] = same_args
@@ -303,16 +355,21 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
             info["resumed"] = [*previous.get("resumed", []), provenance.now()]
             writer = RunWriter(run_dir, info, existing)
             writer.drop_curves({m for m in cfg.models if m not in done.accuracy})
-            print(f"archbench: resuming {run_dir} ({_plural(len(existing), 'row')} already "
-                  "there)", file=sys.stderr)  # fmt: skip
+            print(
+                f"archbench: resuming {run_dir} ({_plural(len(existing), 'row')} already there)",
+                file=sys.stderr,
+            )
         else:
             writer = RunWriter(run_dir, info)
     except OSError as exc:
         raise out_error(run_dir, exc) from None
     modes = ",".join(m.name for m in cfg.modes) if "speed" in cfg.phases else "-"
-    print(f"archbench: {_plural(len(cfg.models), 'model')}, phases {','.join(cfg.phases)}, "
-          f"modes {modes}, device {cfg.device} ({writer.provenance['device_name']}); results in "
-          f"{run_dir}", file=sys.stderr)  # fmt: skip
+    print(
+        f"archbench: {_plural(len(cfg.models), 'model')}, phases {','.join(cfg.phases)}, "
+        f"modes {modes}, device {cfg.device} ({writer.provenance['device_name']}); results in "
+        f"{run_dir}",
+        file=sys.stderr,
+    )
     status = "interrupted"
     aborted: RunAborted | None = None
     device_name = str(info["device_name"])
@@ -321,12 +378,16 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     try:
         totals = run_models(cfg, writer, done, peak.tflops)
         if "ceilings" in writer.provenance:  # measured again: a busy start can only read low
-            writer.provenance["ceilings"] = final_ceilings(cfg.device, device_name,
-                                                           writer.provenance["ceilings"])  # fmt: skip
+            writer.provenance["ceilings"] = final_ceilings(
+                cfg.device, device_name, writer.provenance["ceilings"]
+            )
         status = "complete"
-        print(f"archbench: took {duration(time.perf_counter() - t0)} ("
-              + ", ".join(f"{phase} {duration(s)}" for phase, s in totals.items() if s)
-              + ")", file=sys.stderr)  # fmt: skip
+        print(
+            f"archbench: took {duration(time.perf_counter() - t0)} ("
+            + ", ".join(f"{phase} {duration(s)}" for phase, s in totals.items() if s)
+            + ")",
+            file=sys.stderr,
+        )
     except RunAborted as exc:
         status, aborted = "cuda-error", exc
     except KeyboardInterrupt:
@@ -334,25 +395,34 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     finally:
         writer.finish(status)
     if status == "interrupted":
-        print(f"archbench: interrupted; what was measured is saved in {run_dir}. To go on from "
-              f"there: {resume_command}", file=sys.stderr)  # fmt: skip
+        print(
+            f"archbench: interrupted; what was measured is saved in {run_dir}. To go on from "
+            f"there: {resume_command}",
+            file=sys.stderr,
+        )
         return 130
     if aborted is not None:
-        print(f"archbench: {aborted.model} hit a CUDA error that leaves the CUDA context unusable "
-              f"({aborted.error}); the run stopped there. Everything measured is saved in "
-              f"{run_dir}, and {aborted.model}'s remaining figures are error rows, so "
-              f"`{resume_command}`, in a new process, continues with the next model without it",
-              file=sys.stderr)  # fmt: skip
+        print(
+            f"archbench: {aborted.model} hit a CUDA error that leaves the CUDA context unusable "
+            f"({aborted.error}); the run stopped there. Everything measured is saved in "
+            f"{run_dir}, and {aborted.model}'s remaining figures are error rows, so "
+            f"`{resume_command}`, in a new process, continues with the next model without it",
+            file=sys.stderr,
+        )
         return 1
-    code = report(pd.DataFrame(writer.rows), cfg, run_dir, device_name,
-                  writer.provenance.get("ceilings"))  # fmt: skip
+    code = report(
+        pd.DataFrame(writer.rows), cfg, run_dir, device_name, writer.provenance.get("ceilings")
+    )
     try:
         report_md = build_report(run_dir)
         beside = ", ".join(f"{d}/" for d in ("charts", "tables") if (run_dir / d).is_dir())
         print(f"report: {report_md} ({beside} beside it)")
     except Exception as exc:  # the measurements are saved; the report can be rebuilt
-        print(f"archbench: the report could not be built ({type(exc).__name__}: {exc}); the "
-              f"results are saved: rebuild with `python -m reports {run_dir}`", file=sys.stderr)  # fmt: skip
+        print(
+            f"archbench: the report could not be built ({type(exc).__name__}: {exc}); the "
+            f"results are saved: rebuild with `python -m reports {run_dir}`",
+            file=sys.stderr,
+        )
         return 1
     return code
 
@@ -365,8 +435,10 @@ def out_error(out: Path, exc: OSError | ValueError) -> UsageError:
             if not os.path.isdir(place):
                 reason = f"{place} is a file, not a folder"
             break
-    return UsageError(f"cannot write a run folder under --out {out}: {reason}; give --out a "
-                      "folder you can write to (it is made if missing)")  # fmt: skip
+    return UsageError(
+        f"cannot write a run folder under --out {out}: {reason}; give --out a "
+        "folder you can write to (it is made if missing)"
+    )
 
 
 def _plural(n: int, word: str) -> str:
@@ -378,13 +450,21 @@ def backend_policy(cfg: RunConfig) -> dict[str, object]:
     method states the ones it ran with)."""
     policy: dict[str, object] = {"cpu_threads": torch.get_num_threads()}
     if cfg.device.type == "cuda":
-        policy.update(cudnn_benchmark=True, tf32="on in tf32 modes only (matmul and cuDNN)",
-                      compiled_latency=cfg.compiled_latency)  # fmt: skip
+        policy.update(
+            cudnn_benchmark=True,
+            tf32="on in tf32 modes only (matmul and cuDNN)",
+            compiled_latency=cfg.compiled_latency,
+        )
     return policy
 
 
-def report(results: pd.DataFrame, cfg: RunConfig, run_dir: Path, device_name: str,
-           ceilings: dict | None = None) -> int:  # fmt: skip
+def report(
+    results: pd.DataFrame,
+    cfg: RunConfig,
+    run_dir: Path,
+    device_name: str,
+    ceilings: dict | None = None,
+) -> int:
     failed_models: set[str] = set()
     if "static" in cfg.phases:
         summary = static_summary(results)
@@ -393,32 +473,43 @@ def report(results: pd.DataFrame, cfg: RunConfig, run_dir: Path, device_name: st
         failed_models |= set(summary.index[summary["error"] != ""])
     if "speed" in cfg.phases:
         speed = speed_summary(results, ceilings)
-        print(f"\nSpeed on {cfg.device} ({device_name}), torch {torch.__version__}, synthetic "
-              "inputs. infer/s, train/s: samples/s, median of timed blocks (train = forward + "
-              "backward + SGD step); ±%: IQR/median; marks (*, h, !) explained under the table; "
-              "p50/p99: batch-1 latency; TFLOP/s from the static FLOPs (x3 for training); MFU vs "
-              "the datasheet peak, or the peak measured at the run's start; "
-              "MB: peak CUDA memory; compile s: first call incl. compilation")  # fmt: skip
+        print(
+            f"\nSpeed on {cfg.device} ({device_name}), torch {torch.__version__}, synthetic "
+            "inputs. infer/s, train/s: samples/s, median of timed blocks (train = forward + "
+            "backward + SGD step); ±%: IQR/median; marks (*, h, !) explained under the table; "
+            "p50/p99: batch-1 latency; TFLOP/s from the static FLOPs (x3 for training); MFU vs "
+            "the datasheet peak, or the peak measured at the run's start; "
+            "MB: peak CUDA memory; compile s: first call incl. compilation"
+        )
         print(format_speed_summary(speed))
         failed_models |= set(speed.index.get_level_values("model")[speed["error"] != ""])
     if "accuracy" in cfg.phases and cfg.accuracy is not None:
         acc = accuracy_summary(results)
-        print(f"\nAccuracy on real Fashion-MNIST, {cfg.accuracy.describe()}; means over seeds; "
-              "'to 85% s': training seconds until the test accuracy first reached 85% "
-              "(checked at epoch ends)")  # fmt: skip
+        print(
+            f"\nAccuracy on real Fashion-MNIST, {cfg.accuracy.describe()}; means over seeds; "
+            "'to 85% s': training seconds until the test accuracy first reached 85% "
+            "(checked at epoch ends)"
+        )
         print(format_accuracy_summary(acc))
         failed_models |= set(acc.index[acc["error"] != ""])
     print(f"\nresults: {saved_files(run_dir)}")
     if failed_models:
-        print(f"archbench: {len(failed_models)} of {_plural(len(cfg.models), 'model')} failed "
-              f"({', '.join(sorted(failed_models))}); see the error column", file=sys.stderr)  # fmt: skip
+        print(
+            f"archbench: {len(failed_models)} of {_plural(len(cfg.models), 'model')} failed "
+            f"({', '.join(sorted(failed_models))}); see the error column",
+            file=sys.stderr,
+        )
         return 1
     return 0
 
 
 # what a run folder may hold beside results.csv, and what each is
-_SAVED = (("samples.jsonl", "raw timings"), ("layers", "per-layer tables"),
-          ("curves.csv", "learning curves"), ("confusion", "confusion matrices"))  # fmt: skip
+_SAVED = (
+    ("samples.jsonl", "raw timings"),
+    ("layers", "per-layer tables"),
+    ("curves.csv", "learning curves"),
+    ("confusion", "confusion matrices"),
+)
 
 
 def saved_files(run_dir: Path) -> str:
@@ -448,10 +539,13 @@ def show_layers(args: argparse.Namespace) -> int:
         raise UsageError(
             f"{entry.name} cannot run at --input-size {size[0]}x{size[1]} (it is built for "
             f"{entry.input_size}x{entry.input_size}; {failures.describe(exc)}); give a size it "
-            "can take, or leave out --input-size for its own") from None
+            "can take, or leave out --input-size for its own"
+        ) from None
     c, h, w = profile.input_shape
-    print(f"{entry.name}: input 1x{c}x{h}x{w}, {profile.params:,} params, "
-          f"{profile.macs / 1e6:,.3f} M MACs/sample ({static_method_note()})")  # fmt: skip
+    print(
+        f"{entry.name}: input 1x{c}x{h}x{w}, {profile.params:,} params, "
+        f"{profile.macs / 1e6:,.3f} M MACs/sample ({static_method_note()})"
+    )
     print(f"follows note {entry.note}\n")
     print(format_layer_table(layer_table(layers_frame(profile.layers), args.depth)))
     if profile.unsupported_ops:

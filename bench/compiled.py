@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
-from typing import Iterator
+from collections.abc import Iterator
 
 import torch
 from torch import nn
@@ -45,8 +45,11 @@ def compile_model(model: nn.Module, mode: Mode) -> nn.Module:
 def _fail_on_limit_flag() -> str:
     config = torch._dynamo.config
     # torch 2.6 renamed the cache-size limit to the recompile limit
-    return ("fail_on_recompile_limit_hit" if hasattr(config, "fail_on_recompile_limit_hit")
-            else "fail_on_cache_limit_hit")  # fmt: skip
+    return (
+        "fail_on_recompile_limit_hit"
+        if hasattr(config, "fail_on_recompile_limit_hit")
+        else "fail_on_cache_limit_hit"
+    )
 
 
 @contextlib.contextmanager

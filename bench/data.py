@@ -24,8 +24,18 @@ import torch
 ENV_VAR = "ARCHBENCH_DATA_DIR"
 DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
 TORCHVISION_ROOT = Path.home() / ".cache" / "archbench"
-CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-           "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")  # fmt: skip
+CLASSES = (
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+)
 
 
 @dataclass(frozen=True)
@@ -41,15 +51,31 @@ class IdxFile:
 
 
 FILES = {
-    "train_images": IdxFile("train-images-idx3-ubyte", 2051, 60_000,
-                            "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888"),
-    "train_labels": IdxFile("train-labels-idx1-ubyte", 2049, 60_000,
-                            "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9"),
-    "test_images": IdxFile("t10k-images-idx3-ubyte", 2051, 10_000,
-                           "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b"),
-    "test_labels": IdxFile("t10k-labels-idx1-ubyte", 2049, 10_000,
-                           "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34"),
-}  # fmt: skip
+    "train_images": IdxFile(
+        "train-images-idx3-ubyte",
+        2051,
+        60_000,
+        "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+    ),
+    "train_labels": IdxFile(
+        "train-labels-idx1-ubyte",
+        2049,
+        60_000,
+        "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+    ),
+    "test_images": IdxFile(
+        "t10k-images-idx3-ubyte",
+        2051,
+        10_000,
+        "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+    ),
+    "test_labels": IdxFile(
+        "t10k-labels-idx1-ubyte",
+        2049,
+        10_000,
+        "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
+    ),
+}
 
 HOW_TO_GET = (
     "get it with `apt-get install dataset-fashion-mnist` (Debian/Ubuntu; files land in "
@@ -98,14 +124,16 @@ def find_data_dir(data_dir: Path | None = None) -> Path:
     if data_dir is not None:
         if _complete(data_dir):
             return data_dir
-        raise DataError(f"--data-dir {data_dir} does not hold the four Fashion-MNIST files; "
-                        + HOW_TO_GET)  # fmt: skip
+        raise DataError(
+            f"--data-dir {data_dir} does not hold the four Fashion-MNIST files; " + HOW_TO_GET
+        )
     env = os.environ.get(ENV_VAR)
     if env:
         if _complete(Path(env)):
             return Path(env)
-        raise DataError(f"${ENV_VAR}={env} does not hold the four Fashion-MNIST files; "
-                        + HOW_TO_GET)  # fmt: skip
+        raise DataError(
+            f"${ENV_VAR}={env} does not hold the four Fashion-MNIST files; " + HOW_TO_GET
+        )
     looked.append(f"${ENV_VAR} (unset)")
     raw = TORCHVISION_ROOT / "FashionMNIST" / "raw"
     for candidate in (DEBIAN_DIR, raw):
@@ -148,7 +176,9 @@ def load_fashion_mnist(data_dir: Path | None = None) -> FashionMNIST:
     for key, f in FILES.items():
         data = _read_checked(_file_in(directory, f), f)
         if f.magic == 2051:
-            tensors[key] = torch.frombuffer(bytearray(data[16:]), dtype=torch.uint8).view(f.count, 28, 28)
+            tensors[key] = torch.frombuffer(bytearray(data[16:]), dtype=torch.uint8).view(
+                f.count, 28, 28
+            )
         else:
             labels = torch.frombuffer(bytearray(data[8:]), dtype=torch.uint8).long()
             if int(labels.max()) > 9:

@@ -20,8 +20,12 @@ from .modes import Mode
 ASSUMED_EFFICIENCY = 0.15
 # the least a step takes, however small its arithmetic: Python dispatch and kernel launches,
 # per leaf layer (an eager training step runs forward, backward and the optimizer)
-LAYER_FLOOR_S = {("cuda", False): 2e-5, ("cuda", True): 8e-5,
-                 ("cpu", False): 1e-5, ("cpu", True): 5e-5}  # (device type, training)
+LAYER_FLOOR_S = {
+    ("cuda", False): 2e-5,
+    ("cuda", True): 8e-5,
+    ("cpu", False): 1e-5,
+    ("cpu", True): 5e-5,
+}  # (device type, training)
 COMPILE_S = {  # one torch.compile of one model and shape, by compile mode
     "default": 15.0,
     "reduce-overhead": 20.0,
@@ -50,8 +54,9 @@ class ModelWork:
     accuracy_cap_s: float | None = None  # a model over the cap stops after its first steps
 
 
-def step_seconds(flops: float, layers: int, peak_tflops: float, device: torch.device,
-                 train: bool) -> float:  # fmt: skip
+def step_seconds(
+    flops: float, layers: int, peak_tflops: float, device: torch.device, train: bool
+) -> float:
     floor = LAYER_FLOOR_S[(device.type, train)] * max(layers, 1)
     return max(flops / (peak_tflops * 1e12 * ASSUMED_EFFICIENCY), floor)
 
@@ -63,8 +68,13 @@ def estimate_phases(work: ModelWork, peak_tflops: float, device: torch.device) -
         for kind in kinds:
             b = 1 if kind == "latency" else batch
             factor = TRAIN_FACTOR if kind == "train" else 1
-            step = step_seconds(work.flops_per_sample * b * factor, work.layers, peak_tflops,
-                                device, kind == "train")  # fmt: skip
+            step = step_seconds(
+                work.flops_per_sample * b * factor,
+                work.layers,
+                peak_tflops,
+                device,
+                kind == "train",
+            )
             first = COMPILE_S.get(mode.compile, step)
             if kind == "latency":
                 timed = work.latency_samples * step
@@ -72,10 +82,15 @@ def estimate_phases(work: ModelWork, peak_tflops: float, device: torch.device) -
                 timed = (work.repeats + 1) * max(work.min_block_s, step)
             speed += first + work.warmup * step + timed
     accuracy = work.train_seconds + work.train_steps * step_seconds(
-        work.flops_per_sample * TRAIN_FACTOR * work.train_batch, work.layers, peak_tflops, device,
-        True)
-    accuracy += work.eval_examples * work.flops_per_sample / (
-        peak_tflops * 1e12 * ASSUMED_EFFICIENCY)  # fmt: skip
+        work.flops_per_sample * TRAIN_FACTOR * work.train_batch,
+        work.layers,
+        peak_tflops,
+        device,
+        True,
+    )
+    accuracy += (
+        work.eval_examples * work.flops_per_sample / (peak_tflops * 1e12 * ASSUMED_EFFICIENCY)
+    )
     if work.accuracy_cap_s is not None:
         accuracy = min(accuracy, work.accuracy_cap_s)
     if accuracy and work.compile_training is not None:

@@ -5,8 +5,8 @@
    around a fixed number of steps, the median of several such blocks;
 3. ``torch.utils.benchmark.Timer.blocked_autorange`` (which synchronises CUDA itself).
 
-    python -m bench.fidelity --gpu                       # ResNet-18 (d2l, 96x96) and LeNet, GPU default modes
-    python -m bench.fidelity --models lenet --modes fp32 # on the CPU
+    python -m bench.fidelity --gpu                        # ResNet-18 (96x96), LeNet; GPU modes
+    python -m bench.fidelity --models lenet --modes fp32  # on the CPU
 
 It prints samples/s from each, the harness's ratio to the other two and the spreads (IQR/median
 of each method's timed blocks). On a GPU it exits 1 when the harness differs from the
@@ -24,7 +24,7 @@ import math
 import statistics
 import sys
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -33,9 +33,8 @@ from tabulate import tabulate
 
 import archs
 
-from . import backends
+from . import backends, compiled
 from .modes import ModeError, parse_modes
-from . import compiled
 from .speed import SpeedConfig, measure_speed
 
 # On the CPU the harness fails only beyond K combined spreads (IQR/median; one IQR spans the
@@ -66,8 +65,9 @@ def cpu_verdict(ratio: float, spread: float, tolerance: float, k: float = K) -> 
     return abs(ratio - 1) <= max(tolerance, k * spread)
 
 
-def hand_loop(model, x, mode, device, warmup: int, steps: int,
-              blocks: int) -> tuple[list[float], Callable[[], object]]:  # fmt: skip
+def hand_loop(
+    model, x, mode, device, warmup: int, steps: int, blocks: int
+) -> tuple[list[float], Callable[[], object]]:
     """Seconds per step of each block, and the step: the loop anyone would write, sharing no
     code with the harness."""
     dtype = mode.autocast_dtype
@@ -85,7 +85,10 @@ def hand_loop(model, x, mode, device, warmup: int, steps: int,
         for _ in range(blocks):
             if device.type == "cuda":
                 torch.cuda.synchronize()
-                start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+                start, end = (
+                    torch.cuda.Event(enable_timing=True),
+                    torch.cuda.Event(enable_timing=True),
+                )
                 start.record()
                 for _ in range(steps):
                     step()
@@ -121,8 +124,9 @@ def compare(name: str, mode, device: torch.device, batch: int, warmup: int) -> d
 
     with torch.no_grad(), backends.applied(mode.backends(device)):
         # Timer defaults to one thread; the harness and the loop use torch's setting
-        timer = tbench.Timer(stmt="step()", globals={"step": step},
-                             num_threads=torch.get_num_threads())  # fmt: skip
+        timer = tbench.Timer(
+            stmt="step()", globals={"step": step}, num_threads=torch.get_num_threads()
+        )
         measured = timer.blocked_autorange(min_run_time=1.0)
     compiled.reset(device)
 
@@ -172,8 +176,10 @@ def main(argv: list[str] | None = None) -> int:
         for mode in modes:
             rows.append(compare(model, mode, device, batch, args.warmup))
             print(f"{model} {mode.name}: done", file=sys.stderr, flush=True)
-    print(f"device {name}, torch {torch.__version__}, batch {batch}, inference; ±%: IQR/median "
-          "of the timed blocks; spread: the harness's and the hand loop's, combined")  # fmt: skip
+    print(
+        f"device {name}, torch {torch.__version__}, batch {batch}, inference; ±%: IQR/median "
+        "of the timed blocks; spread: the harness's and the hand loop's, combined"
+    )
     print(tabulate(rows, headers="keys", floatfmt=",.3f"))
     return verdict(rows, device, args.tolerance)
 
@@ -184,10 +190,15 @@ def verdict(rows: list[dict[str, object]], device: torch.device, tolerance: floa
         rule = f"within ±{tolerance:.0%} of the hand-written loop"
         agrees = [gpu_verdict(r["harness / hand loop"], tolerance) for r in rows if not r["error"]]
     else:
-        rule = (f"within the spread of the hand-written loop (±{K:g} x spread, at least "
-                f"±{tolerance:.0%})")  # fmt: skip
-        agrees = [cpu_verdict(r["harness / hand loop"], r["spread ±%"] / 100, tolerance)
-                  for r in rows if not r["error"]]  # fmt: skip
+        rule = (
+            f"within the spread of the hand-written loop (±{K:g} x spread, at least "
+            f"±{tolerance:.0%})"
+        )
+        agrees = [
+            cpu_verdict(r["harness / hand loop"], r["spread ±%"] / 100, tolerance)
+            for r in rows
+            if not r["error"]
+        ]
     failed = sum(1 for r in rows if r["error"])
     bad = failed + agrees.count(False)
     if bad:

@@ -75,8 +75,9 @@ def calibration(device: torch.device, repeats: int) -> float:
     n = 512
     a = torch.randn(n, n, device=device)
     b = torch.randn(n, n, device=device)
-    timing = measure_throughput(lambda: a @ b, Timer(device), warmup=2, repeats=repeats,
-                                min_block_s=0.05)  # fmt: skip
+    timing = measure_throughput(
+        lambda: a @ b, Timer(device), warmup=2, repeats=repeats, min_block_s=0.05
+    )
     return n**3 / min(timing.samples)
 
 
@@ -93,10 +94,17 @@ def measure_round(cfg: GateConfig) -> dict[str, float]:
         for mode in cfg.modes:
             cal = calibration(cfg.device, cfg.repeats)
             for kind in ("infer", "train"):
-                speed_cfg = SpeedConfig(cfg.batch, cfg.repeats, warmup=1, min_block_s=0.05,
-                                        latency_samples=0, kinds=(kind,))  # fmt: skip
-                result = measure_speed(entry, mode, cfg.device, speed_cfg,
-                                       (entry.input_size, entry.input_size))  # fmt: skip
+                speed_cfg = SpeedConfig(
+                    cfg.batch,
+                    cfg.repeats,
+                    warmup=1,
+                    min_block_s=0.05,
+                    latency_samples=0,
+                    kinds=(kind,),
+                )
+                result = measure_speed(
+                    entry, mode, cfg.device, speed_cfg, (entry.input_size, entry.input_size)
+                )
                 if result.errors:
                     raise RuntimeError(f"{name} {mode.name}: {result.errors}")
                 (m,) = result.measurements
@@ -135,8 +143,11 @@ def confirm(current: dict, models: set[str], cfg: GateConfig) -> None:
     """Re-measure the models with a failing figure in as many rounds again; their figures are
     then judged on all the rounds, so a passing moment of noise cannot fail the gate alone."""
     subset = dataclasses.replace(cfg, models=[m for m in cfg.models if m in models])
-    print(f"gate: confirming {', '.join(sorted(models))} in {cfg.rounds} more rounds",
-          file=sys.stderr, flush=True)  # fmt: skip
+    print(
+        f"gate: confirming {', '.join(sorted(models))} in {cfg.rounds} more rounds",
+        file=sys.stderr,
+        flush=True,
+    )
     for key, values in measure_rounds(subset, cfg.rounds).items():
         current["speed"][key] = summarise(current["speed"][key]["rounds"] + values)
 
@@ -156,19 +167,37 @@ def compare(current: dict, baseline: dict, key: str, cfg: GateConfig) -> tuple[l
                 status = "ok"
             else:
                 status, failed = "FAIL (changed)", True
-            rows.append({"model": model, "mode": "-", "figure": metric,
-                         "baseline": base[metric] if base else "-", "now": value,
-                         "now / baseline": value / base[metric] if base else "-",
-                         "threshold": "exact", "status": status})  # fmt: skip
+            rows.append(
+                {
+                    "model": model,
+                    "mode": "-",
+                    "figure": metric,
+                    "baseline": base[metric] if base else "-",
+                    "now": value,
+                    "now / baseline": value / base[metric] if base else "-",
+                    "threshold": "exact",
+                    "status": status,
+                }
+            )
     device_base = baseline.get("speed", {}).get(key, {}).get("figures", {})
     for figure, measured in current["speed"].items():
         model, mode, metric = figure.split("|")
         base = device_base.get(figure)
-        row = {"model": model, "mode": mode, "figure": f"{metric} / calibration",
-               "now": measured["ratio"]}  # fmt: skip
+        row = {
+            "model": model,
+            "mode": mode,
+            "figure": f"{metric} / calibration",
+            "now": measured["ratio"],
+        }
         if base is None:
-            row.update({"baseline": "-", "now / baseline": "-", "threshold": "-",
-                        "status": "new (no baseline for this device)"})  # fmt: skip
+            row.update(
+                {
+                    "baseline": "-",
+                    "now / baseline": "-",
+                    "threshold": "-",
+                    "status": "new (no baseline for this device)",
+                }
+            )
         else:
             ratio = measured["ratio"] / base["ratio"]
             limit = threshold(base["rel_iqr"], measured["rel_iqr"], cfg)
@@ -177,30 +206,45 @@ def compare(current: dict, baseline: dict, key: str, cfg: GateConfig) -> tuple[l
                 status, failed = "FAIL (slower)", True
             elif ratio > 1 + limit:
                 status = "faster (update the baseline?)"
-            row.update({"baseline": base["ratio"], "now / baseline": ratio,
-                        "threshold": f"-{100 * limit:.1f}%", "status": status})  # fmt: skip
+            row.update(
+                {
+                    "baseline": base["ratio"],
+                    "now / baseline": ratio,
+                    "threshold": f"-{100 * limit:.1f}%",
+                    "status": status,
+                }
+            )
         rows.append(row)
     return rows, failed
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m bench.gate",
-                                description="Throughput and size regression gate.")  # fmt: skip
-    p.add_argument("--models", help=f"gated models (default {CPU_MODELS} on the CPU, "
-                                    f"{GPU_MODELS} on a GPU)")  # fmt: skip
+    p = argparse.ArgumentParser(
+        prog="python -m bench.gate", description="Throughput and size regression gate."
+    )
+    p.add_argument(
+        "--models", help=f"gated models (default {CPU_MODELS} on the CPU, {GPU_MODELS} on a GPU)"
+    )
     p.add_argument("--modes", help="default fp32 on the CPU, fp32,bf16+cl on a GPU")
     p.add_argument("--gpu", action="store_true")
-    p.add_argument("--batch", type=int,
-                   help="default 64 on the CPU (smaller batches leave the small models' steps "
-                        "to per-call overhead, which the calibration does not track), 256 on a GPU")  # fmt: skip
+    p.add_argument(
+        "--batch",
+        type=int,
+        help="default 64 on the CPU (smaller batches leave the small models' steps "
+        "to per-call overhead, which the calibration does not track), 256 on a GPU",
+    )
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--repeats", type=int, default=3, help="timed blocks per figure per round")
     p.add_argument("--floor", type=float, default=0.07)
     p.add_argument("--iqr-multiple", type=float, default=2.0)
     p.add_argument("--cap", type=float, default=0.12)
-    p.add_argument("--threads", type=int, default=1,
-                   help="CPU threads (default 1: on a shared machine, thread scheduling jitter "
-                        "swamps small models' steps)")  # fmt: skip
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="CPU threads (default 1: on a shared machine, thread scheduling jitter "
+        "swamps small models' steps)",
+    )
     p.add_argument("--baseline", type=Path, default=BASELINE)
     p.add_argument("--update-baseline", action="store_true")
     p.add_argument("--json", type=Path, help="also write this run's figures and verdicts here")
@@ -220,8 +264,17 @@ def main(argv: list[str] | None = None) -> int:
     if device.type == "cpu":
         torch.set_num_threads(args.threads)
         heap = keep_freed_memory()
-    cfg = GateConfig(models, modes, device, args.batch or (256 if args.gpu else 64), args.rounds,
-                     args.repeats, args.floor, args.iqr_multiple, args.cap)  # fmt: skip
+    cfg = GateConfig(
+        models,
+        modes,
+        device,
+        args.batch or (256 if args.gpu else 64),
+        args.rounds,
+        args.repeats,
+        args.floor,
+        args.iqr_multiple,
+        args.cap,
+    )
     baseline = json.loads(args.baseline.read_text()) if args.baseline.is_file() else {}
     key = device_key(device)
     # a baseline is measured over twice the rounds: every later check is judged against it
@@ -229,12 +282,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.update_baseline:
         baseline.setdefault("exact", {}).update(current["exact"])
         baseline.setdefault("speed", {})[key] = {
-            "recorded": now(), "git_commit": git_commit(), "torch": torch.__version__,
-            "batch": cfg.batch, "rounds": cfg.rounds, "repeats": cfg.repeats,
-            "cpu_threads": torch.get_num_threads(), "heap": heap,
+            "recorded": now(),
+            "git_commit": git_commit(),
+            "torch": torch.__version__,
+            "batch": cfg.batch,
+            "rounds": cfg.rounds,
+            "repeats": cfg.repeats,
+            "cpu_threads": torch.get_num_threads(),
+            "heap": heap,
             "estimator": "upper quartile of rounds",
             "figures": current["speed"],
-        }  # fmt: skip
+        }
         args.baseline.parent.mkdir(parents=True, exist_ok=True)
         args.baseline.write_text(json.dumps(baseline, indent=1, sort_keys=True) + "\n")
         print(f"gate: baseline for '{key}' written to {args.baseline}")
@@ -244,18 +302,27 @@ def main(argv: list[str] | None = None) -> int:
     if slower:
         confirm(current, slower, cfg)
         rows, failed = compare(current, baseline, key, cfg)
-    print(f"gate on {key}, torch {torch.__version__}, batch {cfg.batch}, {cfg.rounds} rounds, "
-          f"{torch.get_num_threads()} CPU threads, {heap}; "
-          "speed figures are samples/s per calibration GMAC/s, upper quartile of the rounds")  # fmt: skip
+    print(
+        f"gate on {key}, torch {torch.__version__}, batch {cfg.batch}, {cfg.rounds} rounds, "
+        f"{torch.get_num_threads()} CPU threads, {heap}; "
+        "speed figures are samples/s per calibration GMAC/s, upper quartile of the rounds"
+    )
     shown = [{k: f"{v:.4g}" if isinstance(v, float) else v for k, v in row.items()} for row in rows]
     print(tabulate(shown, headers="keys", disable_numparse=True))
     if args.json:
-        args.json.write_text(json.dumps({"device": key, "current": current, "rows": rows,
-                                         "failed": failed}, indent=1, default=str))  # fmt: skip
+        args.json.write_text(
+            json.dumps(
+                {"device": key, "current": current, "rows": rows, "failed": failed},
+                indent=1,
+                default=str,
+            )
+        )
     base_torch = baseline.get("speed", {}).get(key, {}).get("torch")
     if base_torch and base_torch != torch.__version__:
-        print(f"note: the speed baseline was recorded with torch {base_torch}; a slower or faster "
-              "figure may be torch's doing, not this change's")  # fmt: skip
+        print(
+            f"note: the speed baseline was recorded with torch {base_torch}; a slower or faster "
+            "figure may be torch's doing, not this change's"
+        )
     print(f"\ngate: {'FAILED' if failed else 'passed'}")
     return 1 if failed else 0
 

@@ -72,16 +72,20 @@ def parse_slowdowns(text: str) -> list[tuple[str, float]]:
 
 
 def speed_rows(verdict: dict) -> list[dict]:
-    return [r for r in verdict["rows"]
-            if r["mode"] != "-" and isinstance(r["now / baseline"], float)]  # fmt: skip
+    return [
+        r for r in verdict["rows"] if r["mode"] != "-" and isinstance(r["now / baseline"], float)
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.gate_evidence")
     p.add_argument("--runs", type=int, default=10)
-    p.add_argument("--slow", default=DEFAULT_SLOWDOWNS,
-                   help="models to slow, each in runs of its own, with the fraction of the "
-                        f"batch run again (default {DEFAULT_SLOWDOWNS})")  # fmt: skip
+    p.add_argument(
+        "--slow",
+        default=DEFAULT_SLOWDOWNS,
+        help="models to slow, each in runs of its own, with the fraction of the "
+        f"batch run again (default {DEFAULT_SLOWDOWNS})",
+    )
     p.add_argument("--inner-slowed", action="store_true", help=argparse.SUPPRESS)
     args, gate_args = p.parse_known_args(argv)
     if args.inner_slowed:
@@ -96,30 +100,49 @@ def main(argv: list[str] | None = None) -> int:
                 out = Path(tmp) / f"{label.replace(' ', '-')}-{i}.json"
                 cmd = [sys.executable, "-m", "bench.gate", "--json", str(out), *gate_args]
                 if slowdown is not None:
-                    cmd = [sys.executable, "-m", "bench.gate_evidence", "--inner-slowed",
-                           "--slow", f"{slowdown[0]}:{slowdown[1]}", "--json", str(out),
-                           *gate_args]  # fmt: skip
+                    cmd = [
+                        sys.executable,
+                        "-m",
+                        "bench.gate_evidence",
+                        "--inner-slowed",
+                        "--slow",
+                        f"{slowdown[0]}:{slowdown[1]}",
+                        "--json",
+                        str(out),
+                        *gate_args,
+                    ]
                 code = subprocess.run(cmd, capture_output=True, text=True, check=False).returncode
                 verdict = json.loads(out.read_text()) if out.exists() else {"rows": []}
-                failing = sorted(f"{r['model']} {r['figure'].split(' ')[0]}" for r in verdict["rows"]
-                                 if str(r["status"]).startswith("FAIL"))  # fmt: skip
+                failing = sorted(
+                    f"{r['model']} {r['figure'].split(' ')[0]}"
+                    for r in verdict["rows"]
+                    if str(r["status"]).startswith("FAIL")
+                )
                 rows = speed_rows(verdict)
                 detail = ""
                 if slowdown is not None:
                     detail = "; now/baseline " + ", ".join(
                         f"{r['figure'].split('_')[0]} {r['now / baseline']:.3f}"
-                        for r in rows if r["model"] == slowdown[0])  # fmt: skip
+                        for r in rows
+                        if r["model"] == slowdown[0]
+                    )
                 elif rows:
                     lowest = min(rows, key=lambda r: r["now / baseline"])
-                    detail = (f"; lowest now/baseline {lowest['now / baseline']:.3f} "
-                              f"({lowest['model']} {lowest['figure'].split('_')[0]}, "
-                              f"threshold {lowest['threshold']})")  # fmt: skip
+                    detail = (
+                        f"; lowest now/baseline {lowest['now / baseline']:.3f} "
+                        f"({lowest['model']} {lowest['figure'].split('_')[0]}, "
+                        f"threshold {lowest['threshold']})"
+                    )
                 outcomes[label].append(code)
-                print(f"run {i + 1} {label}: exit {code}, failing {failing or '-'}{detail}",
-                      flush=True)  # fmt: skip
+                print(
+                    f"run {i + 1} {label}: exit {code}, failing {failing or '-'}{detail}",
+                    flush=True,
+                )
     for label, codes in outcomes.items():
-        print(f"{label}: {codes.count(0)} passed, {codes.count(1)} failed, "
-              f"{len(codes) - codes.count(0) - codes.count(1)} errors, of {len(codes)}")
+        print(
+            f"{label}: {codes.count(0)} passed, {codes.count(1)} failed, "
+            f"{len(codes) - codes.count(0) - codes.count(1)} errors, of {len(codes)}"
+        )
     return 0
 
 

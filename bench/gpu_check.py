@@ -58,8 +58,9 @@ def note_goal(model: str) -> AccuracyGoal:
     recipe = archs.get_entry(model).seed_recipe
     if recipe is None or recipe.test_acc is None:
         raise ValueError(f"{model}'s seed note reports no test accuracy")
-    return AccuracyGoal(model, (0,), 100 * recipe.test_acc,
-                        f"its seed note's {recipe.epochs}-epoch test accuracy")  # fmt: skip
+    return AccuracyGoal(
+        model, (0,), 100 * recipe.test_acc, f"its seed note's {recipe.epochs}-epoch test accuracy"
+    )
 
 
 @dataclass(frozen=True)
@@ -118,13 +119,14 @@ def run_fidelity(plan: Plan, device: torch.device, run_dir: Path) -> None:
             t0 = time.perf_counter()
             row = fidelity.compare(model, mode, device, plan.batch, plan.warmup)
             _append_csv(path, row)
-            _say(f"fidelity {model} {mode.name}: harness / hand loop "
-                 f"{row.get('harness / hand loop', float('nan')):.3f} "
-                 f"({time.perf_counter() - t0:.0f} s)")  # fmt: skip
+            _say(
+                f"fidelity {model} {mode.name}: harness / hand loop "
+                f"{row.get('harness / hand loop', float('nan')):.3f} "
+                f"({time.perf_counter() - t0:.0f} s)"
+            )
 
 
-def run_baseline(plan: Plan, device: torch.device, run_dir: Path, data_dir: Path,
-                 data) -> None:  # fmt: skip
+def run_baseline(plan: Plan, device: torch.device, run_dir: Path, data_dir: Path, data) -> None:
     path = run_dir / BASELINE_CSV
     done = _done_keys(path, ["model"])
     todo = [m for m in plan.baseline_models if (m,) not in done]
@@ -135,23 +137,42 @@ def run_baseline(plan: Plan, device: torch.device, run_dir: Path, data_dir: Path
         for model in todo:
             t0 = time.perf_counter()
             row = baseline.compare_loops(
-                archs.get_entry(model), root, data, device, plan.batch, plan.baseline_warmup,
-                plan.baseline_steps, plan.baseline_workers, progress=_say,
-            )  # fmt: skip
+                archs.get_entry(model),
+                root,
+                data,
+                device,
+                plan.batch,
+                plan.baseline_warmup,
+                plan.baseline_steps,
+                plan.baseline_workers,
+                progress=_say,
+            )
             _append_csv(path, row)
-            _say(f"baseline {model}: suite / d2l {row['suite / d2l']:.2f} "
-                 f"({time.perf_counter() - t0:.0f} s)")  # fmt: skip
+            _say(
+                f"baseline {model}: suite / d2l {row['suite / d2l']:.2f} "
+                f"({time.perf_counter() - t0:.0f} s)"
+            )
 
 
-def run_accuracy(plan: Plan, device: torch.device, writer: RunWriter, done: Done,
-                 data) -> None:  # fmt: skip
+def run_accuracy(plan: Plan, device: torch.device, writer: RunWriter, done: Done, data) -> None:
     for goal in plan.goals:
         accuracy = AccuracyConfig(
-            budget=Budget("epochs", plan.epochs), seeds=goal.seeds, device=device,
-            mode=training_mode(device), train_limit=plan.train_limit, eval_limit=plan.eval_limit,
-        )  # fmt: skip
-        cfg = RunConfig(models=[goal.model], phases=("accuracy",), device=device, modes=[],
-                        batch_sizes=(), accuracy=accuracy, data=data)  # fmt: skip
+            budget=Budget("epochs", plan.epochs),
+            seeds=goal.seeds,
+            device=device,
+            mode=training_mode(device),
+            train_limit=plan.train_limit,
+            eval_limit=plan.eval_limit,
+        )
+        cfg = RunConfig(
+            models=[goal.model],
+            phases=("accuracy",),
+            device=device,
+            modes=[],
+            batch_sizes=(),
+            accuracy=accuracy,
+            data=data,
+        )
         run_models(cfg, writer, done)
 
 
@@ -163,14 +184,27 @@ def verdicts(plan: Plan, run_dir: Path, results: pd.DataFrame) -> list[Verdict]:
         ratio = row.get("harness / hand loop", "")
         ok = row.get("error", "") == "" and ratio != "" and abs(float(ratio) - 1) <= plan.tolerance
         measured = f"{float(ratio):.3f}" if ratio != "" else f"error: {row['error']}"
-        out.append(Verdict("fidelity", f"{row['model']} {row['mode']}", measured,
-                           f"harness / hand loop within ±{plan.tolerance:.0%}", ok))  # fmt: skip
+        out.append(
+            Verdict(
+                "fidelity",
+                f"{row['model']} {row['mode']}",
+                measured,
+                f"harness / hand loop within ±{plan.tolerance:.0%}",
+                ok,
+            )
+        )
     base = pd.read_csv(run_dir / BASELINE_CSV)
     for row in base.to_dict("records"):
         ratio = float(row["suite / d2l"])
-        out.append(Verdict("baseline", f"{row['model']} batch {row['batch']}", f"{ratio:.2f}x",
-                           f"suite / d2l training examples/s >= {plan.min_speedup:g}x",
-                           ratio >= plan.min_speedup))  # fmt: skip
+        out.append(
+            Verdict(
+                "baseline",
+                f"{row['model']} batch {row['batch']}",
+                f"{ratio:.2f}x",
+                f"suite / d2l training examples/s >= {plan.min_speedup:g}x",
+                ratio >= plan.min_speedup,
+            )
+        )
     acc = results[(results["phase"] == "accuracy")]
     for goal in plan.goals:
         rows = acc[acc["model"] == goal.model].set_index("metric")
@@ -182,8 +216,15 @@ def verdicts(plan: Plan, run_dir: Path, results: pd.DataFrame) -> list[Verdict]:
         else:
             error = rows["error"].iloc[0] if len(rows) else "not measured"
             measured, ok = f"error: {error}", False
-        out.append(Verdict("accuracy", f"{goal.model}, {plan.epochs} epochs", measured,
-                           f">= {goal.minimum:.1f}% ({goal.source})", ok))  # fmt: skip
+        out.append(
+            Verdict(
+                "accuracy",
+                f"{goal.model}, {plan.epochs} epochs",
+                measured,
+                f">= {goal.minimum:.1f}% ({goal.source})",
+                ok,
+            )
+        )
     return out
 
 
@@ -192,8 +233,9 @@ def verdict_table(found: list[Verdict]) -> str:
     return tabulate(rows, headers="keys", tablefmt="github")
 
 
-def check(plan: Plan, device: torch.device, run_dir: Path, data_dir: Path,
-          info: dict[str, object]) -> list[Verdict]:  # fmt: skip
+def check(
+    plan: Plan, device: torch.device, run_dir: Path, data_dir: Path, info: dict[str, object]
+) -> list[Verdict]:
     """Run (or resume) every part of ``plan`` into ``run_dir`` and judge it."""
     existing = None
     if (run_dir / "results.csv").exists():
@@ -225,24 +267,40 @@ def _say(text: str) -> None:
 
 
 def _find_resumable(out: Path) -> Path | None:
-    candidates = sorted(p.parent for p in out.glob("*/run.json")
-                        if json.loads(p.read_text()).get("check") == "gpu_check")  # fmt: skip
-    return next((p for p in reversed(candidates)
-                 if json.loads((p / "run.json").read_text()).get("status") != "complete"), None)  # fmt: skip
+    candidates = sorted(
+        p.parent
+        for p in out.glob("*/run.json")
+        if json.loads(p.read_text()).get("check") == "gpu_check"
+    )
+    return next(
+        (
+            p
+            for p in reversed(candidates)
+            if json.loads((p / "run.json").read_text()).get("status") != "complete"
+        ),
+        None,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m bench.gpu_check",
-                                description=__doc__.split("\n")[0].strip("`: "))  # fmt: skip
+    p = argparse.ArgumentParser(
+        prog="python -m bench.gpu_check", description=__doc__.split("\n")[0].strip("`: ")
+    )
     p.add_argument("--data-dir", type=Path, help="folder of the Fashion-MNIST files")
     p.add_argument("--out", type=Path, default=Path("runs"), help="where the run folder goes")
-    p.add_argument("--resume", action="store_true",
-                   help="continue the newest unfinished gpu_check run folder under --out")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the newest unfinished gpu_check run folder under --out",
+    )
     args = p.parse_args(argv)
     if not torch.cuda.is_available():
-        print("gpu_check: error: no CUDA device is visible (torch "
-              f"{torch.__version__}, CUDA build {torch.version.cuda or 'none'}); this check "
-              "proves the GPU figures and runs only on a CUDA machine", file=sys.stderr)  # fmt: skip
+        print(
+            "gpu_check: error: no CUDA device is visible (torch "
+            f"{torch.__version__}, CUDA build {torch.version.cuda or 'none'}); this check "
+            "proves the GPU figures and runs only on a CUDA machine",
+            file=sys.stderr,
+        )
         return 2
     try:
         data_dir = find_data_dir(args.data_dir)
@@ -254,15 +312,19 @@ def main(argv: list[str] | None = None) -> int:
     run_dir = run_dir or new_run_dir(args.out)
     info = provenance.collect(device, argv if argv is not None else sys.argv[1:])
     info["check"] = "gpu_check"
-    _say(f"gpu_check on {info['device_name']} (driver {info.get('cuda_driver')}, torch "
-         f"{torch.__version__}); results in {run_dir}")  # fmt: skip
+    _say(
+        f"gpu_check on {info['device_name']} (driver {info.get('cuda_driver')}, torch "
+        f"{torch.__version__}); results in {run_dir}"
+    )
     try:
         found = check(Plan.default(), device, run_dir, data_dir, info)
     except KeyboardInterrupt:
         _say("gpu_check: interrupted; continue with python -m bench.gpu_check --resume")
         return 130
-    print(f"gpu_check on {info['device_name']}, driver {info.get('cuda_driver')}, torch "
-          f"{torch.__version__}, CUDA {torch.version.cuda}; run folder {run_dir}")  # fmt: skip
+    print(
+        f"gpu_check on {info['device_name']}, driver {info.get('cuda_driver')}, torch "
+        f"{torch.__version__}, CUDA {torch.version.cuda}; run folder {run_dir}"
+    )
     print(verdict_table(found))
     missed = [v for v in found if not v.passed]
     print(f"\n{len(found) - len(missed)} of {len(found)} targets met")

@@ -3,8 +3,8 @@ done there, a batch at a time. No DataLoader, no worker processes, no host copie
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 import torch
 from torch.nn import functional as F
@@ -24,18 +24,29 @@ class Split:
         return len(self.labels)
 
 
-def to_device(data: FashionMNIST, device: torch.device, train_limit: int | None = None,
-              eval_limit: int | None = None) -> tuple[Split, Split]:  # fmt: skip
+def to_device(
+    data: FashionMNIST,
+    device: torch.device,
+    train_limit: int | None = None,
+    eval_limit: int | None = None,
+) -> tuple[Split, Split]:
     """The training and test splits on ``device``; a limit keeps the first N images."""
-    train = Split(data.train_images[:train_limit].to(device), data.train_labels[:train_limit].to(device))
+    train = Split(
+        data.train_images[:train_limit].to(device), data.train_labels[:train_limit].to(device)
+    )
     test = Split(data.test_images[:eval_limit].to(device), data.test_labels[:eval_limit].to(device))
     return train, test
 
 
-def model_input(images: torch.Tensor, size: int, *, augment: bool,
-                generator: torch.Generator | None = None,
-                memory_format: torch.memory_format = torch.contiguous_format,
-                in_channels: int = 1) -> torch.Tensor:  # fmt: skip
+def model_input(
+    images: torch.Tensor,
+    size: int,
+    *,
+    augment: bool,
+    generator: torch.Generator | None = None,
+    memory_format: torch.memory_format = torch.contiguous_format,
+    in_channels: int = 1,
+) -> torch.Tensor:
     """uint8 (B, 28, 28) -> normalised float (B, in_channels, size, size), optionally augmented
     with random horizontal flips and random crops, then resized (bilinear) to the model's input
     size. With ``in_channels`` above 1 the grey channel is repeated (a model built for colour
@@ -59,10 +70,20 @@ def model_input(images: torch.Tensor, size: int, *, augment: bool,
     return x.contiguous(memory_format=memory_format)
 
 
-def batch_indices(n: int, batch_size: int, *, shuffle: bool, drop_last: bool,
-                  generator: torch.Generator | None, device: torch.device) -> Iterator[torch.Tensor]:  # fmt: skip
-    order = (torch.randperm(n, device=device, generator=generator) if shuffle
-             else torch.arange(n, device=device))  # fmt: skip
+def batch_indices(
+    n: int,
+    batch_size: int,
+    *,
+    shuffle: bool,
+    drop_last: bool,
+    generator: torch.Generator | None,
+    device: torch.device,
+) -> Iterator[torch.Tensor]:
+    order = (
+        torch.randperm(n, device=device, generator=generator)
+        if shuffle
+        else torch.arange(n, device=device)
+    )
     stop = n - n % batch_size if drop_last else n
     for start in range(0, stop, batch_size):
         yield order[start : start + batch_size]

@@ -23,8 +23,13 @@ CompileMode = Literal[
     "none", "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"
 ]
 
-_PRECISIONS: dict[str, Precision] = {"fp32": "fp32", "tf32": "tf32", "bf16": "bf16",
-                                     "amp": "bf16", "fp16": "fp16"}  # fmt: skip
+_PRECISIONS: dict[str, Precision] = {
+    "fp32": "fp32",
+    "tf32": "tf32",
+    "bf16": "bf16",
+    "amp": "bf16",
+    "fp16": "fp16",
+}
 _LAYOUTS = {"cl": True, "channels_last": True, "nchw": False}
 _COMPILE: dict[str, CompileMode] = {
     "compile": "default",

@@ -11,8 +11,9 @@ from __future__ import annotations
 import math
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
@@ -57,9 +58,15 @@ def datasheet_peak(device_name: str, precision: str) -> Peak | None:
     return None
 
 
-def measured_matmul_peak(device: torch.device, precision: str, n: int | None = None, *,
-                         blocks: int = 10, warmup_s: float = 0.5,
-                         min_block_s: float = 0.05) -> Peak:  # fmt: skip
+def measured_matmul_peak(
+    device: torch.device,
+    precision: str,
+    n: int | None = None,
+    *,
+    blocks: int = 10,
+    warmup_s: float = 0.5,
+    min_block_s: float = 0.05,
+) -> Peak:
     """TFLOP/s of an n x n x n matmul at ``precision``, for devices the table does not know,
     the CPU included: the fastest of ``blocks`` timed blocks (a peak is a best case), after
     ``warmup_s`` seconds of matmuls (clocks up, thread pool and caches warm).
@@ -76,14 +83,24 @@ def measured_matmul_peak(device: torch.device, precision: str, n: int | None = N
             size *= 2
             matmul = _matmul(device, precision, size)
             one = min(timer.block(matmul, 1) for _ in range(2))
-        seconds = _fastest(timer, matmul, one, blocks=blocks, warmup_s=warmup_s,
-                           min_block_s=min_block_s)  # fmt: skip
-    return Peak(2 * size**3 / seconds / 1e12,
-                f"fastest of {blocks} blocks of a {size}^3 {precision} matmul, warm")  # fmt: skip
+        seconds = _fastest(
+            timer, matmul, one, blocks=blocks, warmup_s=warmup_s, min_block_s=min_block_s
+        )
+    return Peak(
+        2 * size**3 / seconds / 1e12,
+        f"fastest of {blocks} blocks of a {size}^3 {precision} matmul, warm",
+    )
 
 
-def _fastest(timer: Timer, fn: Callable[[], object], one: float, *, blocks: int,
-             warmup_s: float, min_block_s: float) -> float:  # fmt: skip
+def _fastest(
+    timer: Timer,
+    fn: Callable[[], object],
+    one: float,
+    *,
+    blocks: int,
+    warmup_s: float,
+    min_block_s: float,
+) -> float:
     """Seconds per call of ``fn`` in the fastest of ``blocks`` blocks of at least
     ``min_block_s``, after ``warmup_s`` seconds of calls; ``one``: a call's seconds so far."""
     warm_until = time.perf_counter() + warmup_s
@@ -135,9 +152,12 @@ def _at_least_fp32(peak: Peak, fp32: Peak, precision: str) -> Peak:
     the two bounds a half-precision figure (on a CPU with AMX the bf16 matmul is the larger)."""
     if fp32.tflops <= peak.tflops:
         return peak
-    return Peak(fp32.tflops, f"{fp32.source}: this CPU's {precision} matmul ran slower "
-                             f"({peak.tflops:.3g} TFLOP/s), and its {precision} convolutions "
-                             "compute in fp32")  # fmt: skip
+    return Peak(
+        fp32.tflops,
+        f"{fp32.source}: this CPU's {precision} matmul ran slower "
+        f"({peak.tflops:.3g} TFLOP/s), and its {precision} convolutions "
+        "compute in fp32",
+    )
 
 
 # Memory bandwidth, GB/s (10^9 bytes/s), NVIDIA datasheets; first match wins.
@@ -158,8 +178,14 @@ DATASHEET_BANDWIDTH: list[tuple[str, str, float]] = [
 ]
 
 
-def measured_bandwidth(device: torch.device, megabytes: int = 256, *, blocks: int = 10,
-                       warmup_s: float = 0.2, min_block_s: float = 0.05) -> float:  # fmt: skip
+def measured_bandwidth(
+    device: torch.device,
+    megabytes: int = 256,
+    *,
+    blocks: int = 10,
+    warmup_s: float = 0.2,
+    min_block_s: float = 0.05,
+) -> float:
     """GB/s of a large device-to-device copy, counting bytes read and written: the fastest of
     ``blocks`` timed blocks after ``warmup_s`` seconds of copies."""
     n = megabytes * 2**20 // 4
@@ -170,13 +196,13 @@ def measured_bandwidth(device: torch.device, megabytes: int = 256, *, blocks: in
     def copy() -> None:
         dst.copy_(src)
 
-    seconds = _fastest(timer, copy, timer.block(copy, 1), blocks=blocks, warmup_s=warmup_s,
-                       min_block_s=min_block_s)  # fmt: skip
+    seconds = _fastest(
+        timer, copy, timer.block(copy, 1), blocks=blocks, warmup_s=warmup_s, min_block_s=min_block_s
+    )
     return 2 * src.numel() * 4 / seconds / 1e9
 
 
-def device_ceilings(device: torch.device, device_name: str,
-                    precisions: list[str]) -> Ceilings:  # fmt: skip
+def device_ceilings(device: torch.device, device_name: str, precisions: list[str]) -> Ceilings:
     """The roofline's ceilings, for run.json: compute per precision and memory bandwidth.
 
     Datasheet figures where the device is known; the rest is measured afresh on each call
@@ -194,12 +220,19 @@ def device_ceilings(device: torch.device, device_name: str,
     compute = {p: {"tflops": peaks[p].tflops, "source": peaks[p].source} for p in precisions}
     bandwidth = None
     if device.type == "cuda":
-        bandwidth = next(({"gbs": gbs, "source": f"{label} datasheet"}
-                          for label, pattern, gbs in DATASHEET_BANDWIDTH
-                          if re.search(pattern, device_name)), None)  # fmt: skip
+        bandwidth = next(
+            (
+                {"gbs": gbs, "source": f"{label} datasheet"}
+                for label, pattern, gbs in DATASHEET_BANDWIDTH
+                if re.search(pattern, device_name)
+            ),
+            None,
+        )
     if bandwidth is None:
-        bandwidth = {"gbs": measured_bandwidth(device),
-                     "source": "fastest of 10 blocks of a 256 MB copy (bytes read + written), warm"}
+        bandwidth = {
+            "gbs": measured_bandwidth(device),
+            "source": "fastest of 10 blocks of a 256 MB copy (bytes read + written), warm",
+        }
     return {"compute": compute, "bandwidth": bandwidth}
 
 
@@ -226,8 +259,9 @@ def is_datasheet(ceiling: dict[str, Any]) -> bool:
     return "datasheet" in str(ceiling.get("source", ""))
 
 
-def _better(old: dict[str, Any] | None, new: dict[str, Any] | None,
-            key: str) -> dict[str, Any] | None:  # fmt: skip
+def _better(
+    old: dict[str, Any] | None, new: dict[str, Any] | None, key: str
+) -> dict[str, Any] | None:
     if old is None or new is None:
         return old or new
     if is_datasheet(old) or is_datasheet(new):

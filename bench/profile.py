@@ -26,19 +26,43 @@ with warnings.catch_warnings():
     from fvcore.nn.jit_handles import batchnorm_flop_jit, get_shape
 
 FVCORE_VERSION = version("fvcore")
-METHOD = (f"fvcore {FVCORE_VERSION} jit trace (BatchNorm 1 MAC/element), batch 1, eval mode, "
-          "fp32, CPU")  # fmt: skip
+METHOD = (
+    f"fvcore {FVCORE_VERSION} jit trace (BatchNorm 1 MAC/element), batch 1, eval mode, fp32, CPU"
+)
 
 # Uncounted operators that only move, reshape or copy data (dropout: the identity in eval mode).
 NO_ARITHMETIC = frozenset(
     f"aten::{op}"
     for op in (
-        "Int", "ScalarImplicit", "cat", "chunk", "clone", "constant_pad_nd", "contiguous", "copy_",
-        "detach", "dropout", "expand", "flatten", "narrow", "permute", "reshape", "select", "size",
-        "slice", "split", "split_with_sizes", "squeeze", "stack", "t", "transpose", "unbind",
-        "unsqueeze", "view",
+        "Int",
+        "ScalarImplicit",
+        "cat",
+        "chunk",
+        "clone",
+        "constant_pad_nd",
+        "contiguous",
+        "copy_",
+        "detach",
+        "dropout",
+        "expand",
+        "flatten",
+        "narrow",
+        "permute",
+        "reshape",
+        "select",
+        "size",
+        "slice",
+        "split",
+        "split_with_sizes",
+        "squeeze",
+        "stack",
+        "t",
+        "transpose",
+        "unbind",
+        "unsqueeze",
+        "view",
     )
-)  # fmt: skip
+)
 
 
 @dataclass(frozen=True)
@@ -215,4 +239,3 @@ def format_unsupported(unsupported: dict[str, int]) -> str:
         for label, ops in groups.items()
         if ops
     )
-

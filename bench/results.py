@@ -1,9 +1,9 @@
 """The run folder: results written as each model finishes, provenance beside them.
 
-    RUN_DIR/results.csv      tidy rows (reports.schema.RESULT_COLUMNS), appended per model
-    RUN_DIR/layers/NAME.csv  the per-layer table of each profiled model
-    RUN_DIR/run.json         provenance; status and end time written when the run ends
-    RUN_DIR/results.json     provenance and every row, written when the run ends
+RUN_DIR/results.csv      tidy rows (reports.schema.RESULT_COLUMNS), appended per model
+RUN_DIR/layers/NAME.csv  the per-layer table of each profiled model
+RUN_DIR/run.json         provenance; status and end time written when the run ends
+RUN_DIR/results.json     provenance and every row, written when the run ends
 """
 
 from __future__ import annotations
@@ -21,9 +21,18 @@ from .profile import StaticProfile, format_unsupported
 from .provenance import now
 
 
-def result_row(model: str, family: str, phase: str, metric: str, value: float, *,
-               mode: str = "", batch: int | str = "", method: str = "",
-               error: str = "") -> dict[str, object]:  # fmt: skip
+def result_row(
+    model: str,
+    family: str,
+    phase: str,
+    metric: str,
+    value: float,
+    *,
+    mode: str = "",
+    batch: int | str = "",
+    method: str = "",
+    error: str = "",
+) -> dict[str, object]:
     return {
         "model": model,
         "family": family,
@@ -38,10 +47,12 @@ def result_row(model: str, family: str, phase: str, metric: str, value: float, *
     }
 
 
-def error_row(model: str, family: str, phase: str, error: str, mode: str = "",
-              batch: int | str = "") -> dict[str, object]:  # fmt: skip
-    return result_row(model, family, phase, ERROR_METRIC, math.nan, mode=mode, batch=batch,
-                      error=error)  # fmt: skip
+def error_row(
+    model: str, family: str, phase: str, error: str, mode: str = "", batch: int | str = ""
+) -> dict[str, object]:
+    return result_row(
+        model, family, phase, ERROR_METRIC, math.nan, mode=mode, batch=batch, error=error
+    )
 
 
 def static_rows(p: StaticProfile) -> list[dict[str, object]]:
@@ -59,7 +70,9 @@ def static_rows(p: StaticProfile) -> list[dict[str, object]]:
         "unsupported_ops": sum(p.unsupported_ops.values()),
         "activation_elems": p.activation_elems,
     }
-    rows = [result_row(p.model, p.family, "static", k, v, method=p.method) for k, v in figures.items()]
+    rows = [
+        result_row(p.model, p.family, "static", k, v, method=p.method) for k, v in figures.items()
+    ]
     if p.unsupported_ops:
         row = rows[list(figures).index("unsupported_ops")]
         row["method"] = f"{p.method}; {format_unsupported(p.unsupported_ops)}"
@@ -69,8 +82,9 @@ def static_rows(p: StaticProfile) -> list[dict[str, object]]:
 class RunWriter:
     """Appends rows to ``results.csv`` as they come, so an interrupted run keeps them."""
 
-    def __init__(self, run_dir: Path, provenance: dict[str, object],
-                 existing: pd.DataFrame | None = None):  # fmt: skip
+    def __init__(
+        self, run_dir: Path, provenance: dict[str, object], existing: pd.DataFrame | None = None
+    ):
         """A new run folder, or with ``existing`` (its rows) one being resumed."""
         self.run_dir = run_dir
         self.provenance = dict(provenance, status="running")
@@ -129,7 +143,8 @@ class RunWriter:
         rows = [_without_nan(row) for row in self.rows]
         self._write_json("results.json", {"provenance": self.provenance, "rows": rows})
         pd.DataFrame(self.rows, columns=list(RESULT_COLUMNS)).astype(
-            {"batch": "string", "value": "float64"}).to_parquet(self.run_dir / "results.parquet")  # fmt: skip
+            {"batch": "string", "value": "float64"}
+        ).to_parquet(self.run_dir / "results.parquet")
 
     def _write_json(self, name: str, payload: object) -> None:
         tmp = self.run_dir / f".{name}.tmp"

@@ -14,7 +14,9 @@ import torch
 import archs
 
 from . import failures
+from .accuracy_rows import accuracy_rows, confusion_frame, curve_rows
 from .estimate import ASSUMED_EFFICIENCY, ModelWork, Progress, duration, estimate_phases
+from .loader import Split
 from .modes import Mode
 from .peaks import device_peak
 from .profile import LayerRow, StaticProfile, profile_model
@@ -22,8 +24,6 @@ from .provenance import device_description
 from .results import RunWriter, error_row, result_row, static_rows
 from .speed import SpeedConfig, measure_speed
 from .speed_rows import measurement_summary, sample_records, speed_rows
-from .accuracy_rows import accuracy_rows, confusion_frame, curve_rows
-from .loader import Split
 from .train import AccuracyConfig, OverCap, train_model
 
 PHASES = ("static", "speed", "accuracy")
@@ -41,9 +41,13 @@ class Done:
     def from_results(cls, results: pd.DataFrame) -> Done:
         speed = results[results["phase"] == "speed"]
         # a speed measurement's rows carry its requested batch; latency rows carry 1
-        keys = {(m, md, int(b)) for m, md, b, metric in
-                zip(speed["model"], speed["mode"], speed["batch"], speed["metric"])
-                if not metric.startswith("latency_")}  # fmt: skip
+        keys = {
+            (m, md, int(b))
+            for m, md, b, metric in zip(
+                speed["model"], speed["mode"], speed["batch"], speed["metric"]
+            )
+            if not metric.startswith("latency_")
+        }
         return cls(
             static=frozenset(results.loc[results["phase"] == "static", "model"]),
             speed=frozenset(keys),
@@ -70,8 +74,9 @@ class RunConfig:
 
 def layers_frame(layers: list[LayerRow]) -> pd.DataFrame:
     frame = pd.DataFrame([dataclasses.asdict(r) for r in layers])
-    frame["output_shape"] = ["x".join(map(str, r.output_shape)) if r.output_shape else ""
-                             for r in layers]  # fmt: skip
+    frame["output_shape"] = [
+        "x".join(map(str, r.output_shape)) if r.output_shape else "" for r in layers
+    ]
     return frame
 
 
@@ -108,14 +113,19 @@ def _fit_error(entry: archs.ModelEntry, cfg: RunConfig, exc: Exception) -> str:
     message = f"{type(exc).__name__}: {exc}"
     if cfg.input_size and cfg.input_size != (entry.input_size, entry.input_size):
         h, w = cfg.input_size
-        message = (f"at input {h}x{w} (the model is built for "
-                   f"{entry.input_size}x{entry.input_size}): {message}")  # fmt: skip
+        message = (
+            f"at input {h}x{w} (the model is built for "
+            f"{entry.input_size}x{entry.input_size}): {message}"
+        )
     return message
 
 
 def _speed_runs(cfg: RunConfig) -> list[tuple[Mode, int, SpeedConfig]]:
-    return [(mode, batch, _speed_config(cfg, mode, batch, first_batch=j == 0))
-            for mode in cfg.modes for j, batch in enumerate(cfg.batch_sizes)]  # fmt: skip
+    return [
+        (mode, batch, _speed_config(cfg, mode, batch, first_batch=j == 0))
+        for mode in cfg.modes
+        for j, batch in enumerate(cfg.batch_sizes)
+    ]
 
 
 def _model_work(cfg: RunConfig, entry: archs.ModelEntry, flops: float, layers: int) -> ModelWork:
@@ -153,8 +163,9 @@ def _model_work(cfg: RunConfig, entry: archs.ModelEntry, flops: float, layers: i
     )
 
 
-def estimate_run(cfg: RunConfig, profiles: dict[str, StaticProfile | None],
-                 peak_tflops: float) -> Progress:  # fmt: skip
+def estimate_run(
+    cfg: RunConfig, profiles: dict[str, StaticProfile | None], peak_tflops: float
+) -> Progress:
     """The time each model should take, from its FLOPs (``estimate``'s assumptions)."""
     estimates = {}
     for name, profile in profiles.items():
@@ -165,8 +176,9 @@ def estimate_run(cfg: RunConfig, profiles: dict[str, StaticProfile | None],
     return Progress(estimates)
 
 
-def run_models(cfg: RunConfig, writer: RunWriter, done: Done = Done(),
-               peak_tflops: float | None = None) -> dict[str, float]:  # fmt: skip
+def run_models(
+    cfg: RunConfig, writer: RunWriter, done: Done = Done(), peak_tflops: float | None = None
+) -> dict[str, float]:
     """Measure every model; each model's failures become its rows and the run goes on (a
     sticky CUDA error raises ``RunAborted`` after its rows are written). What ``done`` holds
     (a resumed run's measurements) is skipped. Returns the seconds spent per phase."""
@@ -185,9 +197,12 @@ def run_models(cfg: RunConfig, writer: RunWriter, done: Done = Done(),
     progress = None
     if peak_tflops:
         progress = estimate_run(cfg, profiles, peak_tflops)
-        _say(f"estimate: about {duration(progress.total_estimate)} for {_plural(len(cfg.models), 'model')} "
-             f"(from each model's FLOPs at {ASSUMED_EFFICIENCY:.0%} of the device's "
-             f"{peak_tflops:.3g} TFLOP/s, refined as models finish)")  # fmt: skip
+        _say(
+            f"estimate: about {duration(progress.total_estimate)} for "
+            f"{_plural(len(cfg.models), 'model')} "
+            f"(from each model's FLOPs at {ASSUMED_EFFICIENCY:.0%} of the device's "
+            f"{peak_tflops:.3g} TFLOP/s, refined as models finish)"
+        )
     totals = {phase: 0.0 for phase in cfg.phases}
     # every model is profiled first, for the estimate and the speed phase's FLOPs
     totals["static"] = time.perf_counter() - t_static
@@ -206,8 +221,10 @@ def run_models(cfg: RunConfig, writer: RunWriter, done: Done = Done(),
             else:
                 writer.add(static_rows(profile))
                 writer.add_layers(name, layers_frame(profile.layers))
-                _say(f"{tag}: {profile.params / 1e6:.3f} M params, "
-                     f"{profile.macs / 1e9:.4f} GMACs/sample")  # fmt: skip
+                _say(
+                    f"{tag}: {profile.params / 1e6:.3f} M params, "
+                    f"{profile.macs / 1e9:.4f} GMACs/sample"
+                )
         if "speed" in cfg.phases:
             t0 = time.perf_counter()
             _run_speed(entry, cfg, writer, done, profile, device_name, tag)
@@ -234,8 +251,15 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 
 
-def _run_speed(entry: archs.ModelEntry, cfg: RunConfig, writer: RunWriter, done: Done,
-               profile: StaticProfile | None, device_name: str, tag: str) -> None:  # fmt: skip
+def _run_speed(
+    entry: archs.ModelEntry,
+    cfg: RunConfig,
+    writer: RunWriter,
+    done: Done,
+    profile: StaticProfile | None,
+    device_name: str,
+    tag: str,
+) -> None:
     name = entry.name
     size = cfg.input_size or (entry.input_size, entry.input_size)
     flops = profile.flops if profile else None
@@ -246,21 +270,29 @@ def _run_speed(entry: archs.ModelEntry, cfg: RunConfig, writer: RunWriter, done:
             continue
         peak = device_peak(cfg.device, device_name, mode.precision)
         t1 = time.perf_counter()
-        result = measure_speed(entry, mode, cfg.device, speed_cfg, size, cfg.num_classes,
-                               cfg.in_channels)  # fmt: skip
+        result = measure_speed(
+            entry, mode, cfg.device, speed_cfg, size, cfg.num_classes, cfg.in_channels
+        )
         writer.add(speed_rows(result, entry.family, speed_cfg, flops, peak, device_name))
         writer.add_samples(sample_records(result))
         measured = ", ".join(measurement_summary(m) for m in result.measurements)
-        failed = "; ".join(f"{kind} FAILED ({e.split(':')[0]})" for kind, e in result.errors.items())
-        _say(f"{tag} {mode.name} b{batch}: {'; '.join(filter(None, [measured, failed]))} "
-             f"({time.perf_counter() - t1:.1f} s)")  # fmt: skip
+        failed = "; ".join(
+            f"{kind} FAILED ({e.split(':')[0]})" for kind, e in result.errors.items()
+        )
+        _say(
+            f"{tag} {mode.name} b{batch}: {'; '.join(filter(None, [measured, failed]))} "
+            f"({time.perf_counter() - t1:.1f} s)"
+        )
         if result.context_lost:
             lost = f"not measured: the CUDA context was lost in {mode.name} b{batch}"
-            rows = [error_row(name, entry.family, "speed", lost, mode=m.name, batch=b)
-                    for m, b, _ in runs[k + 1:]]  # fmt: skip
+            rows = [
+                error_row(name, entry.family, "speed", lost, mode=m.name, batch=b)
+                for m, b, _ in runs[k + 1 :]
+            ]
             if "accuracy" in cfg.phases and cfg.accuracy is not None:
-                rows.append(error_row(name, entry.family, "accuracy", lost,
-                                      mode=cfg.accuracy.mode.name))  # fmt: skip
+                rows.append(
+                    error_row(name, entry.family, "accuracy", lost, mode=cfg.accuracy.mode.name)
+                )
             writer.add(rows)
             raise RunAborted(name, result.context_lost)
 
@@ -270,28 +302,59 @@ def run_accuracy(entry: archs.ModelEntry, cfg: RunConfig, writer: RunWriter, tag
     acc, (train, test) = cfg.accuracy, cfg.data
     size = cfg.input_size[0] if cfg.input_size else entry.input_size
     if cfg.input_size and cfg.input_size[0] != cfg.input_size[1]:
-        writer.add([error_row(entry.name, entry.family, "accuracy",
-                              "training needs a square --input-size", mode=acc.mode.name)])  # fmt: skip
+        writer.add(
+            [
+                error_row(
+                    entry.name,
+                    entry.family,
+                    "accuracy",
+                    "training needs a square --input-size",
+                    mode=acc.mode.name,
+                )
+            ]
+        )
         return
     seeds = []
     lost = False
     try:
         for seed in acc.seeds:
-            result = train_model(entry, train, test, acc, seed, size,
-                                 progress=lambda line: _say(f"{tag} {line.split(' ', 1)[1]}"))  # fmt: skip
+            result = train_model(
+                entry,
+                train,
+                test,
+                acc,
+                seed,
+                size,
+                progress=lambda line: _say(f"{tag} {line.split(' ', 1)[1]}"),
+            )
             writer.add_curves(curve_rows(result))
             seeds.append(result)
     except OverCap as over:
         seeds = []
-        writer.add([result_row(
-            entry.name, entry.family, "accuracy", "not_trained_estimate", over.estimate_s,
-            mode=acc.mode.name, method=f"{acc.describe()}; not trained: {over}; run it with a "
-            f"longer --accuracy-cap (or 0 for none), a smaller --budget, or on a GPU with --gpu",
-        )])  # fmt: skip
+        writer.add(
+            [
+                result_row(
+                    entry.name,
+                    entry.family,
+                    "accuracy",
+                    "not_trained_estimate",
+                    over.estimate_s,
+                    mode=acc.mode.name,
+                    method=f"{acc.describe()}; not trained: {over}; run it with a "
+                    f"longer --accuracy-cap (or 0 for none), a smaller --budget, or on a GPU with "
+                    "--gpu",
+                )
+            ]
+        )
         _say(f"{tag} accuracy not trained: {over}")
     except Exception as exc:  # out of memory, compile error: the model's row, not the run's
-        writer.add([error_row(entry.name, entry.family, "accuracy", failures.describe(exc),
-                              mode=acc.mode.name)])  # fmt: skip
+        writer.add(
+            [
+                error_row(
+                    entry.name, entry.family, "accuracy", failures.describe(exc), mode=acc.mode.name
+                )
+            ]
+        )
         _say(f"{tag} accuracy FAILED ({type(exc).__name__})")
         lost = failures.is_sticky_cuda_error(exc)
         if lost:

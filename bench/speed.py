@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, Literal
+from typing import Literal
 
 import torch
 from torch import nn
@@ -49,8 +50,9 @@ class SpeedConfig:
     @classmethod
     def for_device(cls, device: torch.device, batch_size: int | None = None) -> SpeedConfig:
         if device.type == "cuda":
-            return cls(batch_size or 256, repeats=10, warmup=5, min_block_s=0.05,
-                       latency_samples=200)  # fmt: skip
+            return cls(
+                batch_size or 256, repeats=10, warmup=5, min_block_s=0.05, latency_samples=200
+            )
         return cls(batch_size or 8, repeats=5, warmup=2, min_block_s=0.05, latency_samples=20)
 
 
@@ -84,23 +86,31 @@ class SpeedResult:
     context_lost: str | None = None  # a sticky CUDA error: nothing more can run in this process
 
 
-def _prepared_model(entry: ModelEntry, mode: Mode, device: torch.device, train: bool,
-                    num_classes: int, in_channels: int) -> tuple[nn.Module, nn.Module]:  # fmt: skip
+def _prepared_model(
+    entry: ModelEntry,
+    mode: Mode,
+    device: torch.device,
+    train: bool,
+    num_classes: int,
+    in_channels: int,
+) -> tuple[nn.Module, nn.Module]:
     torch.manual_seed(0)
     model = entry.build(num_classes=num_classes, in_channels=in_channels)
     model = model.to(device=device, memory_format=mode.memory_format).train(train)
     return model, compiled.compile_model(model, mode)
 
 
-def _inputs(batch: int, shape: tuple[int, int, int], num_classes: int, mode: Mode,
-            device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+def _inputs(
+    batch: int, shape: tuple[int, int, int], num_classes: int, mode: Mode, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
     x = torch.randn(batch, *shape, device=device).contiguous(memory_format=mode.memory_format)
     y = torch.randint(0, num_classes, (batch,), device=device)
     return x, y
 
 
-def _inference_step(model: nn.Module, x: torch.Tensor, mode: Mode,
-                    device: torch.device) -> Callable[[], None]:  # fmt: skip
+def _inference_step(
+    model: nn.Module, x: torch.Tensor, mode: Mode, device: torch.device
+) -> Callable[[], None]:
     if mode.autocast_dtype is None:
         # no context manager at all: a disabled autocast still costs microseconds per step
         return lambda: model(x)
@@ -112,8 +122,14 @@ def _inference_step(model: nn.Module, x: torch.Tensor, mode: Mode,
     return step
 
 
-def _training_step(model: nn.Module, raw: nn.Module, x: torch.Tensor, y: torch.Tensor,
-                   mode: Mode, device: torch.device) -> Callable[[], None]:  # fmt: skip
+def _training_step(
+    model: nn.Module,
+    raw: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    mode: Mode,
+    device: torch.device,
+) -> Callable[[], None]:
     optimizer = torch.optim.SGD(raw.parameters(), lr=1e-3, momentum=0.9)
     scaler = torch.amp.GradScaler(device.type) if mode.precision == "fp16" else None
 
@@ -127,8 +143,9 @@ def _training_step(model: nn.Module, raw: nn.Module, x: torch.Tensor, y: torch.T
     return step
 
 
-def backward_and_step(loss: torch.Tensor, optimizer: torch.optim.Optimizer,
-                      scaler: torch.amp.GradScaler | None) -> None:  # fmt: skip
+def backward_and_step(
+    loss: torch.Tensor, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler | None
+) -> None:
     """Zero the gradients, backpropagate ``loss`` and step; through ``scaler`` under fp16."""
     optimizer.zero_grad(set_to_none=True)
     if scaler is None:
@@ -157,9 +174,17 @@ class _PeakMemory:
         return torch.cuda.max_memory_allocated(self.device)
 
 
-def _measure(kind: Kind, entry: ModelEntry, mode: Mode, device: torch.device, batch: int,
-             shape: tuple[int, int, int], cfg: SpeedConfig, num_classes: int,
-             in_channels: int) -> Measurement:  # fmt: skip
+def _measure(
+    kind: Kind,
+    entry: ModelEntry,
+    mode: Mode,
+    device: torch.device,
+    batch: int,
+    shape: tuple[int, int, int],
+    cfg: SpeedConfig,
+    num_classes: int,
+    in_channels: int,
+) -> Measurement:
     compiled.reset(device)
     train = kind == "train"
     raw, model = _prepared_model(entry, mode, device, train, num_classes, in_channels)
@@ -184,15 +209,18 @@ def _measure(kind: Kind, entry: ModelEntry, mode: Mode, device: torch.device, ba
         if kind == "latency":
             timing = measure_latency(step, timer, warmup=0, samples=cfg.latency_samples)
         else:
-            timing = measure_throughput(step, timer, warmup=0, repeats=cfg.repeats,
-                                        min_block_s=cfg.min_block_s)  # fmt: skip
+            timing = measure_throughput(
+                step, timer, warmup=0, repeats=cfg.repeats, min_block_s=cfg.min_block_s
+            )
         peak = memory.peak()
-    return Measurement(kind, batch, batch, timing, first_call_s, peak, first_peak, breaks, graphs,
-                       state)  # fmt: skip
+    return Measurement(
+        kind, batch, batch, timing, first_call_s, peak, first_peak, breaks, graphs, state
+    )
 
 
-def run_with_oom_retry(run: Callable[[int], Measurement], batch: int,
-                       device: torch.device) -> Measurement:  # fmt: skip
+def run_with_oom_retry(
+    run: Callable[[int], Measurement], batch: int, device: torch.device
+) -> Measurement:
     """Halve the batch on out-of-memory until it fits (timm's ``_try_run``); any other error,
     an illegal memory access included, propagates."""
     requested = batch
@@ -208,8 +236,9 @@ def run_with_oom_retry(run: Callable[[int], Measurement], batch: int,
         compiled.reset(device)
 
 
-def _steadiest(run: Callable[[int], Measurement], kind: Kind, cfg: SpeedConfig,
-               device: torch.device) -> Measurement:  # fmt: skip
+def _steadiest(
+    run: Callable[[int], Measurement], kind: Kind, cfg: SpeedConfig, device: torch.device
+) -> Measurement:
     """A throughput measured again while its spread is far above the noise threshold (a busy
     machine slowed some blocks), the steadiest kept; latency percentiles keep their spread."""
     m = run_with_oom_retry(run, 1 if kind == "latency" else cfg.batch_size, device)
@@ -221,16 +250,31 @@ def _steadiest(run: Callable[[int], Measurement], kind: Kind, cfg: SpeedConfig,
     return dataclasses.replace(m, attempts=attempts)
 
 
-def measure_speed(entry: ModelEntry, mode: Mode, device: torch.device, cfg: SpeedConfig,
-                  input_size: tuple[int, int], num_classes: int = 10,
-                  in_channels: int = 1) -> SpeedResult:  # fmt: skip
+def measure_speed(
+    entry: ModelEntry,
+    mode: Mode,
+    device: torch.device,
+    cfg: SpeedConfig,
+    input_size: tuple[int, int],
+    num_classes: int = 10,
+    in_channels: int = 1,
+) -> SpeedResult:
     """Each kind in ``cfg.kinds`` on its own freshly built (and compiled) model."""
     shape = (in_channels, *input_size)
     result = SpeedResult(entry.name, mode, shape, device)
     for kind in cfg.kinds:
         # run(batch) measures this kind; the batch is the one argument left open
-        run = functools.partial(_measure, kind, entry, mode, device, shape=shape, cfg=cfg,
-                                num_classes=num_classes, in_channels=in_channels)  # fmt: skip
+        run = functools.partial(
+            _measure,
+            kind,
+            entry,
+            mode,
+            device,
+            shape=shape,
+            cfg=cfg,
+            num_classes=num_classes,
+            in_channels=in_channels,
+        )
         try:
             result.measurements.append(_steadiest(run, kind, cfg, device))
         except Exception as exc:  # this measurement's failure is its row's, not the run's

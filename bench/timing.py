@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import torch
@@ -71,8 +71,11 @@ class Timer:
         self.device = device
         self.cuda = device.type == "cuda"
         self.name = "CUDA events" if self.cuda else "time.perf_counter"
-        self.latency_name = ("time.perf_counter per call, synchronised before and after"
-                             if self.cuda else "time.perf_counter per call")  # fmt: skip
+        self.latency_name = (
+            "time.perf_counter per call, synchronised before and after"
+            if self.cuda
+            else "time.perf_counter per call"
+        )
 
     def sync(self) -> None:
         if self.cuda:

@@ -17,8 +17,9 @@ from __future__ import annotations
 import math
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, Literal
+from typing import Literal
 
 import torch
 from torch.nn import functional as F
@@ -49,7 +50,8 @@ def parse_budget(text: str) -> Budget:
     m = re.fullmatch(r"\s*(epochs|seconds|steps)\s*=\s*([0-9]*\.?[0-9]+)\s*", text)
     if not m or float(m.group(2)) <= 0:
         raise ValueError(
-            f"--budget must be epochs=N, steps=N or seconds=S with N, S > 0, got '{text}'")
+            f"--budget must be epochs=N, steps=N or seconds=S with N, S > 0, got '{text}'"
+        )
     kind, value = m.group(1), float(m.group(2))
     if kind in ("epochs", "steps") and not value.is_integer():
         raise ValueError(f"--budget {kind} must be a whole number, got '{text}'")
@@ -93,23 +95,29 @@ class AccuracyConfig:
         if self.num_classes < LABELS:
             raise ValueError(
                 f"the accuracy phase needs --num-classes {LABELS} or more: Fashion-MNIST has "
-                f"{LABELS} classes (labels 0-{LABELS - 1}), got {self.num_classes}")  # fmt: skip
+                f"{LABELS} classes (labels 0-{LABELS - 1}), got {self.num_classes}"
+            )
         if self.in_channels < 1:
             raise ValueError(f"--in-channels must be at least 1, got {self.in_channels}")
 
     def describe(self) -> str:
-        data = (f"first {self.train_limit} training images" if self.train_limit
-                else "60,000 training images")  # fmt: skip
+        data = (
+            f"first {self.train_limit} training images"
+            if self.train_limit
+            else "60,000 training images"
+        )
         test = f"first {self.eval_limit} test images" if self.eval_limit else "10,000 test images"
         shape = ""
         if self.in_channels > 1:
             shape += f", grey channel repeated to {self.in_channels} input channels"
         if self.num_classes > LABELS:
             shape += f", {self.num_classes} outputs (labels 0-{LABELS - 1})"
-        return (f"budget {self.budget}; {data}, {test}{shape}; {self.mode.describe()}, "
-                f"{self.mode.backends(self.device).describe(self.device)}; Xavier init, SGD "
-                f"nesterov 0.9, wd {self.weight_decay:g}, one-cycle, label smoothing "
-                f"{self.label_smoothing:g}, flips + crops")  # fmt: skip
+        return (
+            f"budget {self.budget}; {data}, {test}{shape}; {self.mode.describe()}, "
+            f"{self.mode.backends(self.device).describe(self.device)}; Xavier init, SGD "
+            f"nesterov 0.9, wd {self.weight_decay:g}, one-cycle, label smoothing "
+            f"{self.label_smoothing:g}, flips + crops"
+        )
 
 
 @dataclass(frozen=True)
@@ -186,15 +194,27 @@ def evaluate(model: torch.nn.Module, test: Split, size: int, cfg: AccuracyConfig
     classes = cfg.num_classes
     confusion = torch.zeros(LABELS * classes, dtype=torch.long, device=test.labels.device)
     with torch.no_grad(), cfg.mode.autocast(cfg.device):
-        for idx in batch_indices(len(test), cfg.eval_batch, shuffle=False, drop_last=False,
-                                 generator=None, device=cfg.device):  # fmt: skip
-            x = model_input(test.images[idx], size, augment=False,
-                            memory_format=cfg.mode.memory_format, in_channels=cfg.in_channels)
+        for idx in batch_indices(
+            len(test),
+            cfg.eval_batch,
+            shuffle=False,
+            drop_last=False,
+            generator=None,
+            device=cfg.device,
+        ):
+            x = model_input(
+                test.images[idx],
+                size,
+                augment=False,
+                memory_format=cfg.mode.memory_format,
+                in_channels=cfg.in_channels,
+            )
             if cfg.mode.cuda_graphs:
                 torch.compiler.cudagraph_mark_step_begin()
             pred = model(x).argmax(1)
-            confusion += torch.bincount(test.labels[idx] * classes + pred,
-                                        minlength=LABELS * classes)  # fmt: skip
+            confusion += torch.bincount(
+                test.labels[idx] * classes + pred, minlength=LABELS * classes
+            )
     model.train()
     return confusion.view(LABELS, classes).cpu()
 
@@ -208,18 +228,24 @@ def _sgd(model: torch.nn.Module, lr: float, cfg: AccuracyConfig) -> torch.optim.
     decay = [p for p in model.parameters() if p.ndim > 1]
     no_decay = [p for p in model.parameters() if p.ndim <= 1]  # biases and norm scales
     return torch.optim.SGD(
-        [{"params": decay, "weight_decay": cfg.weight_decay},
-         {"params": no_decay, "weight_decay": 0}],
-        lr=lr, momentum=cfg.momentum, nesterov=True,
-    )  # fmt: skip
+        [
+            {"params": decay, "weight_decay": cfg.weight_decay},
+            {"params": no_decay, "weight_decay": 0},
+        ],
+        lr=lr,
+        momentum=cfg.momentum,
+        nesterov=True,
+    )
 
 
 class OverCap(Exception):
     """Training would take longer than the configured cap: the model is not trained."""
 
     def __init__(self, estimate_s: float, examples_per_s: float, cap_s: float):
-        super().__init__(f"estimated {estimate_s:,.0f} s of training at {examples_per_s:,.1f} "
-                         f"examples/s (measured over its first steps), over the {cap_s:g} s cap")  # fmt: skip
+        super().__init__(
+            f"estimated {estimate_s:,.0f} s of training at {examples_per_s:,.1f} "
+            f"examples/s (measured over its first steps), over the {cap_s:g} s cap"
+        )
         self.estimate_s, self.examples_per_s, self.cap_s = estimate_s, examples_per_s, cap_s
 
 
@@ -230,8 +256,15 @@ class _Training:
     """One seed of one model: a fresh model, its optimizer and its shuffled batches, trained an
     epoch at a time into ``result``."""
 
-    def __init__(self, entry: ModelEntry, train: Split, test: Split, cfg: AccuracyConfig,
-                 seed: int, size: int) -> None:  # fmt: skip
+    def __init__(
+        self,
+        entry: ModelEntry,
+        train: Split,
+        test: Split,
+        cfg: AccuracyConfig,
+        seed: int,
+        size: int,
+    ) -> None:
         self.train, self.test, self.cfg, self.size = train, test, cfg, size
         batch = min(entry.train.batch_size, cfg.batch_cap or entry.train.batch_size, len(train))
         # a smaller batch than the entry's takes a proportionally smaller rate (linear scaling)
@@ -248,8 +281,10 @@ class _Training:
         fp16 = cfg.mode.precision == "fp16"
         self.scaler = torch.amp.GradScaler(cfg.device.type) if fp16 else None
         budget = cfg.budget
-        self.total_steps = {"epochs": int(budget.value) * (len(train) // batch),
-                            "steps": int(budget.value)}.get(budget.kind)  # fmt: skip
+        self.total_steps = {
+            "epochs": int(budget.value) * (len(train) // batch),
+            "steps": int(budget.value),
+        }.get(budget.kind)
         self.out_of_budget = False
 
     @property
@@ -268,9 +303,14 @@ class _Training:
         cfg = self.cfg
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        x = model_input(self.train.images[idx], self.size, augment=True,
-                        generator=self.generator, memory_format=cfg.mode.memory_format,
-                        in_channels=cfg.in_channels)  # fmt: skip
+        x = model_input(
+            self.train.images[idx],
+            self.size,
+            augment=True,
+            generator=self.generator,
+            memory_format=cfg.mode.memory_format,
+            in_channels=cfg.in_channels,
+        )
         y = self.train.labels[idx]
         if cfg.mode.cuda_graphs:  # a new iteration: the last one's graph outputs may be reused
             torch.compiler.cudagraph_mark_step_begin()
@@ -305,8 +345,14 @@ class _Training:
         seen = 0
         _sync(device)
         t0 = time.perf_counter()
-        for idx in batch_indices(len(self.train), r.batch_size, shuffle=True, drop_last=True,
-                                 generator=self.generator, device=device):  # fmt: skip
+        for idx in batch_indices(
+            len(self.train),
+            r.batch_size,
+            shuffle=True,
+            drop_last=True,
+            generator=self.generator,
+            device=device,
+        ):
             loss, right = self.step(idx, self.lr(r.train_seconds + time.perf_counter() - t0))
             r.steps += 1
             seen += len(idx)
@@ -329,9 +375,13 @@ class _Training:
         if not torch.isfinite(loss_sum):
             r.diverged = True
         r.confusion = evaluate(self.model, self.test, self.size, cfg)
-        record = EpochRecord(len(r.epochs) + 1, r.train_seconds,
-                             float(loss_sum) / max(1, seen // r.batch_size),
-                             100 * int(correct) / max(seen, 1), r.test_acc)  # fmt: skip
+        record = EpochRecord(
+            len(r.epochs) + 1,
+            r.train_seconds,
+            float(loss_sum) / max(1, seen // r.batch_size),
+            100 * int(correct) / max(seen, 1),
+            r.test_acc,
+        )
         r.epochs.append(record)
         return record
 
@@ -366,14 +416,22 @@ class _Training:
             where = f"epoch {record.epoch}"
             left = max(0.0, budget.value - r.train_seconds)
         state = " DIVERGED" if r.diverged else ""
-        return (f"{r.model} seed {r.seed} {where}: loss {record.train_loss:.3f}, train "
-                f"{record.train_acc:.1f}%, test {record.test_acc:.2f}% ({r.train_seconds:.1f} s "
-                f"trained, ~{left:.0f} s left){state}")  # fmt: skip
+        return (
+            f"{r.model} seed {r.seed} {where}: loss {record.train_loss:.3f}, train "
+            f"{record.train_acc:.1f}%, test {record.test_acc:.2f}% ({r.train_seconds:.1f} s "
+            f"trained, ~{left:.0f} s left){state}"
+        )
 
 
-def train_model(entry: ModelEntry, train: Split, test: Split, cfg: AccuracyConfig, seed: int,
-                size: int | None = None,
-                progress: Callable[[str], None] = lambda _: None) -> SeedResult:  # fmt: skip
+def train_model(
+    entry: ModelEntry,
+    train: Split,
+    test: Split,
+    cfg: AccuracyConfig,
+    seed: int,
+    size: int | None = None,
+    progress: Callable[[str], None] = lambda _: None,
+) -> SeedResult:
     """Train a fresh ``entry`` with ``seed`` until ``cfg.budget`` runs out or the loss diverges,
     evaluating on ``test`` after each epoch (and when the budget ends inside one); ``progress``
     gets a line per epoch. ``size``: the input size (the model's own by default).

@@ -50,16 +50,26 @@ def _flag_handles(present: set[str]) -> list[object]:
     handles = {
         "noisy": Line2D([], [], ls="none", marker="o", ms=7, mfc="none", mec="0.3", mew=1.5),
         "host_bound": Line2D([], [], ls="none", marker=_HOST_MARKER, ms=7, color="k"),
-        "above_ceiling": Line2D([], [], ls="none", marker="o", ms=12, mfc="none",
-                                mec=_ABOVE_COLOR, mew=1.6),  # fmt: skip
+        "above_ceiling": Line2D(
+            [], [], ls="none", marker="o", ms=12, mfc="none", mec=_ABOVE_COLOR, mew=1.6
+        ),
     }
     for flag, handle in handles.items():
         handle.set_label(FLAG_LABELS[flag])
     return [h for f, h in handles.items() if f in present]
 
 
-def _scatter_flagged(ax, x: np.ndarray, y: np.ndarray, flags: pd.DataFrame, *, color,
-                     marker: str = "o", s: float = 40, alpha: float = 1.0) -> None:  # fmt: skip
+def _scatter_flagged(
+    ax,
+    x: np.ndarray,
+    y: np.ndarray,
+    flags: pd.DataFrame,
+    *,
+    color,
+    marker: str = "o",
+    s: float = 40,
+    alpha: float = 1.0,
+) -> None:
     """Points in ``color``, hollow where noisy; an "h" at the upper left of the host-bound ones
     and a red ring around those above the ceiling. ``flags``: bool columns noisy, host_bound,
     above_ceiling (absent: False), a row per point."""
@@ -71,15 +81,44 @@ def _scatter_flagged(ax, x: np.ndarray, y: np.ndarray, flags: pd.DataFrame, *, c
     noisy = flag("noisy")
     ax.scatter(x[~noisy], y[~noisy], s=s, marker=marker, color=color, alpha=alpha, zorder=3)
     if noisy.any():
-        ax.scatter(x[noisy], y[noisy], s=s, marker=marker, facecolors="none", edgecolors=[color],
-                   linewidths=1.5, alpha=alpha, zorder=3, gid="noisy")  # fmt: skip
+        ax.scatter(
+            x[noisy],
+            y[noisy],
+            s=s,
+            marker=marker,
+            facecolors="none",
+            edgecolors=[color],
+            linewidths=1.5,
+            alpha=alpha,
+            zorder=3,
+            gid="noisy",
+        )
     for xh, yh in zip(x[flag("host_bound")], y[flag("host_bound")]):
-        ax.annotate("h", (xh, yh), xytext=(-4, 3), textcoords="offset points", ha="right",
-                    va="bottom", fontsize=9, fontweight="bold", zorder=5, gid="host-bound")
+        ax.annotate(
+            "h",
+            (xh, yh),
+            xytext=(-4, 3),
+            textcoords="offset points",
+            ha="right",
+            va="bottom",
+            fontsize=9,
+            fontweight="bold",
+            zorder=5,
+            gid="host-bound",
+        )
     above = flag("above_ceiling")
     if above.any():
-        ax.scatter(x[above], y[above], s=s * 4.5, marker="o", facecolors="none",
-                   edgecolors=_ABOVE_COLOR, linewidths=1.6, zorder=5, gid="above-ceiling")
+        ax.scatter(
+            x[above],
+            y[above],
+            s=s * 4.5,
+            marker="o",
+            facecolors="none",
+            edgecolors=_ABOVE_COLOR,
+            linewidths=1.6,
+            zorder=5,
+            gid="above-ceiling",
+        )
 
 
 def _present(flags: pd.DataFrame) -> set[str]:
@@ -93,10 +132,21 @@ def _family_colors(families: list[str]) -> dict[str, tuple]:
 
 # Where a label may go: beside its point first (directions, just clear of its marker), then
 # further out on rings (offsets in points), joined to its point by a leader line.
-_BESIDE = [(0.75, 0.75), (0.75, -0.75), (-0.75, 0.75), (-0.75, -0.75), (1, 0), (-1, 0), (0, 1),
-           (0, -1)]  # fmt: skip
-_FAR = [(round(r * np.cos(a)), round(r * np.sin(a)))
-        for r in (18, 28, 40, 55, 75) for a in np.radians(np.arange(30, 390, 30))]  # fmt: skip
+_BESIDE = [
+    (0.75, 0.75),
+    (0.75, -0.75),
+    (-0.75, 0.75),
+    (-0.75, -0.75),
+    (1, 0),
+    (-1, 0),
+    (0, 1),
+    (0, -1),
+]
+_FAR = [
+    (round(r * np.cos(a)), round(r * np.sin(a)))
+    for r in (18, 28, 40, 55, 75)
+    for a in np.radians(np.arange(30, 390, 30))
+]
 
 
 def _marker_boxes(ax) -> list[Bbox]:
@@ -125,13 +175,25 @@ def label_box(text: Annotation, renderer) -> Bbox:
     return Text.get_window_extent(text, renderer)
 
 
-def _annotate(ax, label: str, xy: tuple[float, float], offset: tuple[float, float],
-              fontsize: float, leader: bool) -> Annotation:  # fmt: skip
+def _annotate(
+    ax,
+    label: str,
+    xy: tuple[float, float],
+    offset: tuple[float, float],
+    fontsize: float,
+    leader: bool,
+) -> Annotation:
     dx, dy = offset
-    return ax.annotate(label, xy, xytext=offset, textcoords="offset points",
-                       ha="left" if dx > 0 else "right" if dx < 0 else "center",
-                       va="bottom" if dy > 0 else "top" if dy < 0 else "center",
-                       fontsize=fontsize, arrowprops=_LEADER if leader else None)  # fmt: skip
+    return ax.annotate(
+        label,
+        xy,
+        xytext=offset,
+        textcoords="offset points",
+        ha="left" if dx > 0 else "right" if dx < 0 else "center",
+        va="bottom" if dy > 0 else "top" if dy < 0 else "center",
+        fontsize=fontsize,
+        arrowprops=_LEADER if leader else None,
+    )
 
 
 def label_points(ax, xs, ys, labels, fontsize: float = 8) -> None:
@@ -191,8 +253,10 @@ def _throughput_flags(run: Run, mode: str, kind: str = "infer") -> pd.DataFrame:
     r = run.results
     rows = r[(r["phase"] == "speed") & (r["metric"] == f"{kind}_throughput") & (r["mode"] == mode)]
     first = rows.groupby("model", sort=False)["batch"].min()
-    flags = flags_at(figure_flags(r, run.provenance.get("ceilings")),
-                     [(m, mode, int(b)) for m, b in first.items()])  # fmt: skip
+    flags = flags_at(
+        figure_flags(r, run.provenance.get("ceilings")),
+        [(m, mode, int(b)) for m, b in first.items()],
+    )
     flags.index = first.index
     return flags[[f"{kind}_noisy", f"{kind}_host_bound"]].set_axis(["noisy", "host_bound"], axis=1)
 
@@ -203,8 +267,10 @@ def _families(run: Run) -> pd.Series:
 
 def _subtitle(run: Run) -> str:
     p = run.provenance
-    return (f"{p.get('device_name', '?')}, torch {p.get('torch', '?')}, "
-            f"commit {str(p.get('git_commit') or '?')[:10]}")  # fmt: skip
+    return (
+        f"{p.get('device_name', '?')}, torch {p.get('torch', '?')}, "
+        f"commit {str(p.get('git_commit') or '?')[:10]}"
+    )
 
 
 def _accuracy_setting(run: Run) -> tuple[str, list[str]]:
@@ -212,8 +278,10 @@ def _accuracy_setting(run: Run) -> tuple[str, list[str]]:
     that names the models it leaves out (trained otherwise), and those models."""
     setting, others = common_accuracy_setting(run.results)
     if others:
-        setting += (f"\n(the run's most common budget and images; {len(others)} model(s) trained "
-                    f"otherwise left out: {', '.join(others)})")  # fmt: skip
+        setting += (
+            f"\n(the run's most common budget and images; {len(others)} model(s) trained "
+            f"otherwise left out: {', '.join(others)})"
+        )
     return setting, others
 
 
@@ -224,9 +292,20 @@ def _accuracy(run: Run) -> tuple[pd.Series, str]:
     return _per_model(run, "accuracy", "test_acc").drop(others), setting
 
 
-def _tradeoff(run: Run, x: pd.Series, y: pd.Series, *, xlabel: str, ylabel: str, title: str,
-              maximize_x: bool, maximize_y: bool, logx: bool = True, logy: bool = False,
-              flags: pd.DataFrame | None = None) -> Figure | None:  # fmt: skip
+def _tradeoff(
+    run: Run,
+    x: pd.Series,
+    y: pd.Series,
+    *,
+    xlabel: str,
+    ylabel: str,
+    title: str,
+    maximize_x: bool,
+    maximize_y: bool,
+    logx: bool = True,
+    logy: bool = False,
+    flags: pd.DataFrame | None = None,
+) -> Figure | None:
     """``flags``: per model, the flags of the throughput on one of the axes."""
     data = pd.DataFrame({"x": x, "y": y}).dropna()
     if len(data) < 2:
@@ -242,8 +321,16 @@ def _tradeoff(run: Run, x: pd.Series, y: pd.Series, *, xlabel: str, ylabel: str,
     front = data[pareto_front(data, "x", "y", maximize_x=maximize_x, maximize_y=maximize_y)]
     front = front.sort_values("x")
     # min-x/max-y: the best y rises at each frontier point ("post"); max/max: it falls after
-    handles += ax.step(front["x"], front["y"], where="pre" if maximize_x == maximize_y else "post",
-                       color="0.3", lw=1.2, ls="--", zorder=2, label="Pareto frontier")  # fmt: skip
+    handles += ax.step(
+        front["x"],
+        front["y"],
+        where="pre" if maximize_x == maximize_y else "post",
+        color="0.3",
+        lw=1.2,
+        ls="--",
+        zorder=2,
+        label="Pareto frontier",
+    )
     ax.scatter(front["x"], front["y"], s=110, facecolors="none", edgecolors="0.2", lw=1, zorder=4)
     if logx:
         ax.set_xscale("log")
@@ -254,8 +341,13 @@ def _tradeoff(run: Run, x: pd.Series, y: pd.Series, *, xlabel: str, ylabel: str,
     ax.set_title(f"{title}\n{_subtitle(run)}", fontsize=11)
     ax.grid(True, which="major", alpha=0.3)
     ax.margins(0.12)
-    ax.legend(handles=handles + _flag_handles(_present(flags)), loc="best", fontsize=8,
-              title="family", title_fontsize=8)  # fmt: skip
+    ax.legend(
+        handles=handles + _flag_handles(_present(flags)),
+        loc="best",
+        fontsize=8,
+        title="family",
+        title_fontsize=8,
+    )
     label_points(ax, data["x"], data["y"], list(data.index))
     return fig
 
@@ -263,10 +355,16 @@ def _tradeoff(run: Run, x: pd.Series, y: pd.Series, *, xlabel: str, ylabel: str,
 def accuracy_vs_gflops(run: Run) -> Figure | None:
     flops = _per_model(run, "static", "flops") / 1e9
     acc, setting = _accuracy(run)
-    return _tradeoff(run, flops, acc, xlabel="GFLOPs per sample (fvcore, 2 x MACs, log scale)",
-                     ylabel="test accuracy (%)",
-                     title=f"Accuracy vs compute: Fashion-MNIST test accuracy against FLOPs\n"
-                     f"{setting}", maximize_x=False, maximize_y=True)  # fmt: skip
+    return _tradeoff(
+        run,
+        flops,
+        acc,
+        xlabel="GFLOPs per sample (fvcore, 2 x MACs, log scale)",
+        ylabel="test accuracy (%)",
+        title=f"Accuracy vs compute: Fashion-MNIST test accuracy against FLOPs\n{setting}",
+        maximize_x=False,
+        maximize_y=True,
+    )
 
 
 def accuracy_vs_throughput(run: Run) -> Figure | None:
@@ -275,13 +373,17 @@ def accuracy_vs_throughput(run: Run) -> Figure | None:
         return None
     speed = _per_model(run, "speed", "infer_throughput", mode)
     acc, setting = _accuracy(run)
-    return _tradeoff(run, speed, acc,
-                     xlabel=f"inference throughput (samples/s, {mode}, log scale)",
-                     ylabel="test accuracy (%)",
-                     title="Accuracy vs speed: Fashion-MNIST test accuracy against throughput\n"
-                     f"{setting}",
-                     maximize_x=True, maximize_y=True,
-                     flags=_throughput_flags(run, mode))  # fmt: skip
+    return _tradeoff(
+        run,
+        speed,
+        acc,
+        xlabel=f"inference throughput (samples/s, {mode}, log scale)",
+        ylabel="test accuracy (%)",
+        title=f"Accuracy vs speed: Fashion-MNIST test accuracy against throughput\n{setting}",
+        maximize_x=True,
+        maximize_y=True,
+        flags=_throughput_flags(run, mode),
+    )
 
 
 def throughput_vs_params(run: Run) -> Figure | None:
@@ -290,10 +392,18 @@ def throughput_vs_params(run: Run) -> Figure | None:
         return None
     params = _per_model(run, "static", "params") / 1e6
     speed = _per_model(run, "speed", "infer_throughput", mode)
-    return _tradeoff(run, params, speed, xlabel="parameters (millions, log scale)",
-                     ylabel=f"inference throughput (samples/s, {mode}, log scale)",
-                     title="Throughput vs size", maximize_x=False, maximize_y=True,
-                     logy=True, flags=_throughput_flags(run, mode))  # fmt: skip
+    return _tradeoff(
+        run,
+        params,
+        speed,
+        xlabel="parameters (millions, log scale)",
+        ylabel=f"inference throughput (samples/s, {mode}, log scale)",
+        title="Throughput vs size",
+        maximize_x=False,
+        maximize_y=True,
+        logy=True,
+        flags=_throughput_flags(run, mode),
+    )
 
 
 def speedup_by_mode(run: Run) -> Figure | None:
@@ -308,8 +418,11 @@ def speedup_by_mode(run: Run) -> Figure | None:
     table = ratios.where(first).groupby(level="model", sort=False).first()
     marks = speedup_marks(run.results).where(first, "").groupby(level="model", sort=False).sum()
     models, modes = list(table.index), list(table.columns)
-    fig, ax = plt.subplots(figsize=(max(10, 0.75 * len(models) * max(1, len(modes)) / 2 + 3), 6),
-                           dpi=DPI, layout="constrained")  # fmt: skip
+    fig, ax = plt.subplots(
+        figsize=(max(10, 0.75 * len(models) * max(1, len(modes)) / 2 + 3), 6),
+        dpi=DPI,
+        layout="constrained",
+    )
     width = 0.8 / len(modes)
     x = np.arange(len(models))
     present: set[str] = set()
@@ -323,22 +436,46 @@ def speedup_by_mode(run: Run) -> Figure | None:
                 bar.set(hatch="///", edgecolor="0.15", linewidth=0.5, gid="noisy")
                 present.add("noisy")
             if "h" in mark:
-                ax.annotate("h", (bar.get_x() + bar.get_width() / 2, bar.get_height()),
-                            xytext=(0, 2), textcoords="offset points", ha="center", va="bottom",
-                            fontsize=9, fontweight="bold", gid="host-bound")  # fmt: skip
+                ax.annotate(
+                    "h",
+                    (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                    xytext=(0, 2),
+                    textcoords="offset points",
+                    ha="center",
+                    va="bottom",
+                    fontsize=9,
+                    fontweight="bold",
+                    gid="host-bound",
+                )
                 present.add("host_bound")
     handles.append(ax.axhline(1.0, color="0.3", lw=1, ls="--", label="fp32 (1x)"))
     ax.set_xticks(x, models, rotation=35, ha="right")
     ax.set_ylabel("inference throughput relative to fp32 (x)")
-    ax.set_title(f"Speed-up of each mode over fp32, same model and batch\n{_subtitle(run)}",
-                 fontsize=11)  # fmt: skip
+    ax.set_title(
+        f"Speed-up of each mode over fp32, same model and batch\n{_subtitle(run)}", fontsize=11
+    )
     ax.grid(True, axis="y", alpha=0.3)
     if "noisy" in present:
-        handles.append(Patch(facecolor="0.85", edgecolor="0.15", hatch="///",
-                             label=f"{FLAG_LABELS['noisy']} (this mode's or fp32's)"))  # fmt: skip
+        handles.append(
+            Patch(
+                facecolor="0.85",
+                edgecolor="0.15",
+                hatch="///",
+                label=f"{FLAG_LABELS['noisy']} (this mode's or fp32's)",
+            )
+        )
     if "host_bound" in present:
-        handles.append(Line2D([], [], ls="none", marker=_HOST_MARKER, ms=8, color="k",
-                              label=FLAG_LABELS["host_bound"]))  # fmt: skip
+        handles.append(
+            Line2D(
+                [],
+                [],
+                ls="none",
+                marker=_HOST_MARKER,
+                ms=8,
+                color="k",
+                label=FLAG_LABELS["host_bound"],
+            )
+        )
     ax.legend(handles=handles, fontsize=8, title="mode", title_fontsize=8)
     return fig
 
@@ -405,8 +542,14 @@ def learning_curves(run: Run) -> Figure | None:
     for model in models:
         m = mean.loc[model]
         color, marker = styles[model]
-        style = {"color": color, "marker": marker, "ms": 5, "lw": 1.4, "label": model,
-                 "markevery": max(1, len(m) // 8)}  # fmt: skip
+        style = {
+            "color": color,
+            "marker": marker,
+            "ms": 5,
+            "lw": 1.4,
+            "label": model,
+            "markevery": max(1, len(m) // 8),
+        }
         ax1.plot(m.index if seen is None else seen.loc[model], m["test_acc"], **style)
         ax2.plot(m["train_seconds"], m["test_acc"], **style)
     if seen is None:
@@ -437,9 +580,15 @@ def latency_distributions(run: Run) -> Figure | None:
         return None
     samples.sort(key=lambda s: np.median(s["seconds_per_step"]))
     data = [np.array(s["seconds_per_step"]) * 1e3 for s in samples]
-    fig, ax = plt.subplots(figsize=(10, max(4, 0.4 * len(data) + 1.5)), dpi=DPI, layout="constrained")
-    style = {"whis": (1, 99), "showfliers": True, "widths": 0.6,
-             "flierprops": {"markersize": 2, "alpha": 0.5}}  # fmt: skip
+    fig, ax = plt.subplots(
+        figsize=(10, max(4, 0.4 * len(data) + 1.5)), dpi=DPI, layout="constrained"
+    )
+    style = {
+        "whis": (1, 99),
+        "showfliers": True,
+        "widths": 0.6,
+        "flierprops": {"markersize": 2, "alpha": 0.5},
+    }
     try:
         ax.boxplot(data, orientation="horizontal", **style)  # matplotlib >= 3.10
     except TypeError:
@@ -482,24 +631,35 @@ def roofline(run: Run) -> Figure | None:
         width = 2 if precision in ("bf16", "fp16") else 4
         b = rows["batch"].to_numpy()
         m = rows["model"]
-        intensity = (flops.reindex(m).to_numpy() * b
-                     / (4 * params.reindex(m).to_numpy() + 2 * width * b * acts.reindex(m).to_numpy()))  # fmt: skip
+        intensity = (
+            flops.reindex(m).to_numpy()
+            * b
+            / (4 * params.reindex(m).to_numpy() + 2 * width * b * acts.reindex(m).to_numpy())
+        )
         flags = flags_at(all_flags, [(model, mode, int(batch)) for model, batch in zip(m, b)])
         flags = flags[[f"infer_{f}" for f in FLAG_LABELS]].set_axis(list(FLAG_LABELS), axis=1)
-        style = {"marker": markers[i % len(markers)], "alpha": 1.0 if mode == labelled else 0.55,
-                 "color": precision_color.get(precision, "0.3")}  # fmt: skip
+        style = {
+            "marker": markers[i % len(markers)],
+            "alpha": 1.0 if mode == labelled else 0.55,
+            "color": precision_color.get(precision, "0.3"),
+        }
         _scatter_flagged(ax, intensity, rows["value"], flags, s=36, **style)
         label = f"{mode} (labelled)" if mode == labelled and len(modes) > 1 else mode
         handles.append(Line2D([], [], ls="none", ms=6, label=label, **style))
         present |= _present(flags.loc[np.isfinite(intensity)])
         points += list(intensity)
         if mode == labelled:
-            named += [(x, y, n) for x, y, n in zip(intensity, rows["value"], m)
-                      if np.isfinite(x) and n not in {q[2] for q in named}]  # fmt: skip
+            named += [
+                (x, y, n)
+                for x, y, n in zip(intensity, rows["value"], m)
+                if np.isfinite(x) and n not in {q[2] for q in named}
+            ]
         else:  # a point above its ceiling is named whatever its mode
-            named += [(x, y, f"{n} [{mode}]") for x, y, n, above
-                      in zip(intensity, rows["value"], m, flags["above_ceiling"])
-                      if np.isfinite(x) and above]  # fmt: skip
+            named += [
+                (x, y, f"{n} [{mode}]")
+                for x, y, n, above in zip(intensity, rows["value"], m, flags["above_ceiling"])
+                if np.isfinite(x) and above
+            ]
     bw = ceilings["bandwidth"]["gbs"] / 1e3  # TB/s: TFLOP/s per FLOP/byte
     xs = np.array([x for x in points if np.isfinite(x)])
     if xs.size == 0:  # no static figures in this run (e.g. --phases speed): nothing to place
@@ -510,12 +670,23 @@ def roofline(run: Run) -> Figure | None:
     top_compute = max(c["tflops"] for c in ceilings["compute"].values())
     for precision, c in ceilings["compute"].items():
         label = f"ceiling {precision}: {c['tflops']:.3g} TFLOP/s ({ceiling_source(c)})"
-        handles += ax.plot(grid, np.minimum(c["tflops"], bw * grid), lw=1.2, ls="--",
-                           color=precision_color[precision], label=label)  # fmt: skip
+        handles += ax.plot(
+            grid,
+            np.minimum(c["tflops"], bw * grid),
+            lw=1.2,
+            ls="--",
+            color=precision_color[precision],
+            label=label,
+        )
     under = bw * grid <= top_compute
     memory = ceilings["bandwidth"]
-    handles += ax.plot(grid[under], bw * grid[under], lw=0.8, color="0.5",
-                       label=f"memory {memory['gbs']:.0f} GB/s ({ceiling_source(memory)})")
+    handles += ax.plot(
+        grid[under],
+        bw * grid[under],
+        lw=0.8,
+        color="0.5",
+        label=f"memory {memory['gbs']:.0f} GB/s ({ceiling_source(memory)})",
+    )
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlim(lo, hi)
@@ -526,8 +697,9 @@ def roofline(run: Run) -> Figure | None:
     ax.set_title(f"Roofline: inference at each model's batch\n{_subtitle(run)}", fontsize=11)
     ax.grid(True, which="major", alpha=0.3)
     ax.legend(handles=handles + _flag_handles(present), fontsize=7, loc="lower right")
-    label_points(ax, [p[0] for p in named], [p[1] for p in named], [p[2] for p in named],
-                 fontsize=7)  # fmt: skip
+    label_points(
+        ax, [p[0] for p in named], [p[1] for p in named], [p[2] for p in named], fontsize=7
+    )
     return fig
 
 
@@ -556,4 +728,3 @@ def write_charts(run: Run, out: Path) -> dict[str, Path]:
         plt.close(fig)
         written[name] = out / f"{name}.png"
     return written
-

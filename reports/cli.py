@@ -18,8 +18,12 @@ from .tables import readable
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m reports", description=__doc__.split(";")[0])
     p.add_argument("run_dir", nargs="?", type=Path, help="a run folder (runs/...)")
-    p.add_argument("--out", type=Path, metavar="DIR",
-                   help="write report.md, tables/ and charts/ into DIR (default: RUN_DIR)")
+    p.add_argument(
+        "--out",
+        type=Path,
+        metavar="DIR",
+        help="write report.md, tables/ and charts/ into DIR (default: RUN_DIR)",
+    )
     p.add_argument("--compare", nargs=2, type=Path, metavar=("RUN_A", "RUN_B"))
     args = p.parse_args(argv)
     if not args.run_dir and not args.compare:
@@ -34,8 +38,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"reports: error: {exc}", file=sys.stderr)
         return 2
     except ReportWriteError as exc:
-        print(f"reports: error: cannot write the report ({exc}); the run folder is unchanged: "
-              "write the report elsewhere with --out DIR", file=sys.stderr)  # fmt: skip
+        print(
+            f"reports: error: cannot write the report ({exc}); the run folder is unchanged: "
+            "write the report elsewhere with --out DIR",
+            file=sys.stderr,
+        )
         return 2
     return 0
 
@@ -52,5 +59,12 @@ def compare(a: Run, b: Run) -> None:
     else:
         figures = ["value A", "value B", "B - A", "B / A"]
         shown = table.assign(**{c: table[c].map(readable) for c in figures})
-        print(tabulate(shown, headers="keys", showindex=False, disable_numparse=True,
-                       colalign=["left"] * (len(shown.columns) - 4) + ["right"] * 4))  # fmt: skip
+        print(
+            tabulate(
+                shown,
+                headers="keys",
+                showindex=False,
+                disable_numparse=True,
+                colalign=["left"] * (len(shown.columns) - 4) + ["right"] * 4,
+            )
+        )

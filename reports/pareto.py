@@ -5,8 +5,9 @@ from __future__ import annotations
 import pandas as pd
 
 
-def pareto_front(points: pd.DataFrame, x: str, y: str, *, maximize_x: bool,
-                 maximize_y: bool) -> pd.Series:  # fmt: skip
+def pareto_front(
+    points: pd.DataFrame, x: str, y: str, *, maximize_x: bool, maximize_y: bool
+) -> pd.Series:
     """True for each row that no other row dominates (at least as good on both axes and
     better on one). Rows with a missing value are never on the front."""
     sx = 1 if maximize_x else -1

@@ -49,11 +49,13 @@ CHART_CAPTIONS = {
 _HOST_CAPTION = "an 'h': host-bound (Python dispatch, MFU describes the CPU)."
 FLAG_CAPTIONS = {
     name: f"{noisy}: noisy (IQR/median > 5%); {_HOST_CAPTION}"
-    for name, noisy in (("accuracy_vs_throughput", "Hollow markers"),
-                        ("throughput_vs_params", "Hollow markers"),
-                        ("speedup_by_mode", "Hatched bars (this mode's figure or fp32's)"),
-                        ("roofline", "Hollow markers"))
-}  # fmt: skip
+    for name, noisy in (
+        ("accuracy_vs_throughput", "Hollow markers"),
+        ("throughput_vs_params", "Hollow markers"),
+        ("speedup_by_mode", "Hatched bars (this mode's figure or fp32's)"),
+        ("roofline", "Hollow markers"),
+    )
+}
 
 
 def report_tables(run: Run) -> dict[str, tuple[pd.DataFrame, pd.DataFrame]]:
@@ -111,8 +113,10 @@ def _rendered(table: pd.DataFrame, marks: pd.DataFrame | None = None) -> tuple[s
 
 def _ceilings_line(ceilings: dict[str, Any]) -> str:
     """run.json's ceilings, the ones figures are judged against, as a row of the header table."""
-    compute = "; ".join(f"{p} {c['tflops']:.4g} TFLOP/s ({ceiling_source(c)})"
-                        for p, c in ceilings.get("compute", {}).items())  # fmt: skip
+    compute = "; ".join(
+        f"{p} {c['tflops']:.4g} TFLOP/s ({ceiling_source(c)})"
+        for p, c in ceilings.get("compute", {}).items()
+    )
     bw = ceilings.get("bandwidth")
     memory = f"; memory {bw['gbs']:.4g} GB/s ({ceiling_source(bw)})" if bw else ""
     return f"| ceilings (roofline, '!' marks) | {compute}{memory} |"
@@ -125,8 +129,13 @@ class ReportWriteError(Exception):
 def _check_writable(out: Path) -> None:
     """Raise ``ReportWriteError`` if ``out``, or a file or folder the report would replace in
     it, cannot be written: checked before writing anything, so nothing is left half-written."""
-    for path, is_dir in ((out, True), (out / "tables", True), (out / "tables" / "layers", True),
-                         (out / "charts", True), (out / "report.md", False)):  # fmt: skip
+    for path, is_dir in (
+        (out, True),
+        (out / "tables", True),
+        (out / "tables" / "layers", True),
+        (out / "charts", True),
+        (out / "report.md", False),
+    ):
         if not path.exists():
             continue
         if path.is_dir() != is_dir:
@@ -173,18 +182,37 @@ def _write_report(run: Run, out: Path) -> Path:
         "",
         "| | |",
         "| --- | --- |",
-        *(f"| {k} | {p[k]} |" for k in ("command", "git_commit", "device_name", "torch", "cuda",
-                                        "cuda_driver", "torchvision", "fvcore", "host", "started",
-                                        "finished", "status") if p.get(k) is not None),  # fmt: skip
+        *(
+            f"| {k} | {p[k]} |"
+            for k in (
+                "command",
+                "git_commit",
+                "device_name",
+                "torch",
+                "cuda",
+                "cuda_driver",
+                "torchvision",
+                "fvcore",
+                "host",
+                "started",
+                "finished",
+                "status",
+            )
+            if p.get(k) is not None
+        ),
         *([_ceilings_line(p["ceilings"])] if p.get("ceilings") else []),
         "",
         "Units are in every header; how each figure was measured is in the `method` column of "
         "`results.csv` (also `results.parquet`). MACs count one multiply-add as one (fvcore); "
         "FLOPs = 2 x MACs.",
     ]
-    titles = {"summary": "Summary per model", "static": "Static profile (per sample)",
-              "speed": "Speed", "speedup": "Speed-up over fp32 (inference, same batch)",
-              "accuracy": accuracy_title(run)}  # fmt: skip
+    titles = {
+        "summary": "Summary per model",
+        "static": "Static profile (per sample)",
+        "speed": "Speed",
+        "speedup": "Speed-up over fp32 (inference, same batch)",
+        "accuracy": accuracy_title(run),
+    }
     for name, (markdown, _) in rendered.items():
         lines += ["", f"## {titles[name]}", "", markdown]
     if charts:
@@ -200,8 +228,17 @@ def _write_report(run: Run, out: Path) -> Path:
     return report
 
 
-KEY_METRICS = ("params", "macs", "test_acc", "macro_f1", "infer_throughput", "latency_p50",
-               "train_throughput", "infer_peak_mem", "fit_throughput")  # fmt: skip
+KEY_METRICS = (
+    "params",
+    "macs",
+    "test_acc",
+    "macro_f1",
+    "infer_throughput",
+    "latency_p50",
+    "train_throughput",
+    "infer_peak_mem",
+    "fit_throughput",
+)
 
 
 def _loaded(run: Path | Run) -> Run:
@@ -250,20 +287,28 @@ def compare_warnings(run_a: Path | Run, run_b: Path | Run) -> list[str]:
 
     def differ(what: str, value_a: object, value_b: object, why: str) -> None:
         if value_a != value_b:
-            warnings.append(f"warning: the runs differ in {what} (A: {value_a}; B: {value_b}): "
-                            f"{why}")  # fmt: skip
+            warnings.append(
+                f"warning: the runs differ in {what} (A: {value_a}; B: {value_b}): {why}"
+            )
 
     settings = [accuracy_settings(r.results) for r in (a, b)]
     if all(len(s) for s in settings):
         for i, what in ((0, "accuracy budget"), (1, "images trained and tested on")):
-            parts = [" | ".join(dict.fromkeys(s.str.split("; ").str[i].fillna(""))) for s in settings]
+            parts = [
+                " | ".join(dict.fromkeys(s.str.split("; ").str[i].fillna(""))) for s in settings
+            ]
             differ(what, *parts, "their accuracies are not comparable")
     ceilings_a, ceilings_b = _ceilings(a), _ceilings(b)
     shared = set(ceilings_a) & set(ceilings_b)
     if any(not math.isclose(ceilings_a[k], ceilings_b[k], rel_tol=0.01) for k in shared):
-        differ("ceilings", *(", ".join(f"{k} {c[k]:.4g}" for k in sorted(shared))
-                             for c in (ceilings_a, ceilings_b)),
-               "MFU and the roofline judge each run against its own")  # fmt: skip
+        differ(
+            "ceilings",
+            *(
+                ", ".join(f"{k} {c[k]:.4g}" for k in sorted(shared))
+                for c in (ceilings_a, ceilings_b)
+            ),
+            "MFU and the roofline judge each run against its own",
+        )
     for key, what in (("torch", "torch version"), ("device_name", "device")):
         differ(what, a.provenance.get(key), b.provenance.get(key), "speeds may differ for that")
     differ("CPU threads", _cpu_threads(a), _cpu_threads(b), "CPU speeds depend on them")

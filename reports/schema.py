@@ -1,4 +1,5 @@
-"""The results table: the contract between ``bench`` (which writes it) and ``reports`` (which reads it).
+"""The results table: the contract between ``bench`` (which writes it) and ``reports`` (which
+reads it).
 
 A run's results are one tidy table, a row per measured figure::
 
@@ -32,8 +33,14 @@ RESULT_COLUMNS: tuple[str, ...] = (
 LAYER_COLUMNS: tuple[str, ...] = ("path", "type", "depth", "output_shape", "params", "macs")
 
 CURVE_COLUMNS: tuple[str, ...] = (
-    "model", "seed", "epoch", "train_seconds", "train_loss", "train_acc", "test_acc",
-)  # fmt: skip
+    "model",
+    "seed",
+    "epoch",
+    "train_seconds",
+    "train_loss",
+    "train_acc",
+    "test_acc",
+)
 
 ERROR_METRIC = "error"
 
@@ -54,14 +61,30 @@ def _throughput_metrics(kind: str, what: str) -> tuple[Metric, ...]:
         Metric(f"{kind}_batch", "samples", f"{what}: batch that ran (halved on out-of-memory)"),
         Metric(f"{kind}_tflops", "TFLOP/s", f"{what}: achieved, from the static FLOPs"),
         Metric(f"{kind}_mfu", "%", f"{what}: achieved TFLOP/s / device peak at the precision"),
-        Metric(f"{kind}_peak_mem", "MB", f"{what}: steady-state peak CUDA memory allocated "
-               "(10^6 bytes), reset after the warm-up, over the timed blocks"),
-        Metric(f"{kind}_first_call_peak_mem", "MB", f"{what}: peak CUDA memory allocated during "
-               "the first call (compilation, CUDA-graph recording, autotuning)"),
-        Metric(f"{kind}_host_ratio", "%", f"{what}: the host's enqueue loop time / the GPU "
-               "event time of the same blocks (CUDA only)"),
-        Metric(f"{kind}_host_bound", "flag", f"{what}: 1 when the host's enqueue time is at "
-               "least 90% of the event time: the figure measures Python dispatch, not the GPU"),
+        Metric(
+            f"{kind}_peak_mem",
+            "MB",
+            f"{what}: steady-state peak CUDA memory allocated "
+            "(10^6 bytes), reset after the warm-up, over the timed blocks",
+        ),
+        Metric(
+            f"{kind}_first_call_peak_mem",
+            "MB",
+            f"{what}: peak CUDA memory allocated during "
+            "the first call (compilation, CUDA-graph recording, autotuning)",
+        ),
+        Metric(
+            f"{kind}_host_ratio",
+            "%",
+            f"{what}: the host's enqueue loop time / the GPU "
+            "event time of the same blocks (CUDA only)",
+        ),
+        Metric(
+            f"{kind}_host_bound",
+            "flag",
+            f"{what}: 1 when the host's enqueue time is at "
+            "least 90% of the event time: the figure measures Python dispatch, not the GPU",
+        ),
         Metric(f"{kind}_compile_time", "s", f"{what}: first call alone, compilation included"),
         Metric(f"{kind}_graph_breaks", "count", f"{what}: torch.compile graph breaks"),
     )
@@ -89,10 +112,17 @@ METRICS: dict[str, Metric] = {
         Metric("latency_p99", "ms", "batch-1 inference latency, 99th percentile"),
         Metric("latency_rel_iqr", "%", "IQR / median of the batch-1 latencies"),
         Metric("latency_compile_time", "s", "first batch-1 call alone, compilation included"),
-        Metric("latency_peak_mem", "MB", "steady-state peak CUDA memory allocated while timing "
-               "batch 1, reset after the warm-up"),
-        Metric("latency_first_call_peak_mem", "MB", "peak CUDA memory allocated during the "
-               "first batch-1 call (compilation, CUDA-graph recording)"),
+        Metric(
+            "latency_peak_mem",
+            "MB",
+            "steady-state peak CUDA memory allocated while timing batch 1, reset after the warm-up",
+        ),
+        Metric(
+            "latency_first_call_peak_mem",
+            "MB",
+            "peak CUDA memory allocated during the "
+            "first batch-1 call (compilation, CUDA-graph recording)",
+        ),
         # accuracy phase: per model, mean over seeds; per-epoch curves are in curves.csv
         Metric("test_acc", "%", "top-1 accuracy on the test images, mean over seeds"),
         Metric("test_acc_std", "%", "standard deviation of test_acc over seeds (n-1)"),
@@ -104,13 +134,25 @@ METRICS: dict[str, Metric] = {
         Metric("fit_time", "s", "training seconds, evaluation and the first step excluded"),
         Metric("fit_epochs", "epochs", "epochs trained (the last may be partial)"),
         Metric("first_step_time", "s", "the first training step alone (compile, autotune)"),
-        *(Metric(f"time_to_{t}", "s", f"training seconds until test accuracy >= {t}% "
-                 "(epoch resolution; empty if never)") for t in (85, 90, 93)),
-        *(Metric(f"class_acc_{k}", "%", f"test accuracy on class {k}, mean over seeds")
-          for k in range(10)),
+        *(
+            Metric(
+                f"time_to_{t}",
+                "s",
+                f"training seconds until test accuracy >= {t}% (epoch resolution; empty if never)",
+            )
+            for t in (85, 90, 93)
+        ),
+        *(
+            Metric(f"class_acc_{k}", "%", f"test accuracy on class {k}, mean over seeds")
+            for k in range(10)
+        ),
         Metric("diverged", "count", "seeds stopped because the loss was not finite"),
-        Metric("not_trained_estimate", "s", "not trained: the training time its first steps "
-               "predicted for the budget, over the cap (the method says how to run it)"),
+        Metric(
+            "not_trained_estimate",
+            "s",
+            "not trained: the training time its first steps "
+            "predicted for the budget, over the cap (the method says how to run it)",
+        ),
         Metric(ERROR_METRIC, "", "the phase failed for this model; see the error column"),
     )
 }

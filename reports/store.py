@@ -29,8 +29,13 @@ class Run:
 
 def read_results(path: Path) -> pd.DataFrame:
     """results.csv with text columns as text ('' when empty) and ``batch`` as a number."""
-    frame = pd.read_csv(path, dtype={c: "string" for c in ("model", "family", "phase", "mode",
-                                                            "metric", "unit", "method", "error")})  # fmt: skip
+    frame = pd.read_csv(
+        path,
+        dtype={
+            c: "string"
+            for c in ("model", "family", "phase", "mode", "metric", "unit", "method", "error")
+        },
+    )
     missing = set(RESULT_COLUMNS) - set(frame.columns)
     if missing:
         raise RunFolderError(f"{path} lacks the columns {sorted(missing)}")
@@ -45,13 +50,18 @@ def load_run(path: Path) -> Run:
     csv = path / "results.csv"
     if not csv.is_file():
         raise RunFolderError(f"{path} is not a run folder (no results.csv)")
-    provenance = json.loads((path / "run.json").read_text()) if (path / "run.json").is_file() else {}
+    provenance = (
+        json.loads((path / "run.json").read_text()) if (path / "run.json").is_file() else {}
+    )
     run = Run(path, read_results(csv), provenance)
     if (path / "curves.csv").is_file():
         run.curves = pd.read_csv(path / "curves.csv")
     if (path / "samples.jsonl").is_file():
-        run.samples = [json.loads(line) for line in (path / "samples.jsonl").read_text().splitlines()
-                       if line.strip()]  # fmt: skip
+        run.samples = [
+            json.loads(line)
+            for line in (path / "samples.jsonl").read_text().splitlines()
+            if line.strip()
+        ]
     for folder, target in (("layers", run.layers), ("confusion", run.confusion)):
         for f in sorted((path / folder).glob("*.csv")) if (path / folder).is_dir() else []:
             target[f.stem] = pd.read_csv(f, index_col=0 if folder == "confusion" else None)

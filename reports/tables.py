@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Callable, Collection, Iterator, Sequence
 from html import escape
-from typing import Any, Callable, Collection, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -21,9 +22,13 @@ STATIC_SUMMARY_COLUMNS = {
     "flops": "FLOPs/sample",
     "unsupported_ops": "uncounted ops (calls)",
 }
-LAYER_HEADERS = {"type": "type", "depth": "depth (nesting level)",
-                 "output_shape": "output shape (NxCxHxW)", "params": "params (count)",
-                 "macs": "MACs/sample"}  # fmt: skip
+LAYER_HEADERS = {
+    "type": "type",
+    "depth": "depth (nesting level)",
+    "output_shape": "output shape (NxCxHxW)",
+    "params": "params (count)",
+    "macs": "MACs/sample",
+}
 
 
 def si(value: float, digits: int = 3) -> str:
@@ -79,8 +84,13 @@ def format_static_summary(table: pd.DataFrame) -> str:
     }
     for column, fmt in formats.items():
         shown[column] = shown[column].map(fmt)
-    text = tabulate(shown, headers="keys", showindex=False, disable_numparse=True,
-                    colalign=("left", "left", "left") + ("right",) * (len(shown.columns) - 3))
+    text = tabulate(
+        shown,
+        headers="keys",
+        showindex=False,
+        disable_numparse=True,
+        colalign=("left", "left", "left") + ("right",) * (len(shown.columns) - 3),
+    )
     failed = table[table["error"] != ""]
     if len(failed):
         text += "\n\nfailed:\n" + "\n".join(f"  {m}: {e}" for m, e in failed["error"].items())
@@ -106,8 +116,13 @@ def format_layer_table(layers: pd.DataFrame) -> str:
             "MACs (M/sample)": (layers["macs"] / 1e6).map("{:.3f}".format),
         }
     )
-    return tabulate(rows, headers="keys", showindex=False, disable_numparse=True,
-                    colalign=("left", "left", "left", "right", "right"))
+    return tabulate(
+        rows,
+        headers="keys",
+        showindex=False,
+        disable_numparse=True,
+        colalign=("left", "left", "left", "right", "right"),
+    )
 
 
 SPEED_COLUMNS = {
@@ -141,8 +156,12 @@ MARK_NOTES = {
     "!": "above the measured ceiling (TFLOP/s above the run's ceiling for the precision, or "
     "MFU > 100%): the ceiling read low or the FLOP count is high",
 }
-FLAG_COLUMNS = {"noisy": "noisy", "host_bound": "host-bound", "above_ceiling": "above ceiling",
-                "mfu_over_100": "MFU > 100%"}  # fmt: skip
+FLAG_COLUMNS = {
+    "noisy": "noisy",
+    "host_bound": "host-bound",
+    "above_ceiling": "above ceiling",
+    "mfu_over_100": "MFU > 100%",
+}
 # which flags each figure carries, by the metric's suffix (infer_throughput -> throughput)
 _FLAGS_OF = {
     "throughput": ("noisy", "host_bound"),
@@ -174,13 +193,24 @@ def figure_flags(results: pd.DataFrame, ceilings: dict[str, Any] | None = None) 
     if speed.empty:
         index = pd.MultiIndex.from_tuples([], names=["model", "mode", "batch"])
         return pd.DataFrame(columns=columns, index=index, dtype=bool)
-    speed = speed.assign(batch=pd.to_numeric(speed["batch"]).astype(int),
-                         value=pd.to_numeric(speed["value"]))  # fmt: skip
-    wide = speed.pivot_table(index=["model", "mode", "batch"], columns="metric", values="value",
-                             aggfunc="first", sort=False)  # fmt: skip
+    speed = speed.assign(
+        batch=pd.to_numeric(speed["batch"]).astype(int), value=pd.to_numeric(speed["value"])
+    )
+    wide = speed.pivot_table(
+        index=["model", "mode", "batch"],
+        columns="metric",
+        values="value",
+        aggfunc="first",
+        sort=False,
+    )
     compute = (ceilings or {}).get("compute", {})
-    ceiling = np.array([compute.get(precision_of(m), {}).get("tflops", np.nan)
-                        for m in wide.index.get_level_values("mode")], dtype=float)  # fmt: skip
+    ceiling = np.array(
+        [
+            compute.get(precision_of(m), {}).get("tflops", np.nan)
+            for m in wide.index.get_level_values("mode")
+        ],
+        dtype=float,
+    )
 
     def figure(metric: str) -> np.ndarray:
         return wide[metric].to_numpy() if metric in wide else np.full(len(wide), np.nan)
@@ -190,8 +220,9 @@ def figure_flags(results: pd.DataFrame, ceilings: dict[str, Any] | None = None) 
         flags[f"{kind}_noisy"] = figure(f"{kind}_noisy") == 1
         flags[f"{kind}_host_bound"] = figure(f"{kind}_host_bound") == 1
         mfu_over_100 = figure(f"{kind}_mfu") > 100
-        flags[f"{kind}_above_ceiling"] = np.where(np.isnan(ceiling), mfu_over_100,
-                                                  figure(f"{kind}_tflops") > ceiling)  # fmt: skip
+        flags[f"{kind}_above_ceiling"] = np.where(
+            np.isnan(ceiling), mfu_over_100, figure(f"{kind}_tflops") > ceiling
+        )
         flags[f"{kind}_mfu_over_100"] = mfu_over_100
     return flags[columns]
 
@@ -231,8 +262,9 @@ def readable(value: float, digits: int = 4) -> str:
     return text.rstrip("0").rstrip(".") if "." in text else text
 
 
-def with_marks(table: pd.DataFrame, marks: pd.DataFrame | None = None,
-               fmt: Callable[[Any], str] = readable) -> pd.DataFrame:  # fmt: skip
+def with_marks(
+    table: pd.DataFrame, marks: pd.DataFrame | None = None, fmt: Callable[[Any], str] = readable
+) -> pd.DataFrame:
     """``table`` as text: each number by ``fmt`` followed by its marks (the column of
     ``marks`` of that name, if any), '-' for a missing figure or text."""
     shown = table.astype(object).copy()
@@ -281,8 +313,9 @@ def speed_summary(results: pd.DataFrame, ceilings: dict[str, Any] | None = None)
             row["error"] = "; ".join(errors)
             rows.append(row)
     if not rows:
-        return pd.DataFrame(columns=["model", "mode", "batch", *FLAG_COLUMNS.values(), "error"]
-                            ).set_index(["model", "mode", "batch"])  # fmt: skip
+        return pd.DataFrame(
+            columns=["model", "mode", "batch", *FLAG_COLUMNS.values(), "error"]
+        ).set_index(["model", "mode", "batch"])
     table = pd.DataFrame(rows).set_index(["model", "mode", "batch"])
     present = [h for h in SPEED_COLUMNS if h in table.columns]
     return table[[*present, *FLAG_COLUMNS.values(), "error"]]
@@ -292,10 +325,15 @@ def speed_marks(table: pd.DataFrame) -> pd.DataFrame:
     """The marks of ``speed_summary``'s figures, from its flag columns: a frame of text with
     the table's index and its figure columns ('' where unmarked)."""
     columns = [h for h in SPEED_COLUMNS if h in table.columns]
-    on = [{(k, f) for f, c in FLAG_COLUMNS.items() for k in row[c].split(",") if k}
-          for _, row in table.iterrows()]  # fmt: skip
-    return pd.DataFrame({h: [marks_of(SPEED_COLUMNS[h], o) for o in on] for h in columns},
-                        index=table.index, dtype=object)  # fmt: skip
+    on = [
+        {(k, f) for f, c in FLAG_COLUMNS.items() for k in row[c].split(",") if k}
+        for _, row in table.iterrows()
+    ]
+    return pd.DataFrame(
+        {h: [marks_of(SPEED_COLUMNS[h], o) for o in on] for h in columns},
+        index=table.index,
+        dtype=object,
+    )
 
 
 def format_speed_summary(table: pd.DataFrame) -> str:
@@ -307,10 +345,16 @@ def format_speed_summary(table: pd.DataFrame) -> str:
     whole = ("infer/s", "train/s", "graph breaks (count)", "infer MB", "train MB")
     for column in shown.columns[3:]:
         fmt = "{:,.0f}".format if column in whole else lambda v: readable(v, digits=3)
-        shown[column] = [("-" if pd.isna(v) else fmt(v)) + m
-                         for v, m in zip(shown[column], marks[column])]  # fmt: skip
-    text = tabulate(shown, headers="keys", showindex=False, disable_numparse=True,
-                    colalign=("left", "left", "right") + ("right",) * (len(shown.columns) - 3))  # fmt: skip
+        shown[column] = [
+            ("-" if pd.isna(v) else fmt(v)) + m for v, m in zip(shown[column], marks[column])
+        ]
+    text = tabulate(
+        shown,
+        headers="keys",
+        showindex=False,
+        disable_numparse=True,
+        colalign=("left", "left", "right") + ("right",) * (len(shown.columns) - 3),
+    )
     for mark, note in footnotes(marks):
         text += f"\n{mark} {note}"
     failed = table[table["error"] != ""]
@@ -364,10 +408,18 @@ def format_accuracy_summary(table: pd.DataFrame) -> str:
         if column in ("epochs", "seeds", "diverged (seeds)", "examples/s", "not trained: est. s"):
             shown[column] = shown[column].map(lambda v: "-" if pd.isna(v) else f"{v:,.0f}")
         else:
-            shown[column] = shown[column].map(lambda v: "-" if pd.isna(v) else f"{v:.2f}"
-                                              if "%" in column else f"{v:.1f}")  # fmt: skip
-    text = tabulate(shown, headers="keys", showindex=False, disable_numparse=True,
-                    colalign=("left",) + ("right",) * (len(shown.columns) - 1))  # fmt: skip
+            shown[column] = shown[column].map(
+                lambda v, pct="%" in column: (
+                    "-" if pd.isna(v) else f"{v:.2f}" if pct else f"{v:.1f}"
+                )
+            )
+    text = tabulate(
+        shown,
+        headers="keys",
+        showindex=False,
+        disable_numparse=True,
+        colalign=("left",) + ("right",) * (len(shown.columns) - 1),
+    )
     failed = table[table["error"] != ""]
     if len(failed):
         text += "\n\nfailed:\n" + "\n".join(f"  {m}: {e}" for m, e in failed["error"].items())
@@ -414,8 +466,12 @@ def common_accuracy_setting(results: pd.DataFrame) -> tuple[str, list[str]]:
     return common, list(settings.index[settings != common])
 
 
-_SUMMARY_SPEED = (("infer samples/s", "infer_throughput"), ("p50 latency ms", "latency_p50"),
-                  ("peak MB", "infer_peak_mem"), ("MFU %", "infer_mfu"))
+_SUMMARY_SPEED = (
+    ("infer samples/s", "infer_throughput"),
+    ("p50 latency ms", "latency_p50"),
+    ("peak MB", "infer_peak_mem"),
+    ("MFU %", "infer_mfu"),
+)
 
 
 def model_summary(results: pd.DataFrame) -> pd.DataFrame:
@@ -423,16 +479,24 @@ def model_summary(results: pd.DataFrame) -> pd.DataFrame:
     first batch measured), batch-1 latency, peak memory and MFU. Units in every header."""
     models = list(dict.fromkeys(results["model"]))
     table = pd.DataFrame(index=pd.Index(models, name="model"))
-    static = _values(results, "static").pivot_table(index="model", columns="metric",
-                                                     values="value", aggfunc="first")  # fmt: skip
-    for header, metric, scale in (("params (M)", "params", 1e-6), ("MACs (G/sample)", "macs", 1e-9),
-                                  ("FLOPs (G/sample)", "flops", 1e-9)):  # fmt: skip
+    static = _values(results, "static").pivot_table(
+        index="model", columns="metric", values="value", aggfunc="first"
+    )
+    for header, metric, scale in (
+        ("params (M)", "params", 1e-6),
+        ("MACs (G/sample)", "macs", 1e-9),
+        ("FLOPs (G/sample)", "flops", 1e-9),
+    ):
         if metric in static:
             table[header] = static[metric] * scale
-    acc = _values(results, "accuracy").pivot_table(index="model", columns="metric",
-                                                   values="value", aggfunc="first")  # fmt: skip
-    for header, metric in (("test acc (%)", "test_acc"), ("macro-F1 (%)", "macro_f1"),
-                           ("train examples/s", "fit_throughput")):  # fmt: skip
+    acc = _values(results, "accuracy").pivot_table(
+        index="model", columns="metric", values="value", aggfunc="first"
+    )
+    for header, metric in (
+        ("test acc (%)", "test_acc"),
+        ("macro-F1 (%)", "macro_f1"),
+        ("train examples/s", "fit_throughput"),
+    ):
         if metric in acc:
             table[header] = acc[metric]
     for column, _, _, picked in _summary_speed_figures(results):
@@ -465,8 +529,10 @@ def summary_marks(results: pd.DataFrame, ceilings: dict[str, Any] | None = None)
             continue
         picked = picked.drop_duplicates("model")
         at = flags_at(flags, [(m, mode, int(b)) for m, b in zip(picked["model"], picked["batch"])])
-        marks[column] = pd.Series([marks_of(metric, flags_on(f)) for f in at.itertuples()],
-                                  index=picked["model"].to_numpy())  # fmt: skip
+        marks[column] = pd.Series(
+            [marks_of(metric, flags_on(f)) for f in at.itertuples()],
+            index=picked["model"].to_numpy(),
+        )
     return marks.fillna("")
 
 
@@ -474,8 +540,9 @@ def speedup_table(results: pd.DataFrame, metric: str = "infer_throughput") -> pd
     """Each mode's throughput over fp32's, per model, at the same batch (x). Empty without fp32."""
     speed = _values(results, "speed")
     speed = speed[speed["metric"] == metric]
-    wide = speed.pivot_table(index=["model", "batch"], columns="mode", values="value",
-                             aggfunc="first", sort=False)  # fmt: skip
+    wide = speed.pivot_table(
+        index=["model", "batch"], columns="mode", values="value", aggfunc="first", sort=False
+    )
     if "fp32" not in wide:
         return pd.DataFrame()
     modes = [m for m in dict.fromkeys(speed["mode"]) if m != "fp32"]
@@ -509,8 +576,9 @@ def to_markdown(table: pd.DataFrame, right: Collection[str] = ()) -> str:
     index is shown when it has a name."""
     index = _named_index(table)
     align = ["right" if c in right else "left" for c in table.columns]
-    return table.to_markdown(index=index, disable_numparse=True,
-                             colalign=["left", *align] if index else align)  # fmt: skip
+    return table.to_markdown(
+        index=index, disable_numparse=True, colalign=["left", *align] if index else align
+    )
 
 
 def to_html(table: pd.DataFrame, notes: Sequence[tuple[str, str]] = ()) -> str:

@@ -23,10 +23,14 @@ DATASHEET = {"tflops": 989.4, "source": "H100 SXM datasheet bf16 peak"}
 
 
 def test_best_ceilings_keeps_the_higher_measurement_per_precision():
-    start = {"compute": {"fp32": measured(0.122), "bf16": measured(0.9)},
-             "bandwidth": {"gbs": 20.0, "source": "copy"}}  # fmt: skip
-    end = {"compute": {"fp32": measured(0.31), "bf16": measured(0.5)},
-           "bandwidth": {"gbs": 25.0, "source": "copy"}}  # fmt: skip
+    start = {
+        "compute": {"fp32": measured(0.122), "bf16": measured(0.9)},
+        "bandwidth": {"gbs": 20.0, "source": "copy"},
+    }
+    end = {
+        "compute": {"fp32": measured(0.31), "bf16": measured(0.5)},
+        "bandwidth": {"gbs": 25.0, "source": "copy"},
+    }
     before = copy.deepcopy((start, end))
     merged = best_ceilings(start, end)
     assert merged["compute"]["fp32"]["tflops"] == 0.31
@@ -44,20 +48,26 @@ def test_best_ceilings_keeps_the_higher_measurement_per_precision():
 @pytest.mark.parametrize("new", [measured(5000.0), measured(1.0)])
 def test_best_ceilings_never_replaces_a_datasheet_figure(new):
     old = {"compute": {"bf16": DATASHEET}, "bandwidth": {"gbs": 3350.0, "source": "H100 datasheet"}}
-    merged = best_ceilings(old, {"compute": {"bf16": new},
-                                 "bandwidth": {"gbs": 9000.0, "source": "copy"}})  # fmt: skip
+    merged = best_ceilings(
+        old, {"compute": {"bf16": new}, "bandwidth": {"gbs": 9000.0, "source": "copy"}}
+    )
     assert merged["compute"]["bf16"] == DATASHEET
     assert merged["bandwidth"]["gbs"] == 3350.0
     # nor does a datasheet figure give way when it comes second
     assert best_ceilings({"compute": {"bf16": new}}, {"compute": {"bf16": DATASHEET}}) == {
-        "compute": {"bf16": DATASHEET}, "bandwidth": None}  # fmt: skip
+        "compute": {"bf16": DATASHEET},
+        "bandwidth": None,
+    }
 
 
 def test_final_ceilings_measure_again_and_keep_the_best(monkeypatch):
     readings = iter([0.1, 0.3, 0.2, 0.25])  # fp32 then bf16, at the start and at the end
     monkeypatch.setattr(peaks, "_measured", {})
-    monkeypatch.setattr(peaks, "measured_matmul_peak",
-                        lambda device, precision: peaks.Peak(next(readings), f"m {precision}"))
+    monkeypatch.setattr(
+        peaks,
+        "measured_matmul_peak",
+        lambda device, precision: peaks.Peak(next(readings), f"m {precision}"),
+    )
     monkeypatch.setattr(peaks, "measured_bandwidth", lambda device: 10.0)
     start = device_ceilings(CPU, "a CPU", ["fp32", "bf16"])
     assert peaks.device_peak(CPU, "a CPU", "fp32").tflops == 0.1  # MFU rows: the start's

@@ -63,8 +63,18 @@ def test_run_writes_results_with_units_and_provenance(tmp_path, capsys):
 
 
 def test_failed_model_is_recorded_and_the_run_goes_on(tmp_path, capsys):
-    code = cli.main(["--models", "lenet,resnet18_d2l", "--input-size", "64", "--phases", "static",
-                     "--out", str(tmp_path)])  # fmt: skip
+    code = cli.main(
+        [
+            "--models",
+            "lenet,resnet18_d2l",
+            "--input-size",
+            "64",
+            "--phases",
+            "static",
+            "--out",
+            str(tmp_path),
+        ]
+    )
     assert code == 1
     results = pd.read_csv(only_run_dir(tmp_path) / "results.csv", keep_default_na=False)
     lenet = results[results["model"] == "lenet"]
@@ -84,8 +94,18 @@ def test_interrupted_run_keeps_what_was_measured(tmp_path, monkeypatch):
         return real(entry, *args)
 
     monkeypatch.setattr(runner, "measure_speed", interrupt_on_second)
-    args = ["--models", "lenet,lenet_bn,small_cnn", "--phases", "static,speed", "--repeats", "1",
-            "--warmup", "0", "--out", str(tmp_path)]  # fmt: skip
+    args = [
+        "--models",
+        "lenet,lenet_bn,small_cnn",
+        "--phases",
+        "static,speed",
+        "--repeats",
+        "1",
+        "--warmup",
+        "0",
+        "--out",
+        str(tmp_path),
+    ]
     assert cli.main(args) == 130
     run_dir = only_run_dir(tmp_path)
     results = pd.read_csv(run_dir / "results.csv")
@@ -121,8 +141,9 @@ def test_layers_prints_the_per_layer_table(capsys):
     ],
 )
 def test_bad_input_exits_2_with_a_message_and_no_traceback(args, message):
-    proc = subprocess.run([sys.executable, "-m", "bench", *args], cwd=ROOT,
-                          capture_output=True, text=True)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench", *args], cwd=ROOT, capture_output=True, text=True
+    )
     assert proc.returncode == 2
     assert message in proc.stderr
     assert "Traceback" not in proc.stderr
@@ -145,8 +166,20 @@ def test_parse_input_size():
 
 def test_speed_phase_on_the_cpu(tmp_path, capsys):
     """The issue's CPU command: --models lenet,resnet18 --modes fp32 (fewer repeats here)."""
-    args = ["--models", "lenet,resnet18", "--phases", "static,speed", "--modes", "fp32",
-            "--repeats", "2", "--warmup", "1", "--out", str(tmp_path)]  # fmt: skip
+    args = [
+        "--models",
+        "lenet,resnet18",
+        "--phases",
+        "static,speed",
+        "--modes",
+        "fp32",
+        "--repeats",
+        "2",
+        "--warmup",
+        "1",
+        "--out",
+        str(tmp_path),
+    ]
     assert cli.main(args) == 0
     run_dir = only_run_dir(tmp_path)
     results = pd.read_csv(run_dir / "results.csv")
@@ -167,8 +200,20 @@ def test_speed_phase_on_the_cpu(tmp_path, capsys):
 
 
 def test_batch_size_sweep(tmp_path):
-    args = ["--models", "small_cnn", "--phases", "speed", "--batch-sizes", "2,4", "--repeats",
-            "1", "--warmup", "0", "--out", str(tmp_path)]  # fmt: skip
+    args = [
+        "--models",
+        "small_cnn",
+        "--phases",
+        "speed",
+        "--batch-sizes",
+        "2,4",
+        "--repeats",
+        "1",
+        "--warmup",
+        "0",
+        "--out",
+        str(tmp_path),
+    ]
     assert cli.main(args) == 0
     speed = pd.read_csv(only_run_dir(tmp_path) / "results.csv")
     assert set(speed["phase"]) == {"speed"}
@@ -179,8 +224,20 @@ def test_batch_size_sweep(tmp_path):
 
 def test_a_phase_not_asked_for_writes_no_rows(tmp_path):
     """LeNet cannot be profiled at 64x64; a speed-only run says so in speed rows alone."""
-    args = ["--models", "lenet", "--phases", "speed", "--input-size", "64", "--repeats", "1",
-            "--warmup", "0", "--out", str(tmp_path)]  # fmt: skip
+    args = [
+        "--models",
+        "lenet",
+        "--phases",
+        "speed",
+        "--input-size",
+        "64",
+        "--repeats",
+        "1",
+        "--warmup",
+        "0",
+        "--out",
+        str(tmp_path),
+    ]
     assert cli.main(args) == 1
     results = pd.read_csv(only_run_dir(tmp_path) / "results.csv")
     assert set(results["phase"]) == {"speed"}
@@ -189,8 +246,20 @@ def test_a_phase_not_asked_for_writes_no_rows(tmp_path):
 def test_threads_are_applied_and_recorded(tmp_path, capsys):
     before = torch.get_num_threads()
     try:
-        args = ["--models", "lenet", "--phases", "speed", "--threads", "1", "--repeats", "1",
-                "--warmup", "0", "--out", str(tmp_path)]  # fmt: skip
+        args = [
+            "--models",
+            "lenet",
+            "--phases",
+            "speed",
+            "--threads",
+            "1",
+            "--repeats",
+            "1",
+            "--warmup",
+            "0",
+            "--out",
+            str(tmp_path),
+        ]
         assert cli.main(args) == 0
     finally:
         torch.set_num_threads(before)
@@ -225,10 +294,23 @@ def poisoned_model():
     archs.registry._REGISTRY.pop(name)
 
 
-def test_a_sticky_cuda_error_ends_the_run_cleanly_and_resume_goes_on(tmp_path, capsys,
-                                                                    poisoned_model):  # fmt: skip
-    args = ["--models", f"lenet,{poisoned_model},small_cnn", "--phases", "static,speed",
-            "--modes", "fp32,bf16", "--repeats", "1", "--warmup", "0", "--out", str(tmp_path)]  # fmt: skip
+def test_a_sticky_cuda_error_ends_the_run_cleanly_and_resume_goes_on(
+    tmp_path, capsys, poisoned_model
+):
+    args = [
+        "--models",
+        f"lenet,{poisoned_model},small_cnn",
+        "--phases",
+        "static,speed",
+        "--modes",
+        "fp32,bf16",
+        "--repeats",
+        "1",
+        "--warmup",
+        "0",
+        "--out",
+        str(tmp_path),
+    ]
     assert cli.main(args) == 1
     err = capsys.readouterr().err
     assert "CUDA context unusable" in err and "--resume" in err and "Traceback" not in err
@@ -246,7 +328,8 @@ def test_a_sticky_cuda_error_ends_the_run_cleanly_and_resume_goes_on(tmp_path, c
     resumed = pd.read_csv(run_dir / "results.csv", keep_default_na=False)
     assert len(resumed[resumed["model"] == "lenet"]) == lenet_rows  # nothing measured twice
     assert len(resumed[resumed["model"] == poisoned_model]) == len(
-        results[results["model"] == poisoned_model])
+        results[results["model"] == poisoned_model]
+    )
     assert (resumed[resumed["model"] == "small_cnn"]["metric"] == "infer_throughput").sum() == 2
 
 
@@ -276,8 +359,10 @@ def unwritable_dir(tmp_path):
     path.mkdir()
     if os.geteuid() != 0:
         path.chmod(0o500)
-    elif subprocess.run(["chattr", "+i", str(path)], capture_output=True,
-                        check=False).returncode != 0:  # fmt: skip
+    elif (
+        subprocess.run(["chattr", "+i", str(path)], capture_output=True, check=False).returncode
+        != 0
+    ):
         pytest.skip("no way to make a folder read-only for root here (chattr +i refused)")
     yield path
     if os.geteuid() == 0:
@@ -285,8 +370,7 @@ def unwritable_dir(tmp_path):
     path.chmod(0o700)
 
 
-def test_out_that_cannot_hold_a_run_folder_exits_2_with_one_line(tmp_path, capsys,
-                                                                 unwritable_dir):  # fmt: skip
+def test_out_that_cannot_hold_a_run_folder_exits_2_with_one_line(tmp_path, capsys, unwritable_dir):
     a_file = tmp_path / "somefile"
     a_file.write_text("not a folder")
     cases = {
@@ -307,20 +391,29 @@ def test_out_that_cannot_hold_a_run_folder_exits_2_with_one_line(tmp_path, capsy
 def test_layers_at_an_input_size_the_model_cannot_take(capsys):
     assert cli.main(["--layers", "alexnet", "--input-size", "8"]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("archbench: error: alexnet cannot run at --input-size 8x8 (it is built "
-                          "for 224x224; RuntimeError: ")  # fmt: skip
+    assert err.startswith(
+        "archbench: error: alexnet cannot run at --input-size 8x8 (it is built "
+        "for 224x224; RuntimeError: "
+    )
     assert "leave out --input-size" in err and err.count("\n") == 1
 
 
 def test_static_run_records_a_command_to_paste_and_names_only_what_it_wrote(tmp_path):
     args = ["--models", "lenet, small_cnn", "--phases", "static", "--out", str(tmp_path)]
-    proc = subprocess.run([sys.executable, "-m", "bench", *args], cwd=ROOT, capture_output=True,
-                          text=True, check=False)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr
     run_dir = only_run_dir(tmp_path)
     prov = json.loads((run_dir / "run.json").read_text())
-    assert prov["command"] == ("python -m bench --models 'lenet, small_cnn' --phases static "
-                               f"--out {shlex.quote(str(tmp_path))}")  # fmt: skip
+    assert prov["command"] == (
+        "python -m bench --models 'lenet, small_cnn' --phases static "
+        f"--out {shlex.quote(str(tmp_path))}"
+    )
     assert shlex.split(prov["command"])[3:] == args
     assert "cuda" not in prov and "cudnn" not in prov  # a CPU run used neither
     assert prov["torch_cuda_build"] == torch.version.cuda
@@ -340,8 +433,10 @@ def test_resuming_a_complete_run_measures_nothing(tmp_path, capsys):
     assert cli.main([*args, "--resume"]) == 0
     captured = capsys.readouterr()
     assert captured.out == ""
-    assert captured.err == (f"archbench: {run_dir} holds this command's complete run; nothing "
-                            "left to measure (leave out --resume to measure again)\n")  # fmt: skip
+    assert captured.err == (
+        f"archbench: {run_dir} holds this command's complete run; nothing "
+        "left to measure (leave out --resume to measure again)\n"
+    )
     assert {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()} == before
 
 
@@ -378,20 +473,37 @@ class _CtrlCOnce(torch.nn.Module):
 def failing_and_interrupted_models():
     names = {"fails_to_train": _FailsToTrain, "ctrl_c_once": _CtrlCOnce}
     for name, module in names.items():
-        archs.register_model(family="test", year=2026, paper="-", note="-", input_size=28,
-                             name=name)(lambda num_classes=10, in_channels=1, m=module: m())  # fmt: skip
+        archs.register_model(
+            family="test", year=2026, paper="-", note="-", input_size=28, name=name
+        )(lambda num_classes=10, in_channels=1, m=module: m())
     _CtrlCOnce.pressed = False
     yield list(names)
     for name in names:
         archs.registry._REGISTRY.pop(name)
 
 
-def test_resume_holds_each_figure_once_and_reports_failures_once(tmp_path, capsys,
-                                                                 failing_and_interrupted_models):  # fmt: skip
+def test_resume_holds_each_figure_once_and_reports_failures_once(
+    tmp_path, capsys, failing_and_interrupted_models
+):
     failing, interrupted = failing_and_interrupted_models
-    args = ["--models", f"lenet,{failing},{interrupted}", "--phases", "static,speed,accuracy",
-            "--repeats", "1", "--warmup", "0", "--budget", "steps=2", "--train-limit", "64",
-            "--eval-limit", "50", "--out", str(tmp_path)]  # fmt: skip
+    args = [
+        "--models",
+        f"lenet,{failing},{interrupted}",
+        "--phases",
+        "static,speed,accuracy",
+        "--repeats",
+        "1",
+        "--warmup",
+        "0",
+        "--budget",
+        "steps=2",
+        "--train-limit",
+        "64",
+        "--eval-limit",
+        "50",
+        "--out",
+        str(tmp_path),
+    ]
     assert cli.main(args) == 130
     err = capsys.readouterr().err
     assert f"[2/3] {failing} fp32 b8: " in err and "train FAILED" in err
@@ -412,8 +524,10 @@ def test_resume_holds_each_figure_once_and_reports_failures_once(tmp_path, capsy
     keys = results[["model", "phase", "mode", "batch", "metric"]].astype(str)
     assert not keys.duplicated().any(), keys[keys.duplicated(keep=False)]
     errors = results[results["metric"] == ERROR_METRIC]
-    assert list(zip(errors["model"], errors["phase"])) == [(failing, "speed"),
-                                                           (failing, "accuracy")]  # fmt: skip
+    assert list(zip(errors["model"], errors["phase"])) == [
+        (failing, "speed"),
+        (failing, "accuracy"),
+    ]
     assert set(results[results["phase"] == "accuracy"]["model"]) == set(args[1].split(","))
     assert json.loads((run_dir / "run.json").read_text())["status"] == "complete"
 
@@ -443,11 +557,22 @@ def test_the_cpu_evaluates_a_few_images_at_a_time(tmp_path):
     """Memory: VGG-16 evaluated at 224x224 takes about 26 MB per image on the CPU."""
     name = "records_eval_batches"
     archs.register_model(family="test", year=2026, paper="-", note="-", input_size=28, name=name)(
-        lambda num_classes=10, in_channels=1: _RecordsEvalBatches())
+        lambda num_classes=10, in_channels=1: _RecordsEvalBatches()
+    )
     _RecordsEvalBatches.seen = []
     try:
-        args = ["--models", name, "--phases", "accuracy", "--budget", "steps=1", "--train-limit",
-                "64", "--out", str(tmp_path)]  # fmt: skip
+        args = [
+            "--models",
+            name,
+            "--phases",
+            "accuracy",
+            "--budget",
+            "steps=1",
+            "--train-limit",
+            "64",
+            "--out",
+            str(tmp_path),
+        ]
         assert cli.main(args) == 0
     finally:
         archs.registry._REGISTRY.pop(name)

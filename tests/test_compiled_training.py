@@ -52,8 +52,7 @@ def test_a_full_cache_raises_instead_of_running_eager():
 def test_every_seed_compiles_past_the_recompile_limit(fmnist):
     """After the cache filled up, three compiled seeds in a row each compile their graphs."""
     fill_dynamo_cache()
-    cfg = AccuracyConfig(Budget("steps", 3), (0, 1, 2), CPU, COMPILED, batch_cap=32,
-                         eval_batch=64)  # fmt: skip
+    cfg = AccuracyConfig(Budget("steps", 3), (0, 1, 2), CPU, COMPILED, batch_cap=32, eval_batch=64)
     train, test = to_device(fmnist, CPU, train_limit=64, eval_limit=64)
     results = [train_model(archs.get_entry("lenet"), train, test, cfg, seed) for seed in cfg.seeds]
     for r in results:
@@ -61,9 +60,13 @@ def test_every_seed_compiles_past_the_recompile_limit(fmnist):
         assert r.steps == 3 and not r.diverged
     assert compiled.compiled_graphs() == 2  # the evaluation's graph too, for the last seed
     # same seed, same data: eager training reaches the same weights up to float rounding
-    eager = train_model(archs.get_entry("lenet"), train, test,
-                        AccuracyConfig(Budget("steps", 3), (0,), CPU, Mode("fp32"),
-                                       batch_cap=32, eval_batch=64), seed=0)  # fmt: skip
+    eager = train_model(
+        archs.get_entry("lenet"),
+        train,
+        test,
+        AccuracyConfig(Budget("steps", 3), (0,), CPU, Mode("fp32"), batch_cap=32, eval_batch=64),
+        seed=0,
+    )
     assert results[0].epochs[0].train_loss == pytest.approx(eager.epochs[0].train_loss, rel=1e-4)
 
 
@@ -73,8 +76,14 @@ def test_cuda_graph_training_marks_each_step(fmnist):
     """reduce-overhead replays CUDA graphs: without a step marker per step, reading the last
     step's outputs after the next replay fails."""
     cuda = torch.device("cuda")
-    cfg = AccuracyConfig(Budget("steps", 6), (0, 1), cuda, Mode("bf16", True, "reduce-overhead"),
-                         batch_cap=64, eval_batch=100)  # fmt: skip
+    cfg = AccuracyConfig(
+        Budget("steps", 6),
+        (0, 1),
+        cuda,
+        Mode("bf16", True, "reduce-overhead"),
+        batch_cap=64,
+        eval_batch=100,
+    )
     train, test = to_device(fmnist, cuda, train_limit=256, eval_limit=250)
     for seed in cfg.seeds:
         r = train_model(archs.get_entry("lenet_bn"), train, test, cfg, seed)

@@ -103,9 +103,23 @@ def test_gzip_file_whose_compressed_bytes_are_corrupt(copy_of_data):
 
 def test_cli_without_data_exits_2_with_instructions(tmp_path):
     env = {"PATH": "/usr/bin:/bin", data.ENV_VAR: str(tmp_path / "none")}
-    proc = subprocess.run([sys.executable, "-m", "bench", "--models", "lenet", "--phases",
-                           "accuracy", "--out", str(tmp_path)], cwd=ROOT, env=env,
-                          capture_output=True, text=True)  # fmt: skip
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench",
+            "--models",
+            "lenet",
+            "--phases",
+            "accuracy",
+            "--out",
+            str(tmp_path),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 2
     assert "does not hold the four Fashion-MNIST files" in proc.stderr
     assert "apt-get install dataset-fashion-mnist" in proc.stderr

@@ -10,10 +10,18 @@ GPU = torch.device("cuda")  # only its type is read: nothing runs on it
 
 
 def work(flops=1e9, modes=("bf16",), kinds=("infer", "train"), **kw) -> ModelWork:
-    base = dict(flops_per_sample=flops, layers=20,
-                speed_runs=[(parse_mode(m), 256, kinds) for m in modes], repeats=10, warmup=5,
-                min_block_s=0.05, latency_samples=200, train_steps=0, train_batch=256,
-                eval_examples=0)  # fmt: skip
+    base = dict(
+        flops_per_sample=flops,
+        layers=20,
+        speed_runs=[(parse_mode(m), 256, kinds) for m in modes],
+        repeats=10,
+        warmup=5,
+        min_block_s=0.05,
+        latency_samples=200,
+        train_steps=0,
+        train_batch=256,
+        eval_examples=0,
+    )
     return ModelWork(**{**base, **kw})
 
 
@@ -25,8 +33,9 @@ def test_a_compiled_mode_adds_a_compile_per_measurement():
 
 def test_training_time_follows_the_steps_and_the_flops():
     small = estimate_phases(work(train_steps=1000, eval_examples=10_000), 989.4, GPU)["accuracy"]
-    big = estimate_phases(work(flops=100e9, train_steps=1000, eval_examples=10_000), 989.4,
-                          GPU)["accuracy"]  # fmt: skip
+    big = estimate_phases(work(flops=100e9, train_steps=1000, eval_examples=10_000), 989.4, GPU)[
+        "accuracy"
+    ]
     assert 0 < small < big
     assert estimate_phases(work(train_seconds=30.0), 989.4, GPU)["accuracy"] == pytest.approx(30)
 

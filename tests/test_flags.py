@@ -20,8 +20,10 @@ def measured(tflops: float, n: int) -> dict[str, object]:
     return {"tflops": tflops, "source": "fastest of 10 blocks of a matmul", "measurements": n}
 
 
-CEILINGS = {"compute": {"fp32": measured(1.0, 2), "bf16": measured(2.0, 2)},
-            "bandwidth": {"gbs": 100.0, "source": "a 256 MB copy"}}  # fmt: skip
+CEILINGS = {
+    "compute": {"fp32": measured(1.0, 2), "bf16": measured(2.0, 2)},
+    "bandwidth": {"gbs": 100.0, "source": "a 256 MB copy"},
+}
 # model: (GFLOPs/sample, {mode: (infer samples/s, infer_noisy, infer_host_bound)})
 MODELS = {
     "steady": (1.0, {"fp32": (50, 0, 0), "bf16": (100, 0, 0)}),
@@ -34,22 +36,32 @@ START_PEAK = 1.5  # TFLOP/s the MFU rows divide by, as the start of the run meas
 
 
 def write_run(run_dir: Path, models: dict = MODELS) -> Path:
-    writer = RunWriter(run_dir, {"device_name": "a CPU", "torch": "2.x", "git_commit": "abc",
-                                 "ceilings": CEILINGS})  # fmt: skip
+    writer = RunWriter(
+        run_dir, {"device_name": "a CPU", "torch": "2.x", "git_commit": "abc", "ceilings": CEILINGS}
+    )
     rows = []
     for i, (model, (gflops, speeds)) in enumerate(models.items()):
         family = f"family{i}"
-        for metric, value in (("params", 10 ** (5 + i)), ("flops", gflops * 1e9),
-                              ("activation_elems", 1e5)):  # fmt: skip
+        for metric, value in (
+            ("params", 10 ** (5 + i)),
+            ("flops", gflops * 1e9),
+            ("activation_elems", 1e5),
+        ):
             rows.append(result_row(model, family, "static", metric, value))
         rows.append(result_row(model, family, "accuracy", "test_acc", 90.0 + i, method="e=1"))
         for mode, (per_s, noisy, host) in speeds.items():
             tflops = per_s * gflops / 1e3
             peak = START_PEAK if mode == "bf16" else 1.0
-            for metric, value in (("infer_throughput", per_s), ("infer_rel_iqr", 9.0 * noisy),
-                                  ("infer_noisy", noisy), ("infer_host_bound", host),
-                                  ("infer_tflops", tflops), ("infer_mfu", 100 * tflops / peak),
-                                  ("train_throughput", per_s / 4), ("train_noisy", 0)):  # fmt: skip
+            for metric, value in (
+                ("infer_throughput", per_s),
+                ("infer_rel_iqr", 9.0 * noisy),
+                ("infer_noisy", noisy),
+                ("infer_host_bound", host),
+                ("infer_tflops", tflops),
+                ("infer_mfu", 100 * tflops / peak),
+                ("train_throughput", per_s / 4),
+                ("train_noisy", 0),
+            ):
                 rows.append(result_row(model, family, "speed", metric, value, mode=mode, batch=8))
     writer.add(rows)
     writer.finish("complete")
@@ -63,8 +75,11 @@ def run(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def steady_run(tmp_path_factory):
-    models = {m: (g, {mode: (v, 0, 0) for mode, (v, _, _) in s.items()})
-              for m, (g, s) in MODELS.items() if m not in ("overcounted", "startlow")}  # fmt: skip
+    models = {
+        m: (g, {mode: (v, 0, 0) for mode, (v, _, _) in s.items()})
+        for m, (g, s) in MODELS.items()
+        if m not in ("overcounted", "startlow")
+    }
     return load_run(write_run(tmp_path_factory.mktemp("steady"), models))
 
 
@@ -113,8 +128,11 @@ def test_terminal_speed_table_marks_each_flag(run):
     assert cell(text, "startlow", "bf16", 7) == "120!"  # over the peak it divides by
     assert cell(text, "steady", "bf16", 3) == "100"
     assert cell(text, "steady", "fp32", 7) == "5"
-    for note in ("* noisy: IQR/median > 5%", "h host-bound: Python dispatch, MFU describes the CPU",
-                 "! above the measured ceiling"):  # fmt: skip
+    for note in (
+        "* noisy: IQR/median > 5%",
+        "h host-bound: Python dispatch, MFU describes the CPU",
+        "! above the measured ceiling",
+    ):
         assert note in text
 
 
@@ -130,8 +148,11 @@ def test_report_tables_mark_flags_with_footnotes(run):
     build_report(run.path)
     tables = run.path / "tables"
     speed = (tables / "speed.md").read_text()
-    rows = {line.split("|")[1].strip() + " " + line.split("|")[2].strip(): line
-            for line in speed.splitlines() if line.count("|") > 5}  # fmt: skip
+    rows = {
+        line.split("|")[1].strip() + " " + line.split("|")[2].strip(): line
+        for line in speed.splitlines()
+        if line.count("|") > 5
+    }
     assert "150*" in rows["jumpy bf16"] and "1,000h" in rows["tiny bf16"]
     assert "4!" in rows["overcounted bf16"] and "266.7!" in rows["overcounted bf16"]
     assert not any(m in rows["steady bf16"] for m in "*h!")
@@ -209,8 +230,9 @@ def test_speedup_chart_hatches_noisy_bars(run):
     plt.close(fig)
 
 
-@pytest.mark.parametrize("name", ["roofline", "throughput_vs_params", "accuracy_vs_throughput",
-                                  "speedup_by_mode"])  # fmt: skip
+@pytest.mark.parametrize(
+    "name", ["roofline", "throughput_vs_params", "accuracy_vs_throughput", "speedup_by_mode"]
+)
 def test_charts_of_a_steady_run_carry_no_flags(steady_run, name):
     fig = charts.CHARTS[name](steady_run)
     ax = fig.axes[0]

@@ -7,13 +7,24 @@ from bench import gate
 from bench.gate_evidence import ExtraWork
 from bench.modes import Mode
 
-CFG = gate.GateConfig(["m"], [Mode()], torch.device("cpu"), batch=8, rounds=3, repeats=1,
-                      floor=0.07, iqr_multiple=2.0, cap=0.15)  # fmt: skip
+CFG = gate.GateConfig(
+    ["m"],
+    [Mode()],
+    torch.device("cpu"),
+    batch=8,
+    rounds=3,
+    repeats=1,
+    floor=0.07,
+    iqr_multiple=2.0,
+    cap=0.15,
+)
 
 
 def figures(ratio, rel_iqr=0.01, params=100, macs=1000):
-    return {"exact": {"m": {"params": params, "macs": macs}},
-            "speed": {"m|fp32|infer_throughput": {"ratio": ratio, "rel_iqr": rel_iqr}}}  # fmt: skip
+    return {
+        "exact": {"m": {"params": params, "macs": macs}},
+        "speed": {"m|fp32|infer_throughput": {"ratio": ratio, "rel_iqr": rel_iqr}},
+    }
 
 
 def baseline(ratio=1.0, rel_iqr=0.01):

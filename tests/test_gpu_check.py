@@ -16,11 +16,19 @@ CPU = torch.device("cpu")
 ROOT = Path(__file__).resolve().parent.parent
 
 SMALL = gpu_check.Plan(
-    fidelity_models=("lenet",), modes=("fp32",), batch=8, warmup=1,
-    baseline_models=("lenet",), baseline_steps=3, baseline_warmup=1, baseline_workers=0,
-    epochs=1, goals=(gpu_check.AccuracyGoal("lenet_bn", (0,), 10.0, "a smoke target"),),
-    train_limit=512, eval_limit=256,
-)  # fmt: skip
+    fidelity_models=("lenet",),
+    modes=("fp32",),
+    batch=8,
+    warmup=1,
+    baseline_models=("lenet",),
+    baseline_steps=3,
+    baseline_warmup=1,
+    baseline_workers=0,
+    epochs=1,
+    goals=(gpu_check.AccuracyGoal("lenet_bn", (0,), 10.0, "a smoke target"),),
+    train_limit=512,
+    eval_limit=256,
+)
 
 
 def test_the_default_plan_holds_the_issue_targets():
@@ -59,25 +67,55 @@ def _folder(tmp_path, fidelity, baseline, accuracy) -> Path:
 
 
 def test_verdicts_hold_each_figure_to_its_target(tmp_path):
-    plan = gpu_check.Plan(goals=(gpu_check.AccuracyGoal("resnet18_d2l", (0, 1, 2), 94.0, "t"),
-                                 gpu_check.AccuracyGoal("densenet", (0,), 88.5, "t")))  # fmt: skip
+    plan = gpu_check.Plan(
+        goals=(
+            gpu_check.AccuracyGoal("resnet18_d2l", (0, 1, 2), 94.0, "t"),
+            gpu_check.AccuracyGoal("densenet", (0,), 88.5, "t"),
+        )
+    )
     folder = _folder(
         tmp_path,
-        [{"model": "lenet", "mode": "fp32", "harness / hand loop": 1.02, "error": ""},
-         {"model": "lenet", "mode": "bf16", "harness / hand loop": 0.96, "error": ""},
-         {"model": "lenet", "mode": "bf16+cl+compile", "harness / hand loop": "",
-          "error": "RanEager: ..."}],
-        [{"model": "lenet", "batch": 256, "suite / d2l": 4.6},
-         {"model": "resnet18_d2l", "batch": 256, "suite / d2l": 3.1}],
+        [
+            {"model": "lenet", "mode": "fp32", "harness / hand loop": 1.02, "error": ""},
+            {"model": "lenet", "mode": "bf16", "harness / hand loop": 0.96, "error": ""},
+            {
+                "model": "lenet",
+                "mode": "bf16+cl+compile",
+                "harness / hand loop": "",
+                "error": "RanEager: ...",
+            },
+        ],
+        [
+            {"model": "lenet", "batch": 256, "suite / d2l": 4.6},
+            {"model": "resnet18_d2l", "batch": 256, "suite / d2l": 3.1},
+        ],
         None,
-    )  # fmt: skip
-    results = pd.DataFrame([
-        {"model": "resnet18_d2l", "phase": "accuracy", "metric": "test_acc", "value": 94.1,
-         "error": ""},
-        {"model": "resnet18_d2l", "phase": "accuracy", "metric": "seeds", "value": 3, "error": ""},
-        {"model": "densenet", "phase": "accuracy", "metric": "error", "value": None,
-         "error": "OutOfMemoryError: ..."},
-    ])  # fmt: skip
+    )
+    results = pd.DataFrame(
+        [
+            {
+                "model": "resnet18_d2l",
+                "phase": "accuracy",
+                "metric": "test_acc",
+                "value": 94.1,
+                "error": "",
+            },
+            {
+                "model": "resnet18_d2l",
+                "phase": "accuracy",
+                "metric": "seeds",
+                "value": 3,
+                "error": "",
+            },
+            {
+                "model": "densenet",
+                "phase": "accuracy",
+                "metric": "error",
+                "value": None,
+                "error": "OutOfMemoryError: ...",
+            },
+        ]
+    )
     found = gpu_check.verdicts(plan, folder, results)
     assert [v.passed for v in found] == [True, False, False, True, False, True, False]
     assert "error: RanEager" in found[2].measured
@@ -87,7 +125,8 @@ def test_verdicts_hold_each_figure_to_its_target(tmp_path):
 def test_without_cuda_it_exits_2_with_a_message():
     if torch.cuda.is_available():
         pytest.skip("a CUDA device is present")  # then the check would run for minutes
-    proc = subprocess.run([sys.executable, "-m", "bench.gpu_check"], cwd=ROOT,
-                          capture_output=True, text=True)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.gpu_check"], cwd=ROOT, capture_output=True, text=True
+    )
     assert proc.returncode == 2
     assert "no CUDA device" in proc.stderr and "Traceback" not in proc.stderr

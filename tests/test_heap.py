@@ -25,8 +25,9 @@ PROBE = textwrap.dedent("""
 
 
 def faults_per_step(how: str) -> int:
-    out = subprocess.run([sys.executable, "-c", PROBE, how], capture_output=True, text=True,
-                         check=True)  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE, how], capture_output=True, text=True, check=True
+    )
     return int(out.stdout.split()[-1])
 
 

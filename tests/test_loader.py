@@ -46,8 +46,16 @@ def test_augmentation_is_reproducible_with_a_seed():
 def test_batches_cover_the_split_once(fmnist):
     train, test = to_device(fmnist, CPU, train_limit=1000, eval_limit=300)
     assert len(train) == 1000 and len(test) == 300
-    idx = list(batch_indices(1000, 256, shuffle=True, drop_last=True,
-                             generator=torch.Generator().manual_seed(0), device=CPU))  # fmt: skip
+    idx = list(
+        batch_indices(
+            1000,
+            256,
+            shuffle=True,
+            drop_last=True,
+            generator=torch.Generator().manual_seed(0),
+            device=CPU,
+        )
+    )
     assert [len(i) for i in idx] == [256, 256, 256]
     assert len(torch.cat(idx).unique()) == 768
     idx = list(batch_indices(300, 128, shuffle=False, drop_last=False, generator=None, device=CPU))

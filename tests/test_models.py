@@ -12,10 +12,23 @@ HEAVY = {"vgg11", "vgg16", "alexnet", "nin", "resnet101", "resnet152"}  # a seco
 
 def test_registry_holds_every_architecture_of_the_seed_notes():
     assert set(ALL) == {
-        "lenet", "lenet_bn", "small_cnn", "alexnet", "alexnet_cifar", "vgg11", "vgg16", "nin",
-        "googlenet", "resnet18_d2l", "resnet18", "resnet34", "resnet50", "resnet101",
-        "resnet152", "densenet",
-    }  # fmt: skip
+        "lenet",
+        "lenet_bn",
+        "small_cnn",
+        "alexnet",
+        "alexnet_cifar",
+        "vgg11",
+        "vgg16",
+        "nin",
+        "googlenet",
+        "resnet18_d2l",
+        "resnet18",
+        "resnet34",
+        "resnet50",
+        "resnet101",
+        "resnet152",
+        "densenet",
+    }
 
 
 @pytest.mark.parametrize("name", ALL)

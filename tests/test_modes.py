@@ -2,7 +2,14 @@ import pytest
 import torch
 
 from bench import backends
-from bench.modes import CPU_DEFAULT_MODES, GPU_DEFAULT_MODES, Mode, ModeError, parse_mode, parse_modes
+from bench.modes import (
+    CPU_DEFAULT_MODES,
+    GPU_DEFAULT_MODES,
+    Mode,
+    ModeError,
+    parse_mode,
+    parse_modes,
+)
 
 CPU = torch.device("cpu")
 
@@ -56,13 +63,16 @@ def test_backend_switches_are_set_explicitly_and_restored(device):
     """cuDNN autotuning is on for every GPU figure; TF32 only in tf32 modes; whatever was set
     before comes back afterwards."""
     before = backends.current()
-    inherited = backends.BackendState(cudnn_benchmark=device.type != "cuda", tf32_matmul=True,
-                                      tf32_cudnn=True)  # fmt: skip
+    inherited = backends.BackendState(
+        cudnn_benchmark=device.type != "cuda", tf32_matmul=True, tf32_cudnn=True
+    )
     with backends.applied(inherited):
         with backends.applied(parse_mode("fp32").backends(device)) as state:
             # IEEE fp32: PyTorch's default would leave cuDNN's TF32 on
             assert not torch.backends.cuda.matmul.allow_tf32 and not torch.backends.cudnn.allow_tf32
-            assert torch.backends.cudnn.benchmark is (device.type == "cuda") is state.cudnn_benchmark
+            assert (
+                torch.backends.cudnn.benchmark is (device.type == "cuda") is state.cudnn_benchmark
+            )
         assert backends.current() == inherited
         if device.type == "cuda":
             with backends.applied(parse_mode("tf32").backends(device)):
@@ -76,7 +86,9 @@ def test_backend_state_is_described_for_the_method():
     assert gpu.describe(torch.device("cuda")) == (
         "cuDNN benchmark on, TF32 matmul off, TF32 cuDNN off"
     )
-    assert parse_mode("fp32").backends(CPU).describe(CPU) == f"{torch.get_num_threads()} CPU threads"
+    assert (
+        parse_mode("fp32").backends(CPU).describe(CPU) == f"{torch.get_num_threads()} CPU threads"
+    )
 
 
 def test_max_autotune_is_a_cuda_graph_mode_and_nocg_is_not():

@@ -125,11 +125,14 @@ def test_uncounted_operators_are_returned_not_logged(caplog, recwarn, capsys):
     [
         ("small_cnn", "not counted: max_pool2d x2, relu x3; no arithmetic: dropout x1, flatten x1"),
         # 4 dense blocks of 4 BN-ReLU-conv blocks, each concatenated; 3 transitions
-        ("densenet", "not counted: avg_pool2d x3, max_pool2d x1, relu x21; "
-                     "no arithmetic: cat x16, flatten x1"),
+        (
+            "densenet",
+            "not counted: avg_pool2d x3, max_pool2d x1, relu x21; "
+            "no arithmetic: cat x16, flatten x1",
+        ),
         ("resnet18", "not counted: add x8, max_pool2d x1, relu x17; no arithmetic: flatten x1"),
     ],
-)  # fmt: skip
+)
 def test_every_uncounted_operator_is_listed(name, uncounted):
     """ReLU, concatenation and dropout too, which fvcore leaves out of its own list."""
     p = profile_model(archs.get_entry(name))

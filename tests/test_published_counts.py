@@ -44,12 +44,17 @@ def test_d2l_resnet18_differs_from_torchvision_only_by_biases_and_shortcut_bn():
     meta = TORCHVISION["resnet18"].meta
     p = imagenet_profile("resnet18_d2l")
     model = archs.build_model("resnet18_d2l", num_classes=1000, in_channels=3)
-    conv_biases = sum(m.bias.numel() for m in model.modules()
-                      if isinstance(m, torch.nn.Conv2d) and m.bias is not None)  # fmt: skip
+    conv_biases = sum(
+        m.bias.numel()
+        for m in model.modules()
+        if isinstance(m, torch.nn.Conv2d) and m.bias is not None
+    )
     # stem 64 + stage convs 4*64 + 4*128 + 4*256 + 4*512 + shortcuts 128 + 256 + 512
     assert conv_biases == 4800
     reference = tvm.resnet18(weights=None)
-    shortcut_bn = sum(p.numel() for name, p in reference.named_parameters() if "downsample.1" in name)
+    shortcut_bn = sum(
+        p.numel() for name, p in reference.named_parameters() if "downsample.1" in name
+    )
     assert shortcut_bn == 2 * (128 + 256 + 512)
     assert p.params == meta["num_params"] + conv_biases - shortcut_bn
     assert round(p.macs_conv_linear / 1e9, 3) == meta["_ops"]

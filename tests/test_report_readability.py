@@ -67,8 +67,11 @@ def labels_of(ax) -> list:
 
 def marker_centres(ax) -> np.ndarray:
     """Display coordinates of every scatter marker in the axes."""
-    points = [c.get_offset_transform().transform(np.asarray(c.get_offsets(), float).reshape(-1, 2))
-              for c in ax.collections if len(c.get_offsets())]  # fmt: skip
+    points = [
+        c.get_offset_transform().transform(np.asarray(c.get_offsets(), float).reshape(-1, 2))
+        for c in ax.collections
+        if len(c.get_offsets())
+    ]
     return np.concatenate(points) if points else np.empty((0, 2))
 
 
@@ -96,7 +99,7 @@ def assert_labels_readable(ax) -> None:
             assert not box.overlaps(ax.get_legend().get_window_extent(renderer)), text.get_text()
         boxes.append((text.get_text(), box))
     for i, (name, box) in enumerate(boxes):
-        for other, other_box in boxes[i + 1:]:
+        for other, other_box in boxes[i + 1 :]:
             assert not box.overlaps(other_box), (name, other)
 
 
@@ -154,18 +157,38 @@ def test_learning_curves_give_each_model_its_own_colour_and_marker():
 def write_one_epoch_run(run_dir: Path) -> Path:
     """A default CPU run's accuracy phase: every model stopped by its 10 s within epoch 1."""
     writer = RunWriter(run_dir, {"device_name": "a CPU", "torch": "2.x", "git_commit": "abc"})
-    method = ("budget seconds=10; 60,000 training images, first 500 test images; fp32; Xavier "
-              "init; batch 64, peak lr 0.05; seeds 0")  # fmt: skip
+    method = (
+        "budget seconds=10; 60,000 training images, first 500 test images; fp32; Xavier "
+        "init; batch 64, peak lr 0.05; seeds 0"
+    )
     rows, curves = [], []
-    for model, family, per_s, acc in (("lenet", "lenet", 2000.0, 71.0),
-                                      ("small_cnn", "small_cnn", 900.0, 80.0),
-                                      ("resnet18", "resnet", 40.0, 45.0)):  # fmt: skip
-        for metric, value in (("test_acc", acc), ("fit_throughput", per_s), ("fit_time", 10.0),
-                              ("fit_epochs", 1)):  # fmt: skip
-            rows.append(result_row(model, family, "accuracy", metric, value, mode="fp32",
-                                   batch=64, method=method))  # fmt: skip
-        curves.append({"model": model, "seed": 0, "epoch": 1, "train_seconds": 10.0,
-                       "train_loss": 1.0, "train_acc": acc, "test_acc": acc})  # fmt: skip
+    for model, family, per_s, acc in (
+        ("lenet", "lenet", 2000.0, 71.0),
+        ("small_cnn", "small_cnn", 900.0, 80.0),
+        ("resnet18", "resnet", 40.0, 45.0),
+    ):
+        for metric, value in (
+            ("test_acc", acc),
+            ("fit_throughput", per_s),
+            ("fit_time", 10.0),
+            ("fit_epochs", 1),
+        ):
+            rows.append(
+                result_row(
+                    model, family, "accuracy", metric, value, mode="fp32", batch=64, method=method
+                )
+            )
+        curves.append(
+            {
+                "model": model,
+                "seed": 0,
+                "epoch": 1,
+                "train_seconds": 10.0,
+                "train_loss": 1.0,
+                "train_acc": acc,
+                "test_acc": acc,
+            }
+        )
     writer.add(rows)
     writer.add_curves(curves)
     writer.finish("complete")
@@ -278,8 +301,14 @@ def test_every_table_column_is_named_with_its_unit(built):
             if numeric and name not in counts:
                 assert re.search(r"\(.+\)|%|/s|\bs\b|\bms\b|\bMB\b|/sample", name), (path, name)
     layers = markdown_rows((built / "tables" / "layers" / "lenet.md").read_text())[0]
-    assert layers == ["path", "type", "depth (nesting level)", "output shape (NxCxHxW)",
-                      "params (count)", "MACs/sample"]  # fmt: skip
+    assert layers == [
+        "path",
+        "type",
+        "depth (nesting level)",
+        "output shape (NxCxHxW)",
+        "params (count)",
+        "MACs/sample",
+    ]
 
 
 def test_speed_table_has_no_unnamed_index(built):
@@ -289,23 +318,37 @@ def test_speed_table_has_no_unnamed_index(built):
 
 def test_speed_up_rows_read_model_and_batch(tmp_path):
     writer = RunWriter(tmp_path / "run", {"device_name": "a CPU", "torch": "2.x"})
-    figures = (("lenet", "fp32", 100.0), ("lenet", "bf16", 150.0), ("vgg11", "fp32", 10.0),
-               ("vgg11", "bf16", 30.0))  # fmt: skip
-    writer.add([result_row(model, "f", "speed", "infer_throughput", value, mode=mode, batch=8)
-                for model, mode, value in figures])  # fmt: skip
+    figures = (
+        ("lenet", "fp32", 100.0),
+        ("lenet", "bf16", 150.0),
+        ("vgg11", "fp32", 10.0),
+        ("vgg11", "bf16", 30.0),
+    )
+    writer.add(
+        [
+            result_row(model, "f", "speed", "infer_throughput", value, mode=mode, batch=8)
+            for model, mode, value in figures
+        ]
+    )
     writer.finish("complete")
     build_report(tmp_path / "run")
     rows = markdown_rows((tmp_path / "run" / "tables" / "speedup.md").read_text())
-    assert rows == [["model", "bf16 / fp32 (x)"], ["lenet, batch 8", "1.5"],
-                    ["vgg11, batch 8", "3"]]  # fmt: skip
+    assert rows == [
+        ["model", "bf16 / fp32 (x)"],
+        ["lenet, batch 8", "1.5"],
+        ["vgg11, batch 8", "3"],
+    ]
 
 
 # -- 4. a run folder that cannot be written ----------------------------------------------------
 
 
 def fingerprint(folder: Path) -> dict[str, str]:
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}  # fmt: skip
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 def assert_refused(capsys, argv: list[str], folder: Path) -> str:
@@ -334,8 +377,10 @@ def test_an_unwritable_run_folder_is_refused_in_one_line(tmp_path, capsys, monke
     assert "not writable" in err
 
 
-@pytest.mark.skipif(not hasattr(__import__("os"), "geteuid") or __import__("os").geteuid() == 0,
-                    reason="root writes to a read-only folder all the same")  # fmt: skip
+@pytest.mark.skipif(
+    not hasattr(__import__("os"), "geteuid") or __import__("os").geteuid() == 0,
+    reason="root writes to a read-only folder all the same",
+)
 def test_a_read_only_run_folder_is_refused_in_one_line(tmp_path, capsys):
     run = copied(tmp_path)
     run.chmod(0o555)
@@ -385,8 +430,11 @@ def test_comparing_a_run_with_itself_warns_of_nothing(capsys):
 def test_comparing_unlike_runs_warns_once_per_difference(tmp_path, capsys):
     a, b = copied(tmp_path, "a"), copied(tmp_path, "b")
     results = pd.read_csv(b / "results.csv", keep_default_na=False)
-    results["method"] = (results["method"].str.replace("budget seconds=2", "budget epochs=5")
-                         .str.replace("first 20 test images", "10,000 test images"))  # fmt: skip
+    results["method"] = (
+        results["method"]
+        .str.replace("budget seconds=2", "budget epochs=5")
+        .str.replace("first 20 test images", "10,000 test images")
+    )
     results.to_csv(b / "results.csv", index=False)
     provenance = json.loads((b / "run.json").read_text())
     provenance["torch"] = "2.5.0"
@@ -399,8 +447,14 @@ def test_comparing_unlike_runs_warns_once_per_difference(tmp_path, capsys):
     captured = capsys.readouterr()
     err = captured.err.strip().splitlines()
     assert len(err) == 6
-    for what in ("accuracy budget", "images trained and tested on", "ceilings", "torch version",
-                 "device", "CPU threads"):  # fmt: skip
+    for what in (
+        "accuracy budget",
+        "images trained and tested on",
+        "ceilings",
+        "torch version",
+        "device",
+        "CPU threads",
+    ):
         (line,) = [ln for ln in err if f"differ in {what} (" in ln]
         assert line.removeprefix("reports: ") in captured.out.splitlines()
     assert any("budget seconds=2" in ln and "budget epochs=5" in ln for ln in err)
@@ -428,7 +482,8 @@ def test_a_mixed_run_plots_the_most_common_budget_and_says_so(tmp_path):
     results = pd.read_csv(run_dir / "results.csv", keep_default_na=False)
     other = results["model"].isin(["lenet", "vgg16", "resnet50"])
     results.loc[other, "method"] = results.loc[other, "method"].str.replace(
-        "budget seconds=2", "budget epochs=5")  # fmt: skip
+        "budget seconds=2", "budget epochs=5"
+    )
     results.to_csv(run_dir / "results.csv", index=False)
     run = load_run(run_dir)
     for name in ("accuracy_vs_gflops", "accuracy_vs_throughput", "learning_curves"):
@@ -436,8 +491,11 @@ def test_a_mixed_run_plots_the_most_common_budget_and_says_so(tmp_path):
         text = title(fig)
         assert SETTING in text and "3 model(s) trained otherwise left out: " in text, name
         ax = fig.axes[0]
-        shown = ({ln.get_label() for ln in ax.get_lines()} if name == "learning_curves"
-                 else {t.get_text() for t in labels_of(ax)})  # fmt: skip
+        shown = (
+            {ln.get_label() for ln in ax.get_lines()}
+            if name == "learning_curves"
+            else {t.get_text() for t in labels_of(ax)}
+        )
         assert not shown & {"lenet", "vgg16", "resnet50"}, name
         assert len(shown) == 13, name
         plt.close(fig)
@@ -450,12 +508,33 @@ def test_a_mixed_run_plots_the_most_common_budget_and_says_so(tmp_path):
 def test_a_model_not_trained_shows_its_estimate_in_the_accuracy_table():
     from reports.tables import accuracy_summary, format_accuracy_summary
 
-    rows = pd.DataFrame([
-        {"model": "vgg16", "family": "vgg", "phase": "accuracy", "mode": "fp32", "batch": "",
-         "metric": "not_trained_estimate", "value": 5321.4, "unit": "s",
-         "method": "not trained: ...", "error": ""},
-        {"model": "lenet", "family": "lenet", "phase": "accuracy", "mode": "fp32", "batch": 64,
-         "metric": "test_acc", "value": 71.5, "unit": "%", "method": "", "error": ""},
-    ])  # fmt: skip
+    rows = pd.DataFrame(
+        [
+            {
+                "model": "vgg16",
+                "family": "vgg",
+                "phase": "accuracy",
+                "mode": "fp32",
+                "batch": "",
+                "metric": "not_trained_estimate",
+                "value": 5321.4,
+                "unit": "s",
+                "method": "not trained: ...",
+                "error": "",
+            },
+            {
+                "model": "lenet",
+                "family": "lenet",
+                "phase": "accuracy",
+                "mode": "fp32",
+                "batch": 64,
+                "metric": "test_acc",
+                "value": 71.5,
+                "unit": "%",
+                "method": "",
+                "error": "",
+            },
+        ]
+    )
     text = format_accuracy_summary(accuracy_summary(rows))
     assert "not trained: est. s" in text and "5,321" in text

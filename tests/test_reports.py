@@ -18,9 +18,22 @@ from reports.schema import METRICS, RESULT_COLUMNS
 from reports.store import load_run
 from reports.tables import speedup_table
 
-SMALL_RUN = ["--models", "lenet,lenet_bn,small_cnn", "--modes", "fp32,bf16", "--repeats", "2",
-             "--warmup", "0", "--budget", "epochs=2", "--train-limit", "2048",
-             "--eval-limit", "500"]  # fmt: skip
+SMALL_RUN = [
+    "--models",
+    "lenet,lenet_bn,small_cnn",
+    "--modes",
+    "fp32,bf16",
+    "--repeats",
+    "2",
+    "--warmup",
+    "0",
+    "--budget",
+    "epochs=2",
+    "--train-limit",
+    "2048",
+    "--eval-limit",
+    "500",
+]
 
 
 CPU_RUN = Path(__file__).parent / "data" / "cpu_run"
@@ -56,8 +69,17 @@ def test_results_table_schema(small_run):
 
 def test_provenance():
     p = load_run(CPU_RUN).provenance
-    for key in ("command", "argv", "git_commit", "torch", "device_name", "host", "started",
-                "finished", "ceilings"):  # fmt: skip
+    for key in (
+        "command",
+        "argv",
+        "git_commit",
+        "torch",
+        "device_name",
+        "host",
+        "started",
+        "finished",
+        "ceilings",
+    ):
         assert p.get(key), key
     assert p["status"] == "complete"
     assert p["ceilings"]["compute"]["fp32"]["tflops"] > 0
@@ -85,7 +107,11 @@ def test_report_md_embeds_tables_and_charts(small_run):
         assert "<table" in (small_run / "tables" / f"{table}.html").read_text()
     assert (small_run / "tables" / "layers" / "lenet.md").is_file()
     summary = (small_run / "tables" / "summary.md").read_text()
-    assert "params (M)" in summary and "test acc (%)" in summary and "infer samples/s [fp32]" in summary
+    assert (
+        "params (M)" in summary
+        and "test acc (%)" in summary
+        and "infer samples/s [fp32]" in summary
+    )
 
 
 def test_report_rebuilds_without_measuring(cpu_run):
@@ -123,9 +149,21 @@ def test_report_of_a_folder_that_is_not_a_run(tmp_path, capsys):
 
 
 def test_speedup_table_from_known_figures():
-    rows = [{"model": "m", "family": "f", "phase": "speed", "mode": mode, "batch": 8,
-             "metric": "infer_throughput", "value": v, "unit": "samples/s", "method": "",
-             "error": ""} for mode, v in (("fp32", 100.0), ("bf16", 150.0), ("bf16+cl", 80.0))]  # fmt: skip
+    rows = [
+        {
+            "model": "m",
+            "family": "f",
+            "phase": "speed",
+            "mode": mode,
+            "batch": 8,
+            "metric": "infer_throughput",
+            "value": v,
+            "unit": "samples/s",
+            "method": "",
+            "error": "",
+        }
+        for mode, v in (("fp32", 100.0), ("bf16", 150.0), ("bf16+cl", 80.0))
+    ]
     table = speedup_table(pd.DataFrame(rows))
     assert list(table.columns) == ["bf16 / fp32 (x)", "bf16+cl / fp32 (x)"]
     assert table.iloc[0].tolist() == pytest.approx([1.5, 0.8])
@@ -165,7 +203,7 @@ def test_labels_do_not_overlap_in_a_crowded_scatter():
     renderer = fig.canvas.get_renderer()
     boxes = [charts.label_box(t, renderer) for t in ax.texts]  # leader lines' labels too
     assert len(ax.texts) == 16
-    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
+    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1 :])
     points = ax.transData.transform(np.c_[xs, ys])
     for text, box, own in zip(ax.texts, boxes, points):
         if text.arrow_patch is None:  # else its leader line shows its point
@@ -175,8 +213,20 @@ def test_labels_do_not_overlap_in_a_crowded_scatter():
 
 
 def test_resume_after_an_interruption(tmp_path, monkeypatch):
-    args = ["--models", "lenet_bn,small_cnn", "--phases", "static,accuracy", "--budget",
-            "epochs=1", "--train-limit", "1024", "--eval-limit", "200", "--out", str(tmp_path)]  # fmt: skip
+    args = [
+        "--models",
+        "lenet_bn,small_cnn",
+        "--phases",
+        "static,accuracy",
+        "--budget",
+        "epochs=1",
+        "--train-limit",
+        "1024",
+        "--eval-limit",
+        "200",
+        "--out",
+        str(tmp_path),
+    ]
     real = runner.run_accuracy
 
     def interrupt_small_cnn(entry, *a):

@@ -55,13 +55,27 @@ def test_the_verdict_follows_the_device(capsys):
 
 
 def test_baseline_script_runs_both_loops_on_the_real_data(capsys):
-    code = baseline.main(["--models", "lenet", "--steps", "3", "--warmup", "1", "--workers", "0",
-                          "--batch-size", "64"])  # fmt: skip
+    code = baseline.main(
+        [
+            "--models",
+            "lenet",
+            "--steps",
+            "3",
+            "--warmup",
+            "1",
+            "--workers",
+            "0",
+            "--batch-size",
+            "64",
+        ]
+    )
     assert code == 0
     out = capsys.readouterr().out
     assert "d2l loop examples/s" in out and "suite / d2l" in out
-    assert ("each loop 3 timed steps: the d2l loop's after 1 untimed warm-up step, the suite's "
-            "after its untimed first step") in out  # fmt: skip
+    assert (
+        "each loop 3 timed steps: the d2l loop's after 1 untimed warm-up step, the suite's "
+        "after its untimed first step"
+    ) in out
     threads = f"{torch.get_num_threads()} CPU threads"
     assert f"d2l loop: fp32 (TF32 off), NCHW, eager, {threads}" in out
     assert f"suite loop: fp32 (TF32 off), NCHW, eager, {threads}" in out
@@ -75,7 +89,8 @@ def test_both_baseline_loops_run_exactly_the_steps_asked_under_fp32_switches(fmn
     steps, switches = [0], set()
     step_hook = register_optimizer_step_post_hook(lambda *_: steps.__setitem__(0, steps[0] + 1))
     forward_hook = torch.nn.modules.module.register_module_forward_hook(
-        lambda *_: switches.add(backends.current()))
+        lambda *_: switches.add(backends.current())
+    )
     entry = archs.get_entry("lenet")
     try:
         with backends.applied(BackendState(True, True, True)):

@@ -48,7 +48,9 @@ def test_rows_carry_units_mode_and_batch():
     by_metric = rows.set_index("metric")
     infer = next(m for m in r.measurements if m.kind == "infer")
     assert by_metric.loc["infer_throughput", "value"] == pytest.approx(4 / infer.timing.median)
-    assert by_metric.loc["infer_tflops", "value"] == pytest.approx(infer.samples_per_s * 833_000 / 1e12)
+    assert by_metric.loc["infer_tflops", "value"] == pytest.approx(
+        infer.samples_per_s * 833_000 / 1e12
+    )
     assert by_metric.loc["train_tflops", "value"] == pytest.approx(
         3 * next(m for m in r.measurements if m.kind == "train").samples_per_s * 833_000 / 1e12
     )
@@ -76,8 +78,18 @@ def test_a_model_that_fails_records_errors_and_raises_nothing():
 
 
 def _fake_measurement(batch: int) -> Measurement:
-    return Measurement("infer", batch, batch, Timing((0.01,), 1, "test"), 0.0, None, None, None,
-                       None, parse_mode("fp32").backends(CPU))  # fmt: skip
+    return Measurement(
+        "infer",
+        batch,
+        batch,
+        Timing((0.01,), 1, "test"),
+        0.0,
+        None,
+        None,
+        None,
+        None,
+        parse_mode("fp32").backends(CPU),
+    )
 
 
 def test_out_of_memory_halves_the_batch_and_records_it():
@@ -106,11 +118,14 @@ def test_other_errors_are_not_retried():
     assert tried == [256]
 
 
-@pytest.mark.parametrize("message", [
-    "CUDA error: CUBLAS_STATUS_ALLOC_FAILED when calling `cublasCreate(handle)`",
-    "cuDNN error: CUDNN_STATUS_ALLOC_FAILED",
-    "CUDA out of memory. Tried to allocate 2.00 GiB",
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "message",
+    [
+        "CUDA error: CUBLAS_STATUS_ALLOC_FAILED when calling `cublasCreate(handle)`",
+        "cuDNN error: CUDNN_STATUS_ALLOC_FAILED",
+        "CUDA out of memory. Tried to allocate 2.00 GiB",
+    ],
+)
 def test_cudnn_and_cublas_allocation_failures_count_as_out_of_memory(message):
     tried = []
 
@@ -197,8 +212,12 @@ def test_compiled_mode_on_the_cpu():
 def _sequential_of_depth(depth: int):
     def build(num_classes: int = 10, in_channels: int = 1) -> torch.nn.Sequential:
         hidden = [torch.nn.Linear(16, 16) for _ in range(depth)]
-        return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(in_channels * 16, 16),
-                                   *hidden, torch.nn.Linear(16, num_classes))  # fmt: skip
+        return torch.nn.Sequential(
+            torch.nn.Flatten(),
+            torch.nn.Linear(in_channels * 16, 16),
+            *hidden,
+            torch.nn.Linear(16, num_classes),
+        )
 
     return build
 

@@ -38,16 +38,22 @@ def optimizer_steps():
     handle.remove()
 
 
-@pytest.mark.parametrize("text, kind, value", [
-    ("epochs=10", "epochs", 10), ("seconds=2.5", "seconds", 2.5), ("steps=7", "steps", 7),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "text, kind, value",
+    [
+        ("epochs=10", "epochs", 10),
+        ("seconds=2.5", "seconds", 2.5),
+        ("steps=7", "steps", 7),
+    ],
+)
 def test_parse_budget(text, kind, value):
     b = parse_budget(text)
     assert (b.kind, b.value) == (kind, value)
 
 
-@pytest.mark.parametrize("text", ["epochs=0", "epochs=1.5", "minutes=3", "10", "seconds=-1",
-                                  "steps=0", "steps=2.5"])  # fmt: skip
+@pytest.mark.parametrize(
+    "text", ["epochs=0", "epochs=1.5", "minutes=3", "10", "seconds=-1", "steps=0", "steps=2.5"]
+)
 def test_bad_budgets(text):
     with pytest.raises(ValueError, match="--budget"):
         parse_budget(text)
@@ -113,9 +119,20 @@ def test_divergence_is_detected_and_recorded(fmnist):
 
 def test_rows_average_over_seeds():
     def seed(s, correct):
-        confusion = torch.diag(torch.full((10,), correct)) + (100 - correct) * torch.eye(10).roll(1, 1).long()
-        return SeedResult("m", s, 256, 0.1, confusion=confusion, train_seconds=10.0,
-                          examples_timed=1000, epochs=[])  # fmt: skip
+        confusion = (
+            torch.diag(torch.full((10,), correct))
+            + (100 - correct) * torch.eye(10).roll(1, 1).long()
+        )
+        return SeedResult(
+            "m",
+            s,
+            256,
+            0.1,
+            confusion=confusion,
+            train_seconds=10.0,
+            examples_timed=1000,
+            epochs=[],
+        )
 
     results = [seed(0, 90), seed(1, 80)]
     for r in results:
@@ -146,8 +163,14 @@ def test_training_sets_the_modes_backend_switches_and_restores_them(fmnist):
     inherited = BackendState(cudnn_benchmark=True, tf32_matmul=True, tf32_cudnn=True)
     during = []
     with backends.applied(inherited):
-        train_model(archs.get_entry("lenet"), train, test, cfg, seed=0,
-                    progress=lambda _: during.append(backends.current()))  # fmt: skip
+        train_model(
+            archs.get_entry("lenet"),
+            train,
+            test,
+            cfg,
+            seed=0,
+            progress=lambda _: during.append(backends.current()),
+        )
         assert backends.current() == inherited
     assert during == [cfg.mode.backends(CPU)]
     assert not during[0].cudnn_benchmark and not during[0].tf32_cudnn
@@ -158,8 +181,14 @@ def test_accuracy_method_states_the_backend_switches():
     assert f"{torch.get_num_threads()} CPU threads" in cpu.describe()
     gpu = dataclasses.replace(cpu, device=torch.device("cuda"), mode=Mode("bf16", True))
     assert "cuDNN benchmark on, TF32 matmul off, TF32 cuDNN off" in gpu.describe()
-    r = SeedResult("m", 0, 64, 0.1, confusion=torch.eye(10, dtype=torch.long) * 10,
-                   epochs=[EpochRecord(1, 1.0, 0.5, 90.0, 100.0)])  # fmt: skip
+    r = SeedResult(
+        "m",
+        0,
+        64,
+        0.1,
+        confusion=torch.eye(10, dtype=torch.long) * 10,
+        epochs=[EpochRecord(1, 1.0, 0.5, 90.0, 100.0)],
+    )
     rows = accuracy_rows("m", "f", [r], gpu)
     assert all("cuDNN benchmark on" in row["method"] for row in rows)
 
@@ -167,14 +196,16 @@ def test_accuracy_method_states_the_backend_switches():
 def test_more_classes_and_channels_are_built_and_fed(fmnist):
     """12 outputs and 3 input channels: the model is built so, sees the grey channel three
     times, and its confusion matrix has a column for each output."""
-    cfg = config("steps=2", train_limit=64, eval_limit=100, batch_cap=32, in_channels=3,
-                 num_classes=12)  # fmt: skip
+    cfg = config(
+        "steps=2", train_limit=64, eval_limit=100, batch_cap=32, in_channels=3, num_classes=12
+    )
     assert "grey channel repeated to 3 input channels" in cfg.describe()
     assert "12 outputs (labels 0-9)" in cfg.describe()
     train, test = to_device(fmnist, CPU, cfg.train_limit, cfg.eval_limit)
     calls = []
     hook = torch.nn.modules.module.register_module_forward_hook(
-        lambda module, args, out: calls.append((type(module), args[0], out)))
+        lambda module, args, out: calls.append((type(module), args[0], out))
+    )
     try:
         r = train_model(archs.get_entry("lenet"), train, test, cfg, seed=0)
     finally:
@@ -190,11 +221,18 @@ def test_more_classes_and_channels_are_built_and_fed(fmnist):
     assert 0 <= rows.loc["macro_f1", "value"] <= 100
 
 
-@pytest.mark.parametrize("field, value, message", [
-    ("num_classes", 5, "the accuracy phase needs --num-classes 10 or more: Fashion-MNIST has 10 "
-                       "classes \\(labels 0-9\\), got 5"),
-    ("in_channels", 0, "--in-channels must be at least 1, got 0"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        (
+            "num_classes",
+            5,
+            "the accuracy phase needs --num-classes 10 or more: Fashion-MNIST has 10 "
+            "classes \\(labels 0-9\\), got 5",
+        ),
+        ("in_channels", 0, "--in-channels must be at least 1, got 0"),
+    ],
+)
 def test_too_few_classes_or_channels_are_refused(field, value, message):
     with pytest.raises(ValueError, match=message):
         config(**{field: value})
@@ -202,8 +240,22 @@ def test_too_few_classes_or_channels_are_refused(field, value, message):
 
 @pytest.mark.slow
 def test_cli_accuracy_phase_end_to_end(tmp_path, capsys):
-    args = ["--models", "lenet_bn", "--phases", "accuracy", "--budget", "epochs=2", "--seeds",
-            "0,1", "--train-limit", "6000", "--eval-limit", "1000", "--out", str(tmp_path)]  # fmt: skip
+    args = [
+        "--models",
+        "lenet_bn",
+        "--phases",
+        "accuracy",
+        "--budget",
+        "epochs=2",
+        "--seeds",
+        "0,1",
+        "--train-limit",
+        "6000",
+        "--eval-limit",
+        "1000",
+        "--out",
+        str(tmp_path),
+    ]
     assert cli.main(args) == 0
     (run_dir,) = tmp_path.iterdir()
     results = pd.read_csv(run_dir / "results.csv").set_index("metric")
@@ -218,11 +270,14 @@ def test_cli_accuracy_phase_end_to_end(tmp_path, capsys):
     assert "Accuracy on real Fashion-MNIST" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("flag, value, message", [
-    ("--budget", "epochs=1.5", "whole number"),
-    ("--seeds", "0,a", "--seeds must be comma-separated integers"),
-    ("--eval-limit", "0", "--eval-limit must be at least 1"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "flag, value, message",
+    [
+        ("--budget", "epochs=1.5", "whole number"),
+        ("--seeds", "0,a", "--seeds must be comma-separated integers"),
+        ("--eval-limit", "0", "--eval-limit must be at least 1"),
+    ],
+)
 def test_bad_accuracy_options_exit_2(flag, value, message, capsys):
     assert cli.main(["--models", "lenet", "--phases", "accuracy", flag, value]) == 2
     assert message in capsys.readouterr().err
@@ -240,19 +295,27 @@ def test_a_model_over_the_cap_is_stopped_early_and_reported_not_trained(fmnist, 
     assert optimizer_steps() == 1
     assert over.value.estimate_s > 2.0 and over.value.examples_per_s > 0
     assert "over the 1 s cap" in str(over.value)
-    small = train_model(archs.get_entry("small_cnn"), *to_device(fmnist, CPU, 512, 100),
-                        config("epochs=1", cap_s=600.0), seed=0)  # fmt: skip
+    small = train_model(
+        archs.get_entry("small_cnn"),
+        *to_device(fmnist, CPU, 512, 100),
+        config("epochs=1", cap_s=600.0),
+        seed=0,
+    )
     assert len(small.epochs) == 1  # under the cap: trained as usual
 
 
-@pytest.mark.parametrize("first_step_s, timed_s, stops", [
-    (0.5, None, False),   # step 1: 100 steps at 0.5 s is 50 s: within twice the 30 s cap
-    (0.7, None, True),    # step 1: 70 s, over twice the cap: stopped at once
-    (0.5, 4 * 0.2, False),  # after the probe: 0.5 + 99 x 0.2 = 20.3 s
-    (0.5, 4 * 0.4, True),   # after the probe: 0.5 + 99 x 0.4 = 40.1 s, over the cap
-])  # fmt: skip
-def test_the_cap_is_judged_on_the_first_step_then_on_the_probe(fmnist, first_step_s, timed_s,
-                                                                stops):  # fmt: skip
+@pytest.mark.parametrize(
+    "first_step_s, timed_s, stops",
+    [
+        (0.5, None, False),  # step 1: 100 steps at 0.5 s is 50 s: within twice the 30 s cap
+        (0.7, None, True),  # step 1: 70 s, over twice the cap: stopped at once
+        (0.5, 4 * 0.2, False),  # after the probe: 0.5 + 99 x 0.2 = 20.3 s
+        (0.5, 4 * 0.4, True),  # after the probe: 0.5 + 99 x 0.4 = 40.1 s, over the cap
+    ],
+)
+def test_the_cap_is_judged_on_the_first_step_then_on_the_probe(
+    fmnist, first_step_s, timed_s, stops
+):
     from bench.train import CAP_PROBE_STEPS, OverCap, _Training
 
     cfg = config("steps=100", cap_s=30.0)
@@ -267,9 +330,22 @@ def test_the_cap_is_judged_on_the_first_step_then_on_the_probe(fmnist, first_ste
 
 
 def test_the_run_writes_a_not_trained_row_with_its_estimate(fmnist, tmp_path, capsys):
-    args = ["--models", "resnet18_d2l", "--phases", "accuracy", "--budget", "epochs=5",
-            "--train-limit", "2048", "--eval-limit", "100", "--accuracy-cap", "1",
-            "--out", str(tmp_path)]  # fmt: skip
+    args = [
+        "--models",
+        "resnet18_d2l",
+        "--phases",
+        "accuracy",
+        "--budget",
+        "epochs=5",
+        "--train-limit",
+        "2048",
+        "--eval-limit",
+        "100",
+        "--accuracy-cap",
+        "1",
+        "--out",
+        str(tmp_path),
+    ]
     assert cli.main(args) == 0  # not an error: the run said what it did not do
     (run_dir,) = tmp_path.iterdir()
     rows = pd.read_csv(run_dir / "results.csv", keep_default_na=False)
