@@ -36,22 +36,30 @@ TRAIN_FACTOR = 3  # a training step: forward + backward (twice the forward)
 
 
 @dataclass(frozen=True)
-class ModelWork:
-    """What one model asks of each phase: enough to estimate its time."""
+class SpeedWork:
+    """What the speed phase asks of one model."""
 
     flops_per_sample: float  # forward, fvcore's count
     layers: int  # leaf layers: what the per-step floor scales with
-    speed_runs: list[tuple[Mode, int, tuple[str, ...]]]  # (mode, batch, kinds)
+    runs: list[tuple[Mode, int, tuple[str, ...]]]  # (mode, batch, kinds)
     repeats: int
     warmup: int
     min_block_s: float
     latency_samples: int
-    train_steps: float  # steps the accuracy phase trains for (0 when it does not run)
+
+
+@dataclass(frozen=True)
+class AccuracyWork:
+    """What the accuracy phase asks of one model."""
+
+    flops_per_sample: float
+    layers: int
+    train_steps: float  # steps it trains for, over all seeds
     train_batch: int
     eval_examples: float  # examples it evaluates on, summed over evaluations
     train_seconds: float = 0.0  # a seconds budget: the training time itself
-    compile_training: Mode | None = None  # the accuracy phase's mode when it compiles
-    accuracy_cap_s: float | None = None  # a model over the cap stops after its first steps
+    compile_training: Mode | None = None  # the training mode when it compiles
+    cap_s: float | None = None  # a model over the cap stops after its first steps
 
 
 def step_seconds(
@@ -61,10 +69,9 @@ def step_seconds(
     return max(flops / (peak_tflops * 1e12 * ASSUMED_EFFICIENCY), floor)
 
 
-def estimate_phases(work: ModelWork, peak_tflops: float, device: torch.device) -> dict[str, float]:
-    """Seconds per phase for one model (``speed`` and ``accuracy``; static is seconds at most)."""
-    speed = 0.0
-    for mode, batch, kinds in work.speed_runs:
+def speed_seconds(work: SpeedWork, peak_tflops: float, device: torch.device) -> float:
+    total = 0.0
+    for mode, batch, kinds in work.runs:
         for kind in kinds:
             b = 1 if kind == "latency" else batch
             factor = TRAIN_FACTOR if kind == "train" else 1
@@ -80,22 +87,25 @@ def estimate_phases(work: ModelWork, peak_tflops: float, device: torch.device) -
                 timed = work.latency_samples * step
             else:
                 timed = (work.repeats + 1) * max(work.min_block_s, step)
-            speed += first + work.warmup * step + timed
-    accuracy = work.train_seconds + work.train_steps * step_seconds(
+            total += first + work.warmup * step + timed
+    return total
+
+
+def accuracy_seconds(work: AccuracyWork, peak_tflops: float, device: torch.device) -> float:
+    step = step_seconds(
         work.flops_per_sample * TRAIN_FACTOR * work.train_batch,
         work.layers,
         peak_tflops,
         device,
         True,
     )
-    accuracy += (
-        work.eval_examples * work.flops_per_sample / (peak_tflops * 1e12 * ASSUMED_EFFICIENCY)
-    )
-    if work.accuracy_cap_s is not None:
-        accuracy = min(accuracy, work.accuracy_cap_s)
-    if accuracy and work.compile_training is not None:
-        accuracy += COMPILE_S.get(work.compile_training.compile, 0.0)
-    return {"speed": speed, "accuracy": accuracy}
+    total = work.train_seconds + work.train_steps * step
+    total += work.eval_examples * work.flops_per_sample / (peak_tflops * 1e12 * ASSUMED_EFFICIENCY)
+    if work.cap_s is not None:
+        total = min(total, work.cap_s)
+    if total and work.compile_training is not None:
+        total += COMPILE_S.get(work.compile_training.compile, 0.0)
+    return total
 
 
 @dataclass

@@ -32,14 +32,17 @@ import torch
 from tabulate import tabulate
 
 import archs
+from runfolder.folders import new_run_dir
+from runfolder.reader import read_results
+from runfolder.writer import RunWriter
 
 from . import baseline, fidelity, provenance
 from .data import DataError, find_data_dir, load_fashion_mnist
 from .estimate import duration
 from .loader import to_device
 from .modes import GPU_DEFAULT_MODES, parse_mode
-from .results import RunWriter
-from .runner import Done, RunConfig, new_run_dir, run_models
+from .phases import RunConfig
+from .runner import Done, done_in, run_models
 from .train import AccuracyConfig, Budget, training_mode
 
 FIDELITY_CSV, BASELINE_CSV, VERDICT_MD = "fidelity.csv", "baseline.csv", "verdict.md"
@@ -154,7 +157,9 @@ def run_baseline(plan: Plan, device: torch.device, run_dir: Path, data_dir: Path
             )
 
 
-def run_accuracy(plan: Plan, device: torch.device, writer: RunWriter, done: Done, data) -> None:
+def run_accuracy(
+    plan: Plan, device: torch.device, writer: RunWriter, done: Done | None, data
+) -> None:
     for goal in plan.goals:
         accuracy = AccuracyConfig(
             budget=Budget("epochs", plan.epochs),
@@ -239,11 +244,9 @@ def check(
     """Run (or resume) every part of ``plan`` into ``run_dir`` and judge it."""
     existing = None
     if (run_dir / "results.csv").exists():
-        from reports.store import read_results
-
         existing = read_results(run_dir / "results.csv")
     writer = RunWriter(run_dir, info, existing)
-    done = Done.from_results(existing) if existing is not None else Done()
+    done = done_in(existing, ("accuracy",)) if existing is not None else None
     data = to_device(load_fashion_mnist(data_dir), device, plan.train_limit, plan.eval_limit)
     status = "interrupted"
     try:

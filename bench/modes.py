@@ -64,6 +64,15 @@ class Mode:
             parts.append(_COMPILE_TOKEN[self.compile])
         return "+".join(parts)
 
+    def facts(self) -> dict[str, str]:
+        """The mode's columns in the results table (runfolder.schema)."""
+        return {
+            "mode": self.name,
+            "precision": self.precision,
+            "layout": "channels_last" if self.channels_last else "nchw",
+            "compile": self.compile,
+        }
+
     @property
     def autocast_dtype(self) -> torch.dtype | None:
         return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision)

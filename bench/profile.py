@@ -8,12 +8,14 @@ element (its scale and shift fold into one per channel at inference), where fvco
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import warnings
 from dataclasses import dataclass, field
 from importlib.metadata import version
 
+import pandas as pd
 import torch
 from torch import nn
 
@@ -239,3 +241,12 @@ def format_unsupported(unsupported: dict[str, int]) -> str:
         for label, ops in groups.items()
         if ops
     )
+
+
+def layers_frame(layers: list[LayerRow]) -> pd.DataFrame:
+    """The per-layer table (runfolder.schema.LAYER_COLUMNS), shapes written ``CxHxW``."""
+    frame = pd.DataFrame([dataclasses.asdict(r) for r in layers])
+    frame["output_shape"] = [
+        "x".join(map(str, r.output_shape)) if r.output_shape else "" for r in layers
+    ]
+    return frame

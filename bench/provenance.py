@@ -7,11 +7,12 @@ import shlex
 import socket
 import subprocess
 import sys
-from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, distribution, version
 from pathlib import Path
 
 import torch
+
+from runfolder.folders import now
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -71,10 +72,6 @@ def device_description(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     return cpu_name()
-
-
-def now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 def program(fallback: str = "bench") -> list[str]:

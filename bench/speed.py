@@ -24,11 +24,12 @@ from torch import nn
 from torch.nn import functional as F
 
 from archs import ModelEntry
+from runfolder.schema import NOISY_REL_IQR
 
 from . import backends, compiled, failures
 from .backends import BackendState
 from .modes import Mode
-from .timing import NOISY_REL_IQR, Timer, Timing, measure_latency, measure_throughput
+from .timing import Timer, Timing, measure_latency, measure_throughput
 
 REMEASURE_REL_IQR = 3 * NOISY_REL_IQR
 

@@ -18,8 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-NOISY_REL_IQR = 0.05  # IQR/median above this flags a measurement as noisy
-HOST_BOUND_RATIO = 0.9  # enqueue time / event time at or above this flags a figure host-bound
+from runfolder.schema import HOST_BOUND_RATIO, NOISY_REL_IQR
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,6 @@ from .modes import Mode
 from .speed import backward_and_step
 
 CHECK_EVERY = 50  # steps between host syncs for the divergence check and the seconds budget
-THRESHOLDS = (85, 90, 93)  # test accuracy (%) whose time-to-reach is reported
 LABELS = len(CLASSES)  # Fashion-MNIST's labels are 0-9
 
 
@@ -99,6 +98,19 @@ class AccuracyConfig:
             )
         if self.in_channels < 1:
             raise ValueError(f"--in-channels must be at least 1, got {self.in_channels}")
+
+    def batch_size(self, entry: ModelEntry, train_images: int) -> int:
+        """The entry's batch, at most ``batch_cap`` and the number of training images."""
+        return min(entry.train.batch_size, self.batch_cap or entry.train.batch_size, train_images)
+
+    def steps(self, batch: int, train_images: int) -> int | None:
+        """Training steps per seed the budget allows (None for a seconds budget); an epoch
+        drops its last partial batch."""
+        if self.budget.kind == "epochs":
+            return int(self.budget.value) * (train_images // batch)
+        if self.budget.kind == "steps":
+            return int(self.budget.value)
+        return None
 
     def describe(self) -> str:
         data = (

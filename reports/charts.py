@@ -4,7 +4,6 @@ the run lacks what the chart needs (for example no accuracy phase)."""
 from __future__ import annotations
 
 import math
-import re
 from pathlib import Path
 
 import matplotlib
@@ -21,8 +20,9 @@ from matplotlib.text import Annotation, Text  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 from matplotlib.transforms import Bbox  # noqa: E402
 
+from runfolder.reader import Run  # noqa: E402
+
 from .pareto import pareto_front  # noqa: E402
-from .store import Run  # noqa: E402
 from .tables import (  # noqa: E402
     ceiling_source,
     chart_mode,
@@ -243,7 +243,8 @@ def _per_model(run: Run, phase: str, metric: str, mode: str | None = None) -> pd
     rows = r[(r["phase"] == phase) & (r["metric"] == metric)]
     if mode is not None:
         rows = rows[rows["mode"] == mode]
-        rows = rows[rows["batch"] == rows.groupby("model")["batch"].transform("min")]
+        first = rows.groupby("model")["requested_batch"].transform("min")
+        rows = rows[rows["requested_batch"] == first]
     return rows.groupby("model", sort=False)["value"].first()
 
 
@@ -252,7 +253,7 @@ def _throughput_flags(run: Run, mode: str, kind: str = "infer") -> pd.DataFrame:
     ``_per_model`` picks): noisy, host_bound. Above the ceiling is the roofline's business."""
     r = run.results
     rows = r[(r["phase"] == "speed") & (r["metric"] == f"{kind}_throughput") & (r["mode"] == mode)]
-    first = rows.groupby("model", sort=False)["batch"].min()
+    first = rows.groupby("model", sort=False)["requested_batch"].min()
     flags = flags_at(
         figure_flags(r, run.provenance.get("ceilings")),
         [(m, mode, int(b)) for m, b in first.items()],
@@ -430,7 +431,7 @@ def speedup_by_mode(run: Run) -> Figure | None:
     for i, mode in enumerate(modes):
         color = f"C{i % 10}"
         bars = ax.bar(x + (i - (len(modes) - 1) / 2) * width, table[mode], width, color=color)
-        handles.append(Patch(facecolor=color, label=mode.split(" / ")[0]))
+        handles.append(Patch(facecolor=color, label=mode))
         for bar, mark in zip(bars, marks[mode]):
             if "*" in mark:  # noisy: hatched
                 bar.set(hatch="///", edgecolor="0.15", linewidth=0.5, gid="noisy")
@@ -496,25 +497,19 @@ def model_styles(models: list[str], families: pd.Series) -> dict[str, tuple[tupl
     return styles
 
 
-def _number(pattern: str, text: str) -> float:
-    found = re.search(pattern, text)
-    return float(found.group(1).replace(",", "")) if found else math.nan
-
-
 def examples_seen(run: Run, curves: pd.DataFrame) -> pd.Series:
     """Training examples seen by the end of each (model, epoch) of ``curves`` (indexed by both):
-    whole epochs of the training images that the accuracy rows' method names (less the last
-    partial batch, dropped), the last epoch cut short at the examples the model trained on (its
-    examples/s x training seconds, plus the untimed first batch). NaN where the method does not
-    say the images or the batch."""
+    whole epochs of the training images (less the last partial batch, dropped), the last epoch
+    cut short at the examples the model trained on (its examples/s x training seconds, plus the
+    untimed first batch)."""
     acc = run.results[run.results["phase"] == "accuracy"]
-    method = acc[acc["metric"] == "test_acc"].groupby("model")["method"].first()
+    trained_on = (
+        acc[acc["metric"] == "test_acc"].groupby("model")[["train_images", "batch"]].first()
+    )
     figures = acc.pivot_table(index="model", columns="metric", values="value", aggfunc="first")
     seen = []
     for model, epoch in curves.index:
-        text = str(method.get(model, ""))
-        images = _number(r"([\d,]+) training images", text)
-        batch = _number(r"; batch (\d+)", text)
+        images, batch = trained_on.loc[model] if model in trained_on.index else (math.nan,) * 2
         trained = math.inf
         if {"fit_throughput", "fit_time"} <= set(figures.columns) and model in figures.index:
             timed = figures.at[model, "fit_throughput"] * figures.at[model, "fit_time"]
@@ -535,7 +530,7 @@ def learning_curves(run: Run) -> Figure | None:
     epochs = set(mean.groupby(level="model").size())
     by_epoch = len(epochs) == 1 and min(epochs) >= FEW_EPOCHS
     seen = None if by_epoch else examples_seen(run, mean)
-    if seen is not None and seen.isna().any():  # the method text does not say: epochs then
+    if seen is not None and seen.isna().any():  # a model without its images: epochs then
         seen = None
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 6), dpi=DPI, layout="constrained")
     styles = model_styles(models, _families(run))
@@ -627,16 +622,17 @@ def roofline(run: Run) -> Figure | None:
     present: set[str] = set()
     for i, mode in enumerate(modes):
         rows = speed[speed["mode"] == mode]
-        precision = mode.split("+")[0]
+        precision = rows["precision"].iloc[0]
         width = 2 if precision in ("bf16", "fp16") else 4
-        b = rows["batch"].to_numpy()
+        b = rows["batch"].to_numpy()  # the batch that ran: what the intensity depends on
         m = rows["model"]
         intensity = (
             flops.reindex(m).to_numpy()
             * b
             / (4 * params.reindex(m).to_numpy() + 2 * width * b * acts.reindex(m).to_numpy())
         )
-        flags = flags_at(all_flags, [(model, mode, int(batch)) for model, batch in zip(m, b)])
+        keys = zip(m, rows["requested_batch"].astype(int))
+        flags = flags_at(all_flags, [(model, mode, batch) for model, batch in keys])
         flags = flags[[f"infer_{f}" for f in FLAG_LABELS]].set_axis(list(FLAG_LABELS), axis=1)
         style = {
             "marker": markers[i % len(markers)],

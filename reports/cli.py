@@ -10,8 +10,9 @@ from pathlib import Path
 
 from tabulate import tabulate
 
+from runfolder.reader import Run, RunFolderError, load_run
+
 from .report import ReportWriteError, build_report, compare_runs, compare_warnings
-from .store import Run, RunFolderError, load_run
 from .tables import readable
 
 

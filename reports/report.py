@@ -10,8 +10,9 @@ from typing import Any
 
 import pandas as pd
 
+from runfolder.reader import Run, load_run
+
 from .charts import write_charts
-from .store import Run, load_run
 from .tables import (
     FLAG_COLUMNS,
     LAYER_HEADERS,
@@ -24,6 +25,7 @@ from .tables import (
     model_summary,
     speed_marks,
     speed_summary,
+    speedup_header,
     speedup_marks,
     speedup_table,
     static_summary,
@@ -76,7 +78,11 @@ def report_tables(run: Run) -> dict[str, tuple[pd.DataFrame, pd.DataFrame]]:
         speedup = speedup_table(r)
         if not speedup.empty:
             rows = pd.Index([f"{m}, batch {int(b)}" for m, b in speedup.index], name="model")
-            tables["speedup"] = (speedup.set_axis(rows), speedup_marks(r).set_axis(rows))
+            headers = [speedup_header(m) for m in speedup.columns]
+            tables["speedup"] = (
+                speedup.set_axis(rows).set_axis(headers, axis=1),
+                speedup_marks(r).set_axis(rows).set_axis(headers, axis=1),
+            )
     if "accuracy" in phases:
         accuracy = accuracy_summary(r)
         settings = accuracy_settings(r)

@@ -1,4 +1,4 @@
-"""Tables made from a run's tidy results (see ``reports.schema``)."""
+"""Tables made from a run's tidy results (see ``runfolder.schema``)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 from tabulate import tabulate
 
-from .schema import ERROR_METRIC
+from runfolder.schema import ACCURACY_TARGETS, ERROR_METRIC, HOST_BOUND_RATIO, NOISY_REL_IQR
 
 STATIC_SUMMARY_COLUMNS = {
     # metric -> header with unit
@@ -150,9 +150,9 @@ KINDS = ("infer", "train")
 # dividing by the peak measured when the run began, which the final ceiling may exceed.
 FLAG_MARKS = {"noisy": "*", "host_bound": "h", "above_ceiling": "!", "mfu_over_100": "!"}
 MARK_NOTES = {
-    "*": "noisy: IQR/median > 5%",
+    "*": f"noisy: IQR/median > {NOISY_REL_IQR:.0%}",
     "h": "host-bound: Python dispatch, MFU describes the CPU (the host's enqueue loop took "
-    ">= 90% of the GPU time)",
+    f">= {HOST_BOUND_RATIO:.0%} of the GPU time)",
     "!": "above the measured ceiling (TFLOP/s above the run's ceiling for the precision, or "
     "MFU > 100%): the ceiling read low or the FLOP count is high",
 }
@@ -176,25 +176,19 @@ def ceiling_source(ceiling: dict[str, Any]) -> str:
     return f"{ceiling['source']}; best of {n} measurements" if n > 1 else str(ceiling["source"])
 
 
-def precision_of(mode: str) -> str:
-    """A mode's precision: its name's first token (``bf16+cl+compile`` -> ``bf16``)."""
-    return mode.split("+")[0]
-
-
 def figure_flags(results: pd.DataFrame, ceilings: dict[str, Any] | None = None) -> pd.DataFrame:
-    """Per speed figure (model, mode, batch), a bool column ``KIND_FLAG`` for each kind
-    (infer, train) and flag of ``FLAG_MARKS``.
+    """Per speed measurement (model, mode, requested batch), a bool column ``KIND_FLAG`` for
+    each kind (infer, train) and flag of ``FLAG_MARKS``.
 
     Above the ceiling: TFLOP/s above ``ceilings`` (run.json's, the run's final ones) for the
     mode's precision; where the precision has no ceiling there, MFU > 100%."""
     speed = _values(results, "speed")
-    speed = speed[~speed["metric"].str.startswith("latency_")]
     columns = [f"{kind}_{flag}" for kind in KINDS for flag in FLAG_MARKS]
     if speed.empty:
         index = pd.MultiIndex.from_tuples([], names=["model", "mode", "batch"])
         return pd.DataFrame(columns=columns, index=index, dtype=bool)
     speed = speed.assign(
-        batch=pd.to_numeric(speed["batch"]).astype(int), value=pd.to_numeric(speed["value"])
+        batch=speed["requested_batch"].astype(int), value=pd.to_numeric(speed["value"])
     )
     wide = speed.pivot_table(
         index=["model", "mode", "batch"],
@@ -204,11 +198,9 @@ def figure_flags(results: pd.DataFrame, ceilings: dict[str, Any] | None = None) 
         sort=False,
     )
     compute = (ceilings or {}).get("compute", {})
+    precision = speed.groupby(["model", "mode", "batch"], sort=False)["precision"].first()
     ceiling = np.array(
-        [
-            compute.get(precision_of(m), {}).get("tflops", np.nan)
-            for m in wide.index.get_level_values("mode")
-        ],
+        [compute.get(precision[key], {}).get("tflops", np.nan) for key in wide.index],
         dtype=float,
     )
 
@@ -297,10 +289,10 @@ def speed_summary(results: pd.DataFrame, ceilings: dict[str, Any] | None = None)
         is_latency = figures["metric"].str.startswith("latency_")
         latency = figures[is_latency].set_index("metric")["value"]
         per_batch = figures[~is_latency]
-        batches = sorted(pd.to_numeric(per_batch["batch"]).astype(int).unique()) or [0]
+        batches = sorted(per_batch["requested_batch"].dropna().astype(int).unique()) or [0]
         at = flags_at(flags, [(model, mode, b) for b in batches])
         for batch, flagged in zip(batches, at.itertuples(index=False)):
-            at_batch = per_batch[pd.to_numeric(per_batch["batch"]) == batch]
+            at_batch = per_batch[per_batch["requested_batch"] == batch]
             values = at_batch.set_index("metric")["value"]
             row: dict[str, object] = {"model": model, "mode": mode, "batch": batch}
             for header, metric in SPEED_COLUMNS.items():
@@ -373,9 +365,7 @@ ACCURACY_COLUMNS = {
     "epochs": "fit_epochs",
     "train s": "fit_time",
     "examples/s": "fit_throughput",
-    "to 85% s": "time_to_85",
-    "to 90% s": "time_to_90",
-    "to 93% s": "time_to_93",
+    **{f"to {t}% s": f"time_to_{t}" for t in ACCURACY_TARGETS},
     "seeds": "seeds",
     "diverged (seeds)": "diverged",
     # a model over the CPU's training cap: the seconds its first steps predicted, not trained
@@ -443,17 +433,22 @@ def chart_mode(results: pd.DataFrame) -> str | None:
     return [m for m in counts.index if counts[m] == best][-1]
 
 
-def accuracy_setting(method: str) -> str:
-    """The budget and the images of an accuracy row's ``method``, what two accuracies must share
-    to be compared: 'budget epochs=5; 60,000 training images, first 500 test images'."""
-    return "; ".join(method.split("; ")[:2])
+def accuracy_setting(row: Any) -> str:
+    """The budget, images and mode of an accuracy row, what two accuracies must share to be
+    compared: 'budget epochs=5; 60,000 training and 10,000 test images; bf16+cl'."""
+    return (
+        f"budget {row.budget_unit}={row.budget:g}; {row.train_images:,.0f} training and "
+        f"{row.test_images:,.0f} test images; {row.mode}"
+    )
 
 
 def accuracy_settings(results: pd.DataFrame) -> pd.Series:
     """Each trained model's ``accuracy_setting``, by model."""
     rows = _values(results, "accuracy")
-    rows = rows[rows["metric"] == "test_acc"]
-    return rows.groupby("model", sort=False)["method"].first().map(accuracy_setting)
+    rows = rows[rows["metric"] == "test_acc"].drop_duplicates("model")
+    return pd.Series(
+        [accuracy_setting(r) for r in rows.itertuples()], index=rows["model"], dtype=object
+    )
 
 
 def common_accuracy_setting(results: pd.DataFrame) -> tuple[str, list[str]]:
@@ -510,12 +505,10 @@ def _summary_speed_figures(results: pd.DataFrame) -> Iterator[tuple[str, str, st
     speed = _values(results, "speed")
     for mode in dict.fromkeys(speed["mode"]):
         rows = speed[speed["mode"] == mode]
-        per_batch = rows[~rows["metric"].str.startswith("latency_")]
-        first_batch = per_batch.groupby("model")["batch"].min()
+        first_batch = rows.groupby("model")["requested_batch"].min()
+        rows = rows[rows["requested_batch"] == rows["model"].map(first_batch)]
         for header, metric in _SUMMARY_SPEED:
             picked = rows[rows["metric"] == metric]
-            if not metric.startswith("latency_"):
-                picked = picked[picked["batch"] == picked["model"].map(first_batch)]
             if len(picked):
                 yield f"{header} [{mode}]", metric, mode, picked
 
@@ -528,7 +521,8 @@ def summary_marks(results: pd.DataFrame, ceilings: dict[str, Any] | None = None)
         if metric.partition("_")[2] not in _FLAGS_OF:
             continue
         picked = picked.drop_duplicates("model")
-        at = flags_at(flags, [(m, mode, int(b)) for m, b in zip(picked["model"], picked["batch"])])
+        keys = zip(picked["model"], picked["requested_batch"].astype(int))
+        at = flags_at(flags, [(m, mode, b) for m, b in keys])
         marks[column] = pd.Series(
             [marks_of(metric, flags_on(f)) for f in at.itertuples()],
             index=picked["model"].to_numpy(),
@@ -537,18 +531,25 @@ def summary_marks(results: pd.DataFrame, ceilings: dict[str, Any] | None = None)
 
 
 def speedup_table(results: pd.DataFrame, metric: str = "infer_throughput") -> pd.DataFrame:
-    """Each mode's throughput over fp32's, per model, at the same batch (x). Empty without fp32."""
+    """Each mode's throughput over fp32's (x), per model, at the same requested batch: a column
+    per mode (``speedup_header`` names it for people). Empty without fp32."""
     speed = _values(results, "speed")
     speed = speed[speed["metric"] == metric]
     wide = speed.pivot_table(
-        index=["model", "batch"], columns="mode", values="value", aggfunc="first", sort=False
-    )
+        index=["model", "requested_batch"],
+        columns="mode",
+        values="value",
+        aggfunc="first",
+        sort=False,
+    ).rename_axis(index=["model", "batch"])
     if "fp32" not in wide:
         return pd.DataFrame()
     modes = [m for m in dict.fromkeys(speed["mode"]) if m != "fp32"]
-    ratios = wide[modes].div(wide["fp32"], axis=0)
-    ratios.columns = [f"{m} / fp32 (x)" for m in modes]
-    return ratios
+    return wide[modes].div(wide["fp32"], axis=0)
+
+
+def speedup_header(mode: str) -> str:
+    return f"{mode} / fp32 (x)"
 
 
 def speedup_marks(results: pd.DataFrame, metric: str = "infer_throughput") -> pd.DataFrame:
@@ -557,8 +558,8 @@ def speedup_marks(results: pd.DataFrame, metric: str = "infer_throughput") -> pd
     ratios = speedup_table(results, metric)
     flags = figure_flags(results)
     marks = pd.DataFrame("", index=ratios.index, columns=ratios.columns)
-    for column in ratios.columns:
-        mode = column.removesuffix(" / fp32 (x)")
+    for mode in ratios.columns:
+        column = mode
         for model, batch in ratios.index:
             both = flags_at(flags, [(model, mode, int(batch)), (model, "fp32", int(batch))])
             on = set().union(*(flags_on(f) for f in both.itertuples()))

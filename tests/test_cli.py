@@ -11,8 +11,9 @@ import pytest
 import torch
 
 import archs
-from bench import cli, provenance, runner
-from reports.schema import ERROR_METRIC, LAYER_COLUMNS, METRICS, RESULT_COLUMNS
+from bench import cli, config, provenance
+from bench.phases import speed as speed_phase
+from runfolder.schema import ERROR_METRIC, LAYER_COLUMNS, METRICS, RESULT_COLUMNS
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -86,14 +87,14 @@ def test_failed_model_is_recorded_and_the_run_goes_on(tmp_path, capsys):
 
 
 def test_interrupted_run_keeps_what_was_measured(tmp_path, monkeypatch):
-    real = runner.measure_speed
+    real = speed_phase.measure_speed
 
     def interrupt_on_second(entry, *args):
         if entry.name == "lenet_bn":
             raise KeyboardInterrupt
         return real(entry, *args)
 
-    monkeypatch.setattr(runner, "measure_speed", interrupt_on_second)
+    monkeypatch.setattr(speed_phase, "measure_speed", interrupt_on_second)
     args = [
         "--models",
         "lenet,lenet_bn,small_cnn",
@@ -157,11 +158,11 @@ def test_gpu_without_cuda_exits_2(tmp_path, capsys):
 
 
 def test_parse_input_size():
-    assert cli.parse_input_size("96") == (96, 96)
-    assert cli.parse_input_size("64x48") == (64, 48)
-    assert cli.parse_input_size(None) is None
-    with pytest.raises(cli.UsageError):
-        cli.parse_input_size("0x3")
+    assert config.parse_input_size("96") == (96, 96)
+    assert config.parse_input_size("64x48") == (64, 48)
+    assert config.parse_input_size(None) is None
+    with pytest.raises(config.UsageError):
+        config.parse_input_size("0x3")
 
 
 def test_speed_phase_on_the_cpu(tmp_path, capsys):
@@ -576,5 +577,5 @@ def test_the_cpu_evaluates_a_few_images_at_a_time(tmp_path):
         assert cli.main(args) == 0
     finally:
         archs.registry._REGISTRY.pop(name)
-    assert sum(_RecordsEvalBatches.seen) == cli.CPU_EVAL_LIMIT  # the CPU's default test images
-    assert max(_RecordsEvalBatches.seen) == cli.CPU_EVAL_BATCH == 16
+    assert sum(_RecordsEvalBatches.seen) == config.CPU_EVAL_LIMIT  # the CPU's default test images
+    assert max(_RecordsEvalBatches.seen) == config.CPU_EVAL_BATCH == 16

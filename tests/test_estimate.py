@@ -3,41 +3,48 @@
 import pytest
 import torch
 
-from bench.estimate import COMPILE_S, ModelWork, Progress, duration, estimate_phases
+from bench.estimate import (
+    COMPILE_S,
+    AccuracyWork,
+    Progress,
+    SpeedWork,
+    accuracy_seconds,
+    duration,
+    speed_seconds,
+)
 from bench.modes import parse_mode
 
 GPU = torch.device("cuda")  # only its type is read: nothing runs on it
 
 
-def work(flops=1e9, modes=("bf16",), kinds=("infer", "train"), **kw) -> ModelWork:
-    base = dict(
-        flops_per_sample=flops,
+def speed(modes=("bf16",), kinds=("infer", "train")) -> float:
+    work = SpeedWork(
+        flops_per_sample=1e9,
         layers=20,
-        speed_runs=[(parse_mode(m), 256, kinds) for m in modes],
+        runs=[(parse_mode(m), 256, kinds) for m in modes],
         repeats=10,
         warmup=5,
         min_block_s=0.05,
         latency_samples=200,
-        train_steps=0,
-        train_batch=256,
-        eval_examples=0,
     )
-    return ModelWork(**{**base, **kw})
+    return speed_seconds(work, 989.4, GPU)
+
+
+def accuracy(flops=1e9, **kw) -> float:
+    base = dict(flops_per_sample=flops, layers=20, train_steps=0, train_batch=256, eval_examples=0)
+    return accuracy_seconds(AccuracyWork(**{**base, **kw}), 989.4, GPU)
 
 
 def test_a_compiled_mode_adds_a_compile_per_measurement():
-    eager = estimate_phases(work(), 989.4, GPU)["speed"]
-    compiled = estimate_phases(work(modes=("bf16+compile",)), 989.4, GPU)["speed"]
+    compiled, eager = speed(modes=("bf16+compile",)), speed()
     assert compiled - eager == pytest.approx(2 * COMPILE_S["default"], rel=0.05)
 
 
 def test_training_time_follows_the_steps_and_the_flops():
-    small = estimate_phases(work(train_steps=1000, eval_examples=10_000), 989.4, GPU)["accuracy"]
-    big = estimate_phases(work(flops=100e9, train_steps=1000, eval_examples=10_000), 989.4, GPU)[
-        "accuracy"
-    ]
+    small = accuracy(train_steps=1000, eval_examples=10_000)
+    big = accuracy(flops=100e9, train_steps=1000, eval_examples=10_000)
     assert 0 < small < big
-    assert estimate_phases(work(train_seconds=30.0), 989.4, GPU)["accuracy"] == pytest.approx(30)
+    assert accuracy(train_seconds=30.0) == pytest.approx(30)
 
 
 def test_the_time_left_is_scaled_by_how_the_run_compares():

@@ -8,12 +8,16 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
+from make_rows import row
 
-from bench.results import RunWriter, result_row
 from reports import charts
 from reports.report import build_report
-from reports.store import load_run
 from reports.tables import figure_flags, format_speed_summary, speed_summary
+from runfolder.reader import load_run
+from runfolder.writer import RunWriter
+
+# the facts of a one-epoch accuracy figure
+ONE_EPOCH = dict(budget_unit="epochs", budget=1, train_images=60_000, test_images=10_000)
 
 
 def measured(tflops: float, n: int) -> dict[str, object]:
@@ -47,8 +51,8 @@ def write_run(run_dir: Path, models: dict = MODELS) -> Path:
             ("flops", gflops * 1e9),
             ("activation_elems", 1e5),
         ):
-            rows.append(result_row(model, family, "static", metric, value))
-        rows.append(result_row(model, family, "accuracy", "test_acc", 90.0 + i, method="e=1"))
+            rows.append(row(model, family, "static", metric, value))
+        rows.append(row(model, family, "accuracy", "test_acc", 90.0 + i, method="e=1", **ONE_EPOCH))
         for mode, (per_s, noisy, host) in speeds.items():
             tflops = per_s * gflops / 1e3
             peak = START_PEAK if mode == "bf16" else 1.0
@@ -62,7 +66,7 @@ def write_run(run_dir: Path, models: dict = MODELS) -> Path:
                 ("train_throughput", per_s / 4),
                 ("train_noisy", 0),
             ):
-                rows.append(result_row(model, family, "speed", metric, value, mode=mode, batch=8))
+                rows.append(row(model, family, "speed", metric, value, mode=mode, batch=8))
     writer.add(rows)
     writer.finish("complete")
     return run_dir

@@ -9,8 +9,8 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 import archs
+from bench.phases.static import static_rows
 from bench.profile import FlopCountAnalysis, flop_analysis, format_unsupported, profile_model
-from bench.results import static_rows
 
 ALL = archs.list_models()
 AT = torch.ops.aten
@@ -141,7 +141,7 @@ def test_every_uncounted_operator_is_listed(name, uncounted):
 
 def test_uncounted_operators_go_with_the_unsupported_ops_row():
     p = profile_model(archs.get_entry("lenet"))
-    rows = {row["metric"]: row for row in static_rows(p)}
+    rows = {row["metric"]: row for row in static_rows(archs.get_entry("lenet"), p)}
     row = rows.pop("unsupported_ops")
     assert row["value"] == 7
     assert row["method"] == (

@@ -16,14 +16,15 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
+from make_rows import row
 
-from bench.results import RunWriter, result_row
 from reports import charts, report
 from reports.charts import box_distance, label_box
 from reports.cli import main as reports_main
 from reports.report import build_report
-from reports.store import load_run
 from reports.tables import format_speed_summary, readable, speed_summary
+from runfolder.reader import load_run
+from runfolder.writer import RunWriter
 
 CPU_RUN = Path(__file__).parent / "data" / "cpu_run"
 LABELLED = ("accuracy_vs_gflops", "accuracy_vs_throughput", "throughput_vs_params", "roofline")
@@ -174,8 +175,19 @@ def write_one_epoch_run(run_dir: Path) -> Path:
             ("fit_epochs", 1),
         ):
             rows.append(
-                result_row(
-                    model, family, "accuracy", metric, value, mode="fp32", batch=64, method=method
+                row(
+                    model,
+                    family,
+                    "accuracy",
+                    metric,
+                    value,
+                    mode="fp32",
+                    batch=64,
+                    method=method,
+                    budget_unit="seconds",
+                    budget=10,
+                    train_images=60_000,
+                    test_images=500,
                 )
             )
         curves.append(
@@ -326,7 +338,7 @@ def test_speed_up_rows_read_model_and_batch(tmp_path):
     )
     writer.add(
         [
-            result_row(model, "f", "speed", "infer_throughput", value, mode=mode, batch=8)
+            row(model, "f", "speed", "infer_throughput", value, mode=mode, batch=8)
             for model, mode, value in figures
         ]
     )

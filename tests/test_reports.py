@@ -9,14 +9,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench import cli, runner
+from bench import cli
+from bench.phases import accuracy as accuracy_phase
 from reports import charts
 from reports.cli import main as reports_main
 from reports.pareto import pareto_front
 from reports.report import compare_runs
-from reports.schema import METRICS, RESULT_COLUMNS
-from reports.store import load_run
 from reports.tables import speedup_table
+from runfolder.reader import load_run
+from runfolder.schema import METRICS, RESULT_COLUMNS
 
 SMALL_RUN = [
     "--models",
@@ -227,16 +228,16 @@ def test_resume_after_an_interruption(tmp_path, monkeypatch):
         "--out",
         str(tmp_path),
     ]
-    real = runner.run_accuracy
+    real = accuracy_phase.train_model
 
     def interrupt_small_cnn(entry, *a):
         if entry.name == "small_cnn":
             raise KeyboardInterrupt
         return real(entry, *a)
 
-    monkeypatch.setattr(runner, "run_accuracy", interrupt_small_cnn)
+    monkeypatch.setattr(accuracy_phase, "train_model", interrupt_small_cnn)
     assert cli.main(args) == 130
-    monkeypatch.setattr(runner, "run_accuracy", real)
+    monkeypatch.setattr(accuracy_phase, "train_model", real)
     (run_dir,) = tmp_path.iterdir()
     first = pd.read_csv(run_dir / "results.csv")
     assert set(first.loc[first["phase"] == "accuracy", "model"]) == {"lenet_bn"}

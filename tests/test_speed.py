@@ -10,12 +10,13 @@ import torch
 import archs
 from bench.modes import parse_mode
 from bench.peaks import Peak, datasheet_peak, device_peak
+from bench.phases.speed import sample_records, speed_rows
 from bench.speed import Measurement, SpeedConfig, measure_speed, run_with_oom_retry
-from bench.speed_rows import sample_records, speed_rows
 from bench.timing import Timer, Timing
-from reports.schema import METRICS
+from runfolder.schema import METRICS
 
 CPU = torch.device("cpu")
+LENET = archs.get_entry("lenet")
 QUICK = SpeedConfig(batch_size=4, repeats=3, warmup=1, min_block_s=0.0, latency_samples=5)
 
 
@@ -40,7 +41,7 @@ def test_all_three_measurements(mode):
 
 def test_rows_carry_units_mode_and_batch():
     r = measure()
-    rows = pd.DataFrame(speed_rows(r, "lenet", QUICK, 833_000.0, Peak(0.1, "test peak"), "CPU"))
+    rows = pd.DataFrame(speed_rows(r, LENET, QUICK, 833_000.0, Peak(0.1, "test peak"), "CPU"))
     assert set(rows["metric"]) <= set(METRICS)
     assert (rows["unit"] == [METRICS[m].unit for m in rows["metric"]]).all()
     assert set(rows["mode"]) == {"fp32"}
@@ -204,7 +205,7 @@ def test_compiled_mode_on_the_cpu():
     (m,) = r.measurements
     assert m.graph_breaks == 0
     assert m.first_call_s > max(m.timing.samples)  # compilation is in the first call only
-    rows = pd.DataFrame(speed_rows(r, "lenet", cfg, None, None, "CPU")).set_index("metric")
+    rows = pd.DataFrame(speed_rows(r, LENET, cfg, None, None, "CPU")).set_index("metric")
     assert rows.loc["infer_graph_breaks", "value"] == 0
     assert rows.loc["infer_compile_time", "unit"] == "s"
 
@@ -286,7 +287,7 @@ def test_host_bound_is_flagged_from_the_enqueue_and_event_times():
     assert Timing((1.0,), 1, "time.perf_counter").host_bound is None  # not measured on the CPU
     m = dataclasses.replace(_fake_measurement(256), timing=host_bound)
     r = measure_result_with(m)
-    rows = pd.DataFrame(speed_rows(r, "lenet", QUICK, None, None, "GPU")).set_index("metric")
+    rows = pd.DataFrame(speed_rows(r, LENET, QUICK, None, None, "GPU")).set_index("metric")
     assert rows.loc["infer_host_bound", "value"] == 1
     assert rows.loc["infer_host_ratio", "value"] == pytest.approx(97)
     assert "host enqueue" in rows.loc["infer_host_bound", "method"]
@@ -300,7 +301,7 @@ def measure_result_with(m: Measurement):
 
 def test_rows_state_the_backend_switches():
     r = measure(cfg=dataclasses.replace(QUICK, kinds=("infer",)))
-    rows = pd.DataFrame(speed_rows(r, "lenet", QUICK, None, None, "CPU"))
+    rows = pd.DataFrame(speed_rows(r, LENET, QUICK, None, None, "CPU"))
     assert rows["method"].str.contains(f"{torch.get_num_threads()} CPU threads").all()
     gpu_state = parse_mode("bf16").backends(torch.device("cuda"))
     assert "cuDNN benchmark on" in gpu_state.describe(torch.device("cuda"))
@@ -318,5 +319,5 @@ def test_a_throughput_far_noisier_than_the_threshold_is_measured_again():
     assert m.attempts == 2 and m.timing.rel_iqr < REMEASURE_REL_IQR
     steady = _steadiest(lambda b: _fake_measurement(b), "train", QUICK, CPU)
     assert steady.attempts == 1  # a steady figure is measured once
-    rows = pd.DataFrame(speed_rows(measure_result_with(m), "lenet", QUICK, None, None, "CPU"))
+    rows = pd.DataFrame(speed_rows(measure_result_with(m), LENET, QUICK, None, None, "CPU"))
     assert rows["method"].str.contains("measured 2 times").all()

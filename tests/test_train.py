@@ -11,13 +11,14 @@ from torch.optim.optimizer import register_optimizer_step_post_hook
 
 import archs
 from bench import backends, cli
-from bench.accuracy_rows import accuracy_rows, confusion_frame
 from bench.backends import BackendState
 from bench.loader import to_device
 from bench.modes import Mode
+from bench.phases.accuracy import accuracy_rows, confusion_frame
 from bench.train import AccuracyConfig, EpochRecord, SeedResult, lr_at, parse_budget, train_model
 
 CPU = torch.device("cpu")
+FACTS = {"model": "m", "family": "f", "phase": "accuracy"}
 
 
 def config(budget="epochs=1", **kw) -> AccuracyConfig:
@@ -111,7 +112,7 @@ def test_divergence_is_detected_and_recorded(fmnist):
     entry = dataclasses.replace(archs.get_entry("small_cnn"), train=archs.TrainSettings(lr=1e9))
     r = train_model(entry, train, test, cfg, seed=0)
     assert r.diverged
-    rows = pd.DataFrame(accuracy_rows("small_cnn", "small_cnn", [r], cfg)).set_index("metric")
+    rows = pd.DataFrame(accuracy_rows(FACTS, [r], cfg)).set_index("metric")
     assert rows.loc["diverged", "value"] == 1
     assert "diverged" in rows.loc["error", "error"]
     assert "test_acc" not in rows.index
@@ -137,7 +138,7 @@ def test_rows_average_over_seeds():
     results = [seed(0, 90), seed(1, 80)]
     for r in results:
         r.epochs.append(EpochRecord(1, 10.0, 0.5, 88.0, r.test_acc))
-    rows = pd.DataFrame(accuracy_rows("m", "f", results, config())).set_index("metric")
+    rows = pd.DataFrame(accuracy_rows(FACTS, results, config())).set_index("metric")
     assert rows.loc["test_acc", "value"] == pytest.approx(85.0)
     assert rows.loc["test_acc_std", "value"] == pytest.approx(math.sqrt(50))
     assert rows.loc["time_to_85", "value"] == pytest.approx(10.0)  # only seed 0 reached it
@@ -189,7 +190,7 @@ def test_accuracy_method_states_the_backend_switches():
         confusion=torch.eye(10, dtype=torch.long) * 10,
         epochs=[EpochRecord(1, 1.0, 0.5, 90.0, 100.0)],
     )
-    rows = accuracy_rows("m", "f", [r], gpu)
+    rows = accuracy_rows(FACTS, [r], gpu)
     assert all("cuDNN benchmark on" in row["method"] for row in rows)
 
 
@@ -217,7 +218,7 @@ def test_more_classes_and_channels_are_built_and_fed(fmnist):
         assert out.shape[1] == 12
     assert r.confusion.shape == (10, 12) and int(r.confusion.sum()) == 100
     assert list(confusion_frame([r]).columns[-3:]) == ["Ankle boot", "output 10", "output 11"]
-    rows = pd.DataFrame(accuracy_rows("lenet", "lenet", [r], cfg)).set_index("metric")
+    rows = pd.DataFrame(accuracy_rows(FACTS, [r], cfg)).set_index("metric")
     assert 0 <= rows.loc["macro_f1", "value"] <= 100
 
 

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from .schema import RESULT_COLUMNS
+from .folders import read_provenance
+from .schema import INTEGER_COLUMNS, RESULT_COLUMNS, TEXT_COLUMNS
 
 
 class RunFolderError(Exception):
@@ -28,20 +29,18 @@ class Run:
 
 
 def read_results(path: Path) -> pd.DataFrame:
-    """results.csv with text columns as text ('' when empty) and ``batch`` as a number."""
-    frame = pd.read_csv(
-        path,
-        dtype={
-            c: "string"
-            for c in ("model", "family", "phase", "mode", "metric", "unit", "method", "error")
-        },
-    )
+    """results.csv with text columns as text ('' when empty) and the whole-number columns as
+    numbers (NaN when empty)."""
+    frame = pd.read_csv(path, dtype={c: "string" for c in TEXT_COLUMNS})
     missing = set(RESULT_COLUMNS) - set(frame.columns)
     if missing:
-        raise RunFolderError(f"{path} lacks the columns {sorted(missing)}")
-    for column in ("mode", "method", "error", "unit", "family"):
+        raise RunFolderError(
+            f"{path} lacks the columns {sorted(missing)} (written by an older archbench?)"
+        )
+    for column in TEXT_COLUMNS:
         frame[column] = frame[column].fillna("")
-    frame["batch"] = pd.to_numeric(frame["batch"], errors="coerce")
+    for column in (*INTEGER_COLUMNS, "budget"):
+        frame[column] = pd.to_numeric(frame[column], errors="coerce")
     return frame[list(RESULT_COLUMNS)]
 
 
@@ -50,10 +49,7 @@ def load_run(path: Path) -> Run:
     csv = path / "results.csv"
     if not csv.is_file():
         raise RunFolderError(f"{path} is not a run folder (no results.csv)")
-    provenance = (
-        json.loads((path / "run.json").read_text()) if (path / "run.json").is_file() else {}
-    )
-    run = Run(path, read_results(csv), provenance)
+    run = Run(path, read_results(csv), read_provenance(path))
     if (path / "curves.csv").is_file():
         run.curves = pd.read_csv(path / "curves.csv")
     if (path / "samples.jsonl").is_file():

@@ -1,34 +1,65 @@
 """The results table: the contract between ``bench`` (which writes it) and ``reports`` (which
 reads it).
 
-A run's results are one tidy table, a row per measured figure::
+A run's results are one tidy table, a row per measured figure. Every fact a reader needs is a
+column of its own, never parsed out of a name or of the ``method`` prose:
 
-    model | family | phase | mode | batch | metric | value | unit | method | error
-
-``mode`` names the execution mode of speed figures (``fp32``, ``bf16+cl+compile``, ...) and
-``batch`` the batch size asked for (empty for per-model figures such as parameters).
-
-``metric`` names come from ``METRICS`` below, each with its unit, so no figure is stored
-without one. A model that fails in a phase gets one row with ``metric == "error"`` and the
-message in ``error``; the run goes on.
+- ``model``, ``family``, ``phase``: what was measured, in which phase.
+- ``mode``: the execution mode's name (``fp32``, ``bf16+cl+compile``, ...), of speed figures
+  and of the accuracy phase's training; ``precision``, ``layout`` (``nchw`` or
+  ``channels_last``) and ``compile`` (torch.compile's mode, ``none`` when eager) are its parts.
+- ``batch``: the batch the figure ran at: 1 for batch-1 latency, the halved batch after an
+  out-of-memory retry, the training batch of the accuracy figures; empty for per-model
+  figures such as parameters.
+- ``requested_batch``: the batch a speed measurement was asked for (an entry of
+  ``--batch-sizes``); every row of one measurement shares it, its latency rows included, so it
+  names the measurement (what a resumed run skips).
+- ``budget_unit``, ``budget``: the accuracy phase's training budget (``epochs`` 2, ``steps``
+  500, ``seconds`` 60); ``train_images``, ``test_images``: how many images it trained and
+  evaluated on.
+- ``metric``, ``value``, ``unit``: the figure, from ``METRICS`` below, each with its unit, so
+  no figure is stored without one.
+- ``method``: how it was measured, for people; ``error``: why a phase failed. A model that
+  fails in a phase gets a row with ``metric == "error"`` and the message in ``error``; the run
+  goes on.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-RESULT_COLUMNS: tuple[str, ...] = (
+# the columns that say what a figure is about (all but metric, value, unit, method, error)
+FACT_COLUMNS: tuple[str, ...] = (
     "model",
     "family",
     "phase",
     "mode",
+    "precision",
+    "layout",
+    "compile",
     "batch",
-    "metric",
-    "value",
-    "unit",
-    "method",
-    "error",
+    "requested_batch",
+    "budget_unit",
+    "budget",
+    "train_images",
+    "test_images",
 )
+RESULT_COLUMNS: tuple[str, ...] = (*FACT_COLUMNS, "metric", "value", "unit", "method", "error")
+# the columns holding whole numbers (empty where they do not apply), the rest but value are text
+INTEGER_COLUMNS: tuple[str, ...] = (
+    "batch",
+    "requested_batch",
+    "train_images",
+    "test_images",
+)
+TEXT_COLUMNS: tuple[str, ...] = tuple(
+    c for c in RESULT_COLUMNS if c not in (*INTEGER_COLUMNS, "value", "budget")
+)
+
+# thresholds that define metrics, owned here so that the writer and the readers agree
+NOISY_REL_IQR = 0.05  # IQR/median above this flags a measurement as noisy
+HOST_BOUND_RATIO = 0.9  # enqueue time / event time at or above this flags a figure host-bound
+ACCURACY_TARGETS = (85, 90, 93)  # test accuracy (%) whose time-to-reach is reported
 
 LAYER_COLUMNS: tuple[str, ...] = ("path", "type", "depth", "output_shape", "params", "macs")
 
@@ -57,7 +88,7 @@ def _throughput_metrics(kind: str, what: str) -> tuple[Metric, ...]:
         Metric(f"{kind}_throughput", "samples/s", f"{what}: batch / median seconds per step"),
         Metric(f"{kind}_throughput_iqr", "samples/s", f"{what}: IQR of per-block samples/s"),
         Metric(f"{kind}_rel_iqr", "%", f"{what}: IQR / median of the per-step times"),
-        Metric(f"{kind}_noisy", "flag", f"{what}: 1 when IQR / median exceeds 5%"),
+        Metric(f"{kind}_noisy", "flag", f"{what}: 1 when IQR / median exceeds {NOISY_REL_IQR:.0%}"),
         Metric(f"{kind}_batch", "samples", f"{what}: batch that ran (halved on out-of-memory)"),
         Metric(f"{kind}_tflops", "TFLOP/s", f"{what}: achieved, from the static FLOPs"),
         Metric(f"{kind}_mfu", "%", f"{what}: achieved TFLOP/s / device peak at the precision"),
@@ -83,7 +114,8 @@ def _throughput_metrics(kind: str, what: str) -> tuple[Metric, ...]:
             f"{kind}_host_bound",
             "flag",
             f"{what}: 1 when the host's enqueue time is at "
-            "least 90% of the event time: the figure measures Python dispatch, not the GPU",
+            f"least {HOST_BOUND_RATIO:.0%} of the event time: the figure measures Python "
+            "dispatch, not the GPU",
         ),
         Metric(f"{kind}_compile_time", "s", f"{what}: first call alone, compilation included"),
         Metric(f"{kind}_graph_breaks", "count", f"{what}: torch.compile graph breaks"),
@@ -140,7 +172,7 @@ METRICS: dict[str, Metric] = {
                 "s",
                 f"training seconds until test accuracy >= {t}% (epoch resolution; empty if never)",
             )
-            for t in (85, 90, 93)
+            for t in ACCURACY_TARGETS
         ),
         *(
             Metric(f"class_acc_{k}", "%", f"test accuracy on class {k}, mean over seeds")

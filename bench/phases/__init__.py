@@ -1,0 +1,17 @@
+"""The phases a run goes through, in order. A phase is a value with a name, ``run`` (a model
+and the run's context in, groups of rows out), ``done_keys`` (what a run folder already holds
+of it, for resume) and ``estimate_s``. To add one: a module here with a class like
+``StaticPhase``, its metrics in ``runfolder.schema.METRICS``, and a line in ``PHASES``."""
+
+from __future__ import annotations
+
+from .accuracy import AccuracyPhase
+from .base import Phase, RunAborted, RunConfig, RunContext
+from .speed import SpeedPhase
+from .static import StaticPhase
+
+PHASES: dict[str, Phase] = {
+    phase.name: phase for phase in (StaticPhase(), SpeedPhase(), AccuracyPhase())
+}
+
+__all__ = ["PHASES", "Phase", "RunAborted", "RunConfig", "RunContext"]

@@ -1,0 +1,177 @@
+"""The accuracy phase: each model trained on real Fashion-MNIST under a fixed budget, for each
+seed; test accuracy and its spread, time to the accuracy targets, learning curves (curves.csv)
+and confusion matrices (confusion/)."""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Iterator
+from typing import ClassVar
+
+import pandas as pd
+import torch
+
+from archs import ModelEntry
+from runfolder.rows import Row, error_row, result_row
+from runfolder.schema import ACCURACY_TARGETS
+
+from .. import failures
+from ..data import CLASSES
+from ..estimate import AccuracyWork, accuracy_seconds
+from ..train import AccuracyConfig, OverCap, SeedResult, train_model
+from .base import RunAborted, RunContext, model_facts
+
+
+def accuracy_facts(entry: ModelEntry, acc: AccuracyConfig, train_images: int, test_images: int):
+    return (
+        model_facts(entry, AccuracyPhase.name)
+        | acc.mode.facts()
+        | {
+            "budget_unit": acc.budget.kind,
+            "budget": acc.budget.value,
+            "train_images": train_images,
+            "test_images": test_images,
+        }
+    )
+
+
+def accuracy_rows(
+    facts: dict[str, object], seeds: list[SeedResult], cfg: AccuracyConfig
+) -> list[Row]:
+    """Means over the seeds that did not diverge; a diverged seed is counted and named."""
+    ok = [s for s in seeds if not s.diverged]
+    diverged = [s.seed for s in seeds if s.diverged]
+    rows: list[Row] = []
+    facts = facts | {"batch": seeds[0].batch_size}
+    method = (
+        f"{cfg.describe()}; batch {seeds[0].batch_size}, peak lr {seeds[0].lr:g}; seeds "
+        + ",".join(str(s.seed) for s in ok)
+    )
+
+    def add(metric: str, values: list[float]) -> None:
+        finite = [v for v in values if v == v]  # NaN: a threshold never reached
+        if finite:
+            rows.append(result_row(facts, metric, statistics.fmean(finite), method))
+
+    if ok:
+        add("test_acc", [s.test_acc for s in ok])
+        if len(ok) > 1:
+            add("test_acc_std", [statistics.stdev(s.test_acc for s in ok)])
+        add("seeds", [len(ok)])
+        add("macro_f1", [s.macro_f1 for s in ok])
+        add("final_train_acc", [s.epochs[-1].train_acc for s in ok])
+        add("final_train_loss", [s.epochs[-1].train_loss for s in ok])
+        add("fit_throughput", [s.examples_per_s for s in ok])
+        add("fit_time", [s.train_seconds for s in ok])
+        add("fit_epochs", [len(s.epochs) for s in ok])
+        add("first_step_time", [s.first_step_s for s in ok])
+        for t in ACCURACY_TARGETS:
+            add(f"time_to_{t}", [s.time_to(t) for s in ok])
+        for k in range(len(CLASSES)):
+            add(f"class_acc_{k}", [s.per_class_acc[k] for s in ok])
+    rows.append(result_row(facts, "diverged", len(diverged), method))
+    if diverged:
+        seeds_text = ", ".join(map(str, diverged))
+        rows.append(error_row(facts, f"diverged (non-finite loss) in seed(s) {seeds_text}"))
+    return rows
+
+
+def curve_rows(seed: SeedResult) -> list[dict[str, object]]:
+    return [
+        {
+            "model": seed.model,
+            "seed": seed.seed,
+            "epoch": e.epoch,
+            "train_seconds": e.train_seconds,
+            "train_loss": e.train_loss,
+            "train_acc": e.train_acc,
+            "test_acc": e.test_acc,
+        }
+        for e in seed.epochs
+    ]
+
+
+def confusion_frame(seeds: list[SeedResult]) -> pd.DataFrame:
+    """Counts summed over seeds; rows are true classes, columns predictions (a model with more
+    than 10 outputs has a column for each extra one)."""
+    total = sum(s.confusion for s in seeds if s.confusion is not None)
+    extra = [f"output {k}" for k in range(len(CLASSES), total.shape[1])]
+    return pd.DataFrame(
+        total.numpy(),
+        index=pd.Index(CLASSES, name="true \\\\ predicted"),
+        columns=[*CLASSES, *extra],
+    )
+
+
+class AccuracyPhase:
+    name: ClassVar[str] = "accuracy"
+
+    def done_keys(self, results: pd.DataFrame) -> frozenset[tuple]:
+        return frozenset((m,) for m in results.loc[results["phase"] == self.name, "model"])
+
+    def run(
+        self, entry: ModelEntry, ctx: RunContext, done: frozenset[tuple]
+    ) -> Iterator[list[Row]]:
+        if (entry.name,) in done:
+            ctx.say("accuracy already in the run folder, skipped")
+            return
+        cfg = ctx.cfg
+        assert cfg.accuracy is not None and cfg.data is not None  # set together by the CLI
+        acc, (train, test) = cfg.accuracy, cfg.data
+        facts = accuracy_facts(entry, acc, len(train), len(test))
+        h, w = cfg.input_hw(entry)
+        if h != w:
+            yield [error_row(facts, "training needs a square --input-size")]
+            return
+        seeds: list[SeedResult] = []
+        lost = False
+        try:
+            for seed in acc.seeds:
+                # train_model names the model in its lines; the run's progress tag does already
+                result = train_model(
+                    entry, train, test, acc, seed, h, lambda line: ctx.say(line.split(" ", 1)[1])
+                )
+                ctx.folder.add_curves(curve_rows(result))
+                seeds.append(result)
+        except OverCap as over:
+            seeds = []
+            method = (
+                f"{acc.describe()}; not trained: {over}; run it with a longer --accuracy-cap "
+                "(or 0 for none), a smaller --budget, or on a GPU with --gpu"
+            )
+            yield [result_row(facts, "not_trained_estimate", over.estimate_s, method)]
+            ctx.say(f"accuracy not trained: {over}")
+        except Exception as exc:  # out of memory, compile error: the model's row, not the run's
+            yield [error_row(facts, failures.describe(exc))]
+            ctx.say(f"accuracy FAILED: {failures.describe(exc)}")
+            lost = failures.is_sticky_cuda_error(exc)
+            if lost:
+                raise RunAborted(entry.name, failures.describe(exc)) from None
+        finally:
+            if cfg.device.type == "cuda" and not lost:  # a lost context fails every CUDA call
+                torch.cuda.empty_cache()
+        if seeds:
+            ctx.folder.add_confusion(entry.name, confusion_frame(seeds))
+            yield accuracy_rows(facts, seeds, acc)
+
+    def estimate_s(self, entry: ModelEntry, ctx: RunContext, peak_tflops: float) -> float:
+        acc, data = ctx.cfg.accuracy, ctx.cfg.data
+        if acc is None or data is None:
+            return 0.0
+        train, test = data
+        profile = ctx.profiles.get(entry.name)
+        batch = acc.batch_size(entry, len(train))
+        seeds = len(acc.seeds)
+        steps = acc.steps(batch, len(train))
+        epochs = acc.budget.value if acc.budget.kind == "epochs" else 1
+        work = AccuracyWork(
+            flops_per_sample=float(profile.flops) if profile else 0.0,
+            layers=profile.leaf_layers if profile else 1,
+            train_steps=(steps or 0) * seeds,
+            train_batch=batch,
+            eval_examples=epochs * len(test) * seeds,
+            train_seconds=acc.budget.value * seeds if steps is None else 0.0,
+            compile_training=acc.mode if acc.mode.compile != "none" else None,
+            cap_s=acc.cap_s * seeds if acc.cap_s else None,
+        )
+        return accuracy_seconds(work, peak_tflops, ctx.cfg.device)

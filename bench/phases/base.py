@@ -1,0 +1,87 @@
+"""What every phase shares: the run's settings, its context, and the shape of a phase."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import ClassVar, Protocol
+
+import pandas as pd
+import torch
+
+from archs import ModelEntry
+from runfolder.rows import Row
+from runfolder.writer import RunWriter
+
+from ..loader import Split
+from ..modes import Mode
+from ..profile import StaticProfile
+from ..train import AccuracyConfig
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    models: list[str]
+    phases: tuple[str, ...]
+    device: torch.device
+    modes: list[Mode]
+    batch_sizes: tuple[int, ...]
+    input_size: tuple[int, int] | None = None  # None: each model's own
+    num_classes: int = 10
+    in_channels: int = 1
+    repeats: int | None = None  # None: the device's default
+    warmup: int | None = None
+    accuracy: AccuracyConfig | None = None  # set when the accuracy phase runs
+    data: tuple[Split, Split] | None = None  # training and test splits on the device
+    compiled_latency: bool = False  # batch-1 latency in compiled modes too (a compile each)
+
+    def input_hw(self, entry: ModelEntry) -> tuple[int, int]:
+        return self.input_size or (entry.input_size, entry.input_size)
+
+
+@dataclass
+class RunContext:
+    """What a phase may use besides the model: the settings, the device's name, every model's
+    static profile (made first, for the estimate and the speed phase's FLOPs; None where it
+    failed, with the reason in ``profile_errors``), the run folder for what is not a row
+    (layers, samples, curves) and the progress line."""
+
+    cfg: RunConfig
+    device_name: str
+    folder: RunWriter
+    profiles: dict[str, StaticProfile | None] = field(default_factory=dict)
+    profile_errors: dict[str, str] = field(default_factory=dict)
+    say: Callable[[str], None] = print
+
+
+class RunAborted(Exception):
+    """A sticky CUDA error: nothing more can run on the device in this process. What was
+    measured is saved; the failed model's remaining figures are error rows, so a resumed run
+    (a new process) skips it."""
+
+    def __init__(self, model: str, error: str):
+        super().__init__(f"{model}: {error}")
+        self.model = model
+        self.error = error
+
+
+class Phase(Protocol):
+    """A phase measures one model at a time. ``run`` yields its rows in groups, each written
+    to the run folder as soon as it comes (an interrupted run keeps them); ``done_keys`` reads
+    back from a run folder's rows what it already measured, and ``run`` skips those keys."""
+
+    name: ClassVar[str]
+
+    def done_keys(self, results: pd.DataFrame) -> frozenset[tuple]: ...
+
+    def run(
+        self, entry: ModelEntry, ctx: RunContext, done: frozenset[tuple]
+    ) -> Iterator[list[Row]]: ...
+
+    def estimate_s(self, entry: ModelEntry, ctx: RunContext, peak_tflops: float) -> float:
+        """Seconds this phase should take for ``entry`` (``bench.estimate``'s assumptions)."""
+        ...
+
+
+def model_facts(entry: ModelEntry, phase: str) -> dict[str, object]:
+    return {"model": entry.name, "family": entry.family, "phase": phase}

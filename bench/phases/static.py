@@ -1,0 +1,81 @@
+"""The static phase: parameters, MACs/FLOPs (fvcore) and the per-layer table of each model."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import ClassVar
+
+import pandas as pd
+
+from archs import ModelEntry
+from runfolder.rows import Row, error_row, result_row
+
+from ..failures import describe
+from ..profile import StaticProfile, format_unsupported, layers_frame
+from .base import RunContext, model_facts
+
+
+def static_rows(entry: ModelEntry, p: StaticProfile) -> list[Row]:
+    c, h, w = p.input_shape
+    figures = {
+        "input_channels": c,
+        "input_height": h,
+        "input_width": w,
+        "params": p.params,
+        "params_trainable": p.params_trainable,
+        "param_size_fp32": round(p.param_size_mb_fp32, 4),
+        "macs": p.macs,
+        "flops": p.flops,
+        "macs_conv_linear": p.macs_conv_linear,
+        "unsupported_ops": sum(p.unsupported_ops.values()),
+        "activation_elems": p.activation_elems,
+    }
+    facts = model_facts(entry, StaticPhase.name)
+    rows = []
+    for metric, value in figures.items():
+        method = p.method
+        if metric == "unsupported_ops" and p.unsupported_ops:
+            method = f"{p.method}; {format_unsupported(p.unsupported_ops)}"
+        rows.append(result_row(facts, metric, value, method))
+    return rows
+
+
+class StaticPhase:
+    """The profile itself is made for every model before any phase runs (``RunContext.profiles``);
+    this phase writes it."""
+
+    name: ClassVar[str] = "static"
+
+    def done_keys(self, results: pd.DataFrame) -> frozenset[tuple]:
+        return frozenset((m,) for m in results.loc[results["phase"] == self.name, "model"])
+
+    def run(
+        self, entry: ModelEntry, ctx: RunContext, done: frozenset[tuple]
+    ) -> Iterator[list[Row]]:
+        if (entry.name,) in done:
+            ctx.say("static profile already in the run folder, skipped")
+            return
+        profile = ctx.profiles.get(entry.name)
+        if profile is None:
+            error = ctx.profile_errors[entry.name]
+            ctx.say(f"static FAILED: {error}")
+            yield [error_row(model_facts(entry, self.name), error)]
+            return
+        ctx.folder.add_layers(entry.name, layers_frame(profile.layers))
+        ctx.say(f"static: {profile.params / 1e6:.3f} M params, {profile.macs / 1e9:.4f} GMACs/sample")
+        yield static_rows(entry, profile)
+
+    def estimate_s(self, entry: ModelEntry, ctx: RunContext, peak_tflops: float) -> float:
+        return 0.0  # the profiles are made, and timed, before the estimate
+
+
+def profile_error(entry: ModelEntry, input_size: tuple[int, int] | None, exc: Exception) -> str:
+    """Why ``entry`` could not be profiled, naming the input size when it is not its own."""
+    message = describe(exc)
+    if input_size and input_size != (entry.input_size, entry.input_size):
+        h, w = input_size
+        message = (
+            f"at input {h}x{w} (the model is built for "
+            f"{entry.input_size}x{entry.input_size}): {message}"
+        )
+    return message

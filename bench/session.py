@@ -1,0 +1,151 @@
+"""One ``python -m bench`` run: a new or resumed run folder, its provenance (the device's
+measured ceilings when the speed phase runs), the phases, and how it ended."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from runfolder.folders import find_resumable, new_run_dir, read_provenance, resumed_provenance
+from runfolder.reader import read_results
+from runfolder.writer import RunWriter
+
+from . import provenance
+from .config import UsageError
+from .estimate import duration
+from .peaks import best_ceilings, device_ceilings, device_peak, final_ceilings
+from .phases import RunAborted, RunConfig
+from .runner import done_in, run_models
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a run ended: ``complete``, ``interrupted``, ``cuda-error``, or ``already-complete``
+    (a resume that found nothing to do)."""
+
+    status: str
+    run_dir: Path
+
+
+def _say(text: str) -> None:
+    print(f"archbench: {text}", file=sys.stderr, flush=True)
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def open_run_folder(out: Path, same_args: list[str], resume: bool) -> tuple[Path, dict | None]:
+    """The folder to write and, when resuming one, its run.json."""
+    run_dir = find_resumable(out, same_args) if resume else None
+    if run_dir is not None:
+        return run_dir, read_provenance(run_dir)
+    if resume:
+        _say("--resume found no run folder made by this command; starting a new one")
+    try:
+        return new_run_dir(out), None
+    except (OSError, ValueError) as exc:
+        raise out_error(out, exc) from None
+
+
+def backend_policy(cfg: RunConfig) -> dict[str, object]:
+    """The backend switches the run's figures are measured under, for run.json (each row's
+    method states the ones it ran with)."""
+    policy: dict[str, object] = {"cpu_threads": torch.get_num_threads()}
+    if cfg.device.type == "cuda":
+        policy.update(
+            cudnn_benchmark=True,
+            tf32="on in tf32 modes only (matmul and cuDNN)",
+            compiled_latency=cfg.compiled_latency,
+        )
+    return policy
+
+
+def run(cfg: RunConfig, out: Path, argv: list[str], resume: bool) -> Outcome:
+    same_args = [a for a in argv if a != "--resume"]
+    resume_command = provenance.command_line([*same_args, "--resume"])
+    run_dir, previous = open_run_folder(out, same_args, resume)
+    if previous is not None and previous.get("status") == "complete":
+        _say(
+            f"{run_dir} holds this command's complete run; nothing left to measure (leave out "
+            "--resume to measure again)"
+        )
+        return Outcome("already-complete", run_dir)
+    info = provenance.collect(cfg.device, same_args)
+    info["argv"] = same_args
+    info["backends"] = backend_policy(cfg)
+    device_name = str(info["device_name"])
+    if "speed" in cfg.phases:
+        precisions = sorted({m.precision for m in cfg.modes} | {"fp32"})
+        info["ceilings"] = device_ceilings(cfg.device, device_name, precisions)
+    done = None
+    try:
+        if previous is None:
+            writer = RunWriter(run_dir, info)
+        else:
+            existing = read_results(run_dir / "results.csv")
+            done = done_in(existing, cfg.phases)
+            info = resumed_provenance(previous, info)
+            if "ceilings" in info:
+                info["ceilings"] = best_ceilings(previous.get("ceilings", {}), info["ceilings"])
+            writer = RunWriter(run_dir, info, existing)
+            writer.drop_curves({m for m in cfg.models if (m,) not in done.get("accuracy", ())})
+            _say(f"resuming {run_dir} ({_plural(len(existing), 'row')} already there)")
+    except OSError as exc:
+        raise out_error(run_dir, exc) from None
+    modes = ",".join(m.name for m in cfg.modes) if "speed" in cfg.phases else "-"
+    _say(
+        f"{_plural(len(cfg.models), 'model')}, phases {','.join(cfg.phases)}, modes {modes}, "
+        f"device {cfg.device} ({device_name}); results in {run_dir}"
+    )
+    status = "interrupted"
+    aborted: RunAborted | None = None
+    peak = device_peak(cfg.device, device_name, "bf16" if cfg.device.type == "cuda" else "fp32")
+    t0 = time.perf_counter()
+    try:
+        totals = run_models(cfg, writer, done, peak.tflops)
+        if "ceilings" in writer.provenance:  # measured again: a busy start can only read low
+            writer.provenance["ceilings"] = final_ceilings(
+                cfg.device, device_name, writer.provenance["ceilings"]
+            )
+        status = "complete"
+        spent = ", ".join(f"{phase} {duration(s)}" for phase, s in totals.items() if s)
+        _say(f"took {duration(time.perf_counter() - t0)} ({spent})")
+    except RunAborted as exc:
+        status, aborted = "cuda-error", exc
+    except KeyboardInterrupt:
+        pass  # status stays "interrupted"
+    finally:
+        writer.finish(status)
+    if status == "interrupted":
+        _say(
+            f"interrupted; what was measured is saved in {run_dir}. To go on from there: "
+            f"{resume_command}"
+        )
+    if aborted is not None:
+        _say(
+            f"{aborted.model} hit a CUDA error that leaves the CUDA context unusable "
+            f"({aborted.error}); the run stopped there. Everything measured is saved in "
+            f"{run_dir}, and {aborted.model}'s remaining figures are error rows, so "
+            f"`{resume_command}`, in a new process, continues with the next model without it"
+        )
+    return Outcome(status, run_dir)
+
+
+def out_error(out: Path, exc: OSError | ValueError) -> UsageError:
+    """Why no run folder can be written under ``out``, as one line."""
+    reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    for place in (out, *out.parents):  # a file where a folder must be says more than errno
+        if os.path.exists(place):
+            if not os.path.isdir(place):
+                reason = f"{place} is a file, not a folder"
+            break
+    return UsageError(
+        f"cannot write a run folder under --out {out}: {reason}; give --out a folder you can "
+        "write to (it is made if missing)"
+    )
