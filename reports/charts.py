@@ -547,6 +547,13 @@ def learning_curves(run: Run) -> Figure | None:
         }
         ax1.plot(m.index if seen is None else seen.loc[model], m["test_acc"], **style)
         ax2.plot(m["train_seconds"], m["test_acc"], **style)
+    if _plot_note_accuracies(ax1, run, models, styles, by_epoch=seen is None):
+        ax1.legend(
+            handles=[Line2D([], [], ls="none", marker="X", color="0.3", ms=8)],
+            labels=["the seed note's accuracy\n(its recipe and epochs)"],
+            loc="lower right",
+            fontsize=8,
+        )
     if seen is None:
         ax1.set_xlabel("epoch")
         ax1.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -566,6 +573,18 @@ def learning_curves(run: Run) -> Figure | None:
     ax2.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8)
     fig.suptitle(f"Learning curves (mean over seeds)\n{setting}\n{_subtitle(run)}", fontsize=11)
     return fig
+
+
+def _plot_note_accuracies(ax, run: Run, models: list[str], styles: dict, by_epoch: bool) -> bool:
+    """An X, in the model's colour, at the accuracy its seed note printed after the note's
+    epochs (or the examples those epochs held); whether any was drawn."""
+    r = run.results
+    notes = r[(r["metric"] == "note_test_acc") & r["model"].isin(models)]
+    for note in notes.itertuples():
+        epochs = note.budget
+        x = epochs if by_epoch else epochs * (note.train_images // note.batch) * note.batch
+        ax.plot([x], [note.value], ls="none", marker="X", ms=9, color=styles[note.model][0])
+    return len(notes) > 0
 
 
 def latency_distributions(run: Run) -> Figure | None:

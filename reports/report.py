@@ -254,11 +254,12 @@ def _loaded(run: Path | Run) -> Run:
 def compare_runs(run_a: Path | Run, run_b: Path | Run) -> pd.DataFrame:
     """Figures both runs measured, side by side: A, B, B - A and B / A."""
     a, b = _loaded(run_a).results, _loaded(run_b).results
+    # a speed figure is named by the batch its measurement was asked for
     keys = ["model", "phase", "mode", "batch", "metric"]
 
     def figures(r: pd.DataFrame) -> pd.DataFrame:
         r = r[r["metric"].isin(KEY_METRICS)].copy()
-        r["batch"] = r["batch"].fillna(-1)
+        r["batch"] = r["requested_batch"].fillna(-1)
         return r[[*keys, "value", "unit"]]
 
     joined = figures(a).merge(figures(b), on=keys, suffixes=(" A", " B"), how="inner")

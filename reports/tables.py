@@ -359,6 +359,8 @@ def format_speed_summary(table: pd.DataFrame) -> str:
 ACCURACY_COLUMNS = {
     # header (with unit) -> metric
     "test acc %": "test_acc",
+    # the seed note's figure, under its own recipe (lr, epochs, batch: the rows' method)
+    "note acc %": "note_test_acc",
     "± sd %": "test_acc_std",
     "macro-F1 %": "macro_f1",
     "train acc %": "final_train_acc",

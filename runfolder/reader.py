@@ -31,7 +31,7 @@ class Run:
 def read_results(path: Path) -> pd.DataFrame:
     """results.csv with text columns as text ('' when empty) and the whole-number columns as
     numbers (NaN when empty)."""
-    frame = pd.read_csv(path, dtype={c: "string" for c in TEXT_COLUMNS})
+    frame = _upgraded(pd.read_csv(path, dtype={c: "string" for c in TEXT_COLUMNS}))
     missing = set(RESULT_COLUMNS) - set(frame.columns)
     if missing:
         raise RunFolderError(
@@ -42,6 +42,24 @@ def read_results(path: Path) -> pd.DataFrame:
     for column in (*INTEGER_COLUMNS, "budget"):
         frame[column] = pd.to_numeric(frame[column], errors="coerce")
     return frame[list(RESULT_COLUMNS)]
+
+
+# the columns of the first results table (archbench 0.1 before the fact columns)
+_FIRST_COLUMNS = ("model", "family", "phase", "mode", "batch", "metric", "value", "unit")
+
+
+def _upgraded(frame: pd.DataFrame) -> pd.DataFrame:
+    """A results table of the first layout, in this one: its ``batch`` was the batch a speed
+    measurement was asked for (its ``requested_batch`` now); the facts it did not record
+    (precision, layout, compile, budget, images) are left empty."""
+    if "requested_batch" in frame.columns or not set(_FIRST_COLUMNS) <= set(frame.columns):
+        return frame
+    frame = frame.copy()
+    speed = frame["phase"] == "speed"
+    frame["requested_batch"] = frame["batch"].where(speed)
+    for column in set(RESULT_COLUMNS) - set(frame.columns):
+        frame[column] = pd.NA
+    return frame
 
 
 def load_run(path: Path) -> Run:

@@ -180,6 +180,16 @@ METRICS: dict[str, Metric] = {
         ),
         Metric("diverged", "count", "seeds stopped because the loss was not finite"),
         Metric(
+            "note_test_acc",
+            "%",
+            "the test accuracy the model's seed note printed, under the note's own recipe",
+        ),
+        Metric(
+            "note_examples_per_s",
+            "examples/s",
+            "the training examples/s the model's seed note printed, on the note's own GPU",
+        ),
+        Metric(
             "not_trained_estimate",
             "s",
             "not trained: the training time its first steps "

@@ -35,6 +35,32 @@ def accuracy_facts(entry: ModelEntry, acc: AccuracyConfig, train_images: int, te
     )
 
 
+def note_rows(entry: ModelEntry, facts: dict[str, object]) -> list[Row]:
+    """The figures the model's seed note printed, to set beside the suite's (none when the
+    note printed none)."""
+    recipe = entry.seed_recipe
+    if recipe is None:
+        return []
+    method = (
+        f"as printed in its seed note ({entry.note}): d2l train_ch6, plain SGD lr "
+        f"{recipe.lr:g}, {recipe.epochs} epochs, batch {recipe.batch_size}, on the note's GPU"
+    )
+    figures = {"note_test_acc": recipe.test_acc, "note_examples_per_s": recipe.examples_per_s}
+    # the note's recipe, not the run's: all of Fashion-MNIST, its epochs and batch
+    recipe_facts = facts | {
+        "budget_unit": "epochs",
+        "budget": recipe.epochs,
+        "batch": recipe.batch_size,
+        "train_images": 60_000,
+        "test_images": 10_000,
+    }
+    return [
+        result_row(recipe_facts, m, 100 * value if m == "note_test_acc" else value, method)
+        for m, value in figures.items()
+        if value is not None
+    ]
+
+
 def accuracy_rows(
     facts: dict[str, object], seeds: list[SeedResult], cfg: AccuracyConfig
 ) -> list[Row]:
@@ -119,9 +145,11 @@ class AccuracyPhase:
         assert cfg.accuracy is not None and cfg.data is not None  # set together by the CLI
         acc, (train, test) = cfg.accuracy, cfg.data
         facts = accuracy_facts(entry, acc, len(train), len(test))
+        # written with the phase's last rows, so a folder holding them holds the whole phase
+        notes = note_rows(entry, facts)
         h, w = cfg.input_hw(entry)
         if h != w:
-            yield [error_row(facts, "training needs a square --input-size")]
+            yield [*notes, error_row(facts, "training needs a square --input-size")]
             return
         seeds: list[SeedResult] = []
         lost = False
@@ -139,10 +167,10 @@ class AccuracyPhase:
                 f"{acc.describe()}; not trained: {over}; run it with a longer --accuracy-cap "
                 "(or 0 for none), a smaller --budget, or on a GPU with --gpu"
             )
-            yield [result_row(facts, "not_trained_estimate", over.estimate_s, method)]
+            yield [*notes, result_row(facts, "not_trained_estimate", over.estimate_s, method)]
             ctx.say(f"accuracy not trained: {over}")
         except Exception as exc:  # out of memory, compile error: the model's row, not the run's
-            yield [error_row(facts, failures.describe(exc))]
+            yield [*notes, error_row(facts, failures.describe(exc))]
             ctx.say(f"accuracy FAILED: {failures.describe(exc)}")
             lost = failures.is_sticky_cuda_error(exc)
             if lost:
@@ -152,7 +180,7 @@ class AccuracyPhase:
                 torch.cuda.empty_cache()
         if seeds:
             ctx.folder.add_confusion(entry.name, confusion_frame(seeds))
-            yield accuracy_rows(facts, seeds, acc)
+            yield [*notes, *accuracy_rows(facts, seeds, acc)]
 
     def estimate_s(self, entry: ModelEntry, ctx: RunContext, peak_tflops: float) -> float:
         acc, data = ctx.cfg.accuracy, ctx.cfg.data

@@ -62,7 +62,9 @@ class StaticPhase:
             yield [error_row(model_facts(entry, self.name), error)]
             return
         ctx.folder.add_layers(entry.name, layers_frame(profile.layers))
-        ctx.say(f"static: {profile.params / 1e6:.3f} M params, {profile.macs / 1e9:.4f} GMACs/sample")
+        ctx.say(
+            f"static: {profile.params / 1e6:.3f} M params, {profile.macs / 1e9:.4f} GMACs/sample"
+        )
         yield static_rows(entry, profile)
 
     def estimate_s(self, entry: ModelEntry, ctx: RunContext, peak_tflops: float) -> float:
