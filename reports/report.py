@@ -9,8 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from tabulate import tabulate
 
 from runfolder.reader import Run, load_run
+from runfolder.schema import METRICS
 
 from .charts import write_charts
 from .tables import (
@@ -229,9 +231,17 @@ def _write_report(run: Run, out: Path) -> Path:
     if run.layers:
         lines += ["", "## Per-layer tables", ""]
         lines += [f"- [{m}](tables/layers/{m}.md)" for m in run.layers]
+    lines += ["", "## The metrics in results.csv", "", metrics_glossary(run.results)]
     report = out / "report.md"
     report.write_text("\n".join(lines) + "\n")
     return report
+
+
+def metrics_glossary(results: pd.DataFrame) -> str:
+    """The metrics the run wrote, each with its unit and what it is (``runfolder.schema``)."""
+    present = [m for m in METRICS if m in set(results["metric"])]
+    rows = [(f"`{m}`", METRICS[m].unit or "-", METRICS[m].description) for m in present]
+    return tabulate(rows, headers=["metric", "unit", "what it is"], tablefmt="github")
 
 
 KEY_METRICS = (
