@@ -517,9 +517,9 @@ def test_resume_holds_each_figure_once_and_reports_failures_once(
     assert cli.main([*args, "--resume"]) == 1  # the failed model's rows remain, once
     err = capsys.readouterr().err
     assert "FAILED" not in err  # what failed before is not measured, nor reported, again
-    assert f"[2/3] {failing}: static profile already in the run folder, skipped" in err
+    assert f"[2/3] {failing} static: already in the run folder, skipped" in err
     assert f"[2/3] {failing} fp32 b8: already in the run folder, skipped" in err
-    assert f"[2/3] {failing}: accuracy already in the run folder, skipped" in err
+    assert f"[2/3] {failing} accuracy: already in the run folder, skipped" in err
     assert f"1 of 3 models failed ({failing})" in err
     results = pd.read_csv(run_dir / "results.csv", keep_default_na=False)
     keys = results[["model", "phase", "mode", "batch", "metric"]].astype(str)

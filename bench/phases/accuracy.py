@@ -139,7 +139,7 @@ class AccuracyPhase:
         self, entry: ModelEntry, ctx: RunContext, done: frozenset[tuple]
     ) -> Iterator[list[Row]]:
         if (entry.name,) in done:
-            ctx.say("accuracy already in the run folder, skipped")
+            ctx.say("accuracy: already in the run folder, skipped")
             return
         cfg = ctx.cfg
         assert cfg.accuracy is not None and cfg.data is not None  # set together by the CLI

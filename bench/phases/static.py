@@ -53,7 +53,7 @@ class StaticPhase:
         self, entry: ModelEntry, ctx: RunContext, done: frozenset[tuple]
     ) -> Iterator[list[Row]]:
         if (entry.name,) in done:
-            ctx.say("static profile already in the run folder, skipped")
+            ctx.say("static: already in the run folder, skipped")
             return
         profile = ctx.profiles.get(entry.name)
         if profile is None:
