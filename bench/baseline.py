@@ -36,6 +36,7 @@ import archs
 from . import backends
 from .data import FILES, DataError, find_data_dir
 from .data import _file_in as data_file
+from .devices import NoCudaError, pick_device
 from .loader import Split, to_device
 from .modes import Mode
 from .train import AccuracyConfig, Budget, train_model, training_mode, xavier_init
@@ -265,15 +266,13 @@ def main(argv: list[str] | None = None) -> int:
                 "--batch-size and --steps must be at least 1, --warmup and --workers at least 0"
             )
         models = archs.select_models(args.models)
-        if args.gpu and not torch.cuda.is_available():
-            raise DataError("--gpu was given but no CUDA device is visible")
+        device = pick_device(args.gpu)
         data_dir = find_data_dir(args.data_dir)
-    except (ValueError, DataError, archs.UnknownModelError) as exc:
+    except (ValueError, DataError, NoCudaError, archs.UnknownModelError) as exc:
         print(f"baseline: error: {exc}", file=sys.stderr)
         return 2
     from .data import load_fashion_mnist
 
-    device = torch.device("cuda" if args.gpu else "cpu")
     data = to_device(load_fashion_mnist(data_dir), device)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:

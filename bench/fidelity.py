@@ -34,6 +34,7 @@ from tabulate import tabulate
 import archs
 
 from . import backends, compiled
+from .devices import NoCudaError, pick_device
 from .modes import ModeError, parse_modes
 from .speed import SpeedConfig, measure_speed
 
@@ -162,11 +163,9 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     try:
         models = archs.select_models(args.models)
-        if args.gpu and not torch.cuda.is_available():
-            raise ModeError("--gpu was given but no CUDA device is visible")
-        device = torch.device("cuda" if args.gpu else "cpu")
+        device = pick_device(args.gpu)
         modes = parse_modes(args.modes, device)
-    except (ModeError, archs.UnknownModelError) as exc:
+    except (ModeError, NoCudaError, archs.UnknownModelError) as exc:
         print(f"fidelity: error: {exc}", file=sys.stderr)
         return 2
     batch = args.batch_size or (256 if device.type == "cuda" else 8)

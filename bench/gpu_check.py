@@ -35,6 +35,7 @@ import archs
 
 from . import baseline, fidelity, provenance
 from .data import DataError, find_data_dir, load_fashion_mnist
+from .devices import NoCudaError, cuda_device
 from .estimate import duration
 from .loader import to_device
 from .modes import GPU_DEFAULT_MODES, parse_mode
@@ -294,20 +295,15 @@ def main(argv: list[str] | None = None) -> int:
         help="continue the newest unfinished gpu_check run folder under --out",
     )
     args = p.parse_args(argv)
-    if not torch.cuda.is_available():
-        print(
-            "gpu_check: error: no CUDA device is visible (torch "
-            f"{torch.__version__}, CUDA build {torch.version.cuda or 'none'}); this check "
-            "proves the GPU figures and runs only on a CUDA machine",
-            file=sys.stderr,
-        )
-        return 2
     try:
+        device = cuda_device(
+            "this check needs a CUDA device",
+            "it proves the GPU figures and runs only on a CUDA machine",
+        )
         data_dir = find_data_dir(args.data_dir)
-    except DataError as exc:
+    except (NoCudaError, DataError) as exc:
         print(f"gpu_check: error: {exc}", file=sys.stderr)
         return 2
-    device = torch.device("cuda")
     run_dir = _find_resumable(args.out) if args.resume else None
     run_dir = run_dir or new_run_dir(args.out)
     info = provenance.collect(device, argv if argv is not None else sys.argv[1:])
