@@ -39,6 +39,7 @@ from .data import _file_in as data_file
 from .devices import NoCudaError, pick_device
 from .loader import Split, to_device
 from .modes import Mode
+from .timing import sync
 from .train import AccuracyConfig, Budget, train_model, training_mode, xavier_init
 
 D2L_MODE = Mode("fp32")  # d2l's loop knows no autocast; its backend switches are fp32's
@@ -112,8 +113,7 @@ def d2l_loop(
         while done < warmup + steps:
             for x, y in loader:
                 if done == warmup:
-                    if device.type == "cuda":
-                        torch.cuda.synchronize()
+                    sync(device)
                     t0 = reported = time.perf_counter()
                 x, y = x.to(device), y.to(device)
                 optimizer.zero_grad()

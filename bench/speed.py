@@ -28,7 +28,7 @@ from archs import ModelEntry
 from . import backends, compiled, failures
 from .backends import BackendState
 from .modes import Mode
-from .timing import NOISY_REL_IQR, Timer, Timing, measure_latency, measure_throughput
+from .timing import NOISY_REL_IQR, Timer, Timing, measure_latency, measure_throughput, sync
 
 REMEASURE_REL_IQR = 3 * NOISY_REL_IQR
 
@@ -165,7 +165,7 @@ class _PeakMemory:
 
     def reset(self) -> None:
         if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
+            sync(self.device)
             torch.cuda.reset_peak_memory_stats(self.device)
 
     def peak(self) -> int | None:

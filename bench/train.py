@@ -31,6 +31,7 @@ from .data import CLASSES
 from .loader import Split, batch_indices, model_input
 from .modes import Mode
 from .speed import backward_and_step
+from .timing import sync
 
 CHECK_EVERY = 50  # steps between host syncs for the divergence check and the seconds budget
 THRESHOLDS = (85, 90, 93)  # test accuracy (%) whose time-to-reach is reported
@@ -219,11 +220,6 @@ def evaluate(model: torch.nn.Module, test: Split, size: int, cfg: AccuracyConfig
     return confusion.view(LABELS, classes).cpu()
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def _sgd(model: torch.nn.Module, lr: float, cfg: AccuracyConfig) -> torch.optim.SGD:
     decay = [p for p in model.parameters() if p.ndim > 1]
     no_decay = [p for p in model.parameters() if p.ndim <= 1]  # biases and norm scales
@@ -325,7 +321,7 @@ class _Training:
         r, budget, device = self.result, self.cfg.budget, self.cfg.device
         check = r.steps % CHECK_EVERY == 0
         if check:
-            _sync(device)
+            sync(device)
             if not torch.isfinite(loss_sum):
                 r.diverged = True
                 return True
@@ -343,7 +339,7 @@ class _Training:
         loss_sum = torch.zeros((), device=device)
         correct = torch.zeros((), dtype=torch.long, device=device)
         seen = 0
-        _sync(device)
+        sync(device)
         t0 = time.perf_counter()
         for idx in batch_indices(
             len(self.train),
@@ -359,7 +355,7 @@ class _Training:
             loss_sum += loss
             correct += right
             if r.steps == 1:  # compilation and autotuning: timed apart, not counted
-                _sync(device)
+                sync(device)
                 r.first_step_s = time.perf_counter() - t0
                 compiled.check_compiled(cfg.mode)
                 r.compiled_graphs = compiled.compiled_graphs()
@@ -370,7 +366,7 @@ class _Training:
                 self.check_cap(r.train_seconds + time.perf_counter() - t0)
             if self.stop_now(loss_sum, t0):
                 break
-        _sync(device)
+        sync(device)
         r.train_seconds += time.perf_counter() - t0
         if not torch.isfinite(loss_sum):
             r.diverged = True
@@ -398,7 +394,7 @@ class _Training:
             if estimate / 2 > cap:
                 raise OverCap(estimate, r.batch_size / r.first_step_s, cap)
             return
-        _sync(self.cfg.device)
+        sync(self.cfg.device)
         per_step = timed_s / (r.steps - 1)
         estimate = r.first_step_s + per_step * (self.total_steps - 1)
         if estimate > cap:
