@@ -29,6 +29,7 @@ from . import backends, compiled, failures
 from .backends import BackendState
 from .modes import Mode
 from .timing import NOISY_REL_IQR, Timer, Timing, measure_latency, measure_throughput, sync
+from .train import backward_and_step
 
 REMEASURE_REL_IQR = 3 * NOISY_REL_IQR
 
@@ -141,20 +142,6 @@ def _training_step(
         backward_and_step(loss, optimizer, scaler)
 
     return step
-
-
-def backward_and_step(
-    loss: torch.Tensor, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler | None
-) -> None:
-    """Zero the gradients, backpropagate ``loss`` and step; through ``scaler`` under fp16."""
-    optimizer.zero_grad(set_to_none=True)
-    if scaler is None:
-        loss.backward()
-        optimizer.step()
-    else:
-        scaler.scale(loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
 
 
 class _PeakMemory:

@@ -30,7 +30,6 @@ from . import backends, compiled
 from .data import CLASSES
 from .loader import Split, batch_indices, model_input
 from .modes import Mode
-from .speed import backward_and_step
 from .timing import sync
 
 CHECK_EVERY = 50  # steps between host syncs for the divergence check and the seconds budget
@@ -218,6 +217,20 @@ def evaluate(model: torch.nn.Module, test: Split, size: int, cfg: AccuracyConfig
             )
     model.train()
     return confusion.view(LABELS, classes).cpu()
+
+
+def backward_and_step(
+    loss: torch.Tensor, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler | None
+) -> None:
+    """Zero the gradients, backpropagate ``loss`` and step; through ``scaler`` under fp16."""
+    optimizer.zero_grad(set_to_none=True)
+    if scaler is None:
+        loss.backward()
+        optimizer.step()
+    else:
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
 
 
 def _sgd(model: torch.nn.Module, lr: float, cfg: AccuracyConfig) -> torch.optim.SGD:
