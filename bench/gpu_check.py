@@ -41,6 +41,7 @@ from .loader import to_device
 from .modes import GPU_DEFAULT_MODES, parse_mode
 from .results import RunWriter
 from .runner import Done, RunConfig, new_run_dir, run_models
+from .speed import GPU_BATCH
 from .train import AccuracyConfig, Budget, training_mode
 
 FIDELITY_CSV, BASELINE_CSV, VERDICT_MD = "fidelity.csv", "baseline.csv", "verdict.md"
@@ -70,7 +71,7 @@ class Plan:
 
     fidelity_models: tuple[str, ...] = ("resnet18_d2l", "lenet")
     modes: tuple[str, ...] = GPU_DEFAULT_MODES
-    batch: int = 256
+    batch: int = GPU_BATCH  # the speed phase's default GPU batch, whose figures it proves
     warmup: int = 10
     tolerance: float = 0.03  # the harness within this of the hand-written loop
     baseline_models: tuple[str, ...] = ("resnet18_d2l", "lenet")

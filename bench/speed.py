@@ -32,6 +32,8 @@ from .timing import NOISY_REL_IQR, Timer, Timing, measure_latency, measure_throu
 from .train import backward_and_step
 
 REMEASURE_REL_IQR = 3 * NOISY_REL_IQR
+GPU_BATCH = 256  # the default throughput batch on a GPU
+CPU_BATCH = 8  # and on the CPU
 
 Kind = Literal["infer", "latency", "train"]
 
@@ -52,9 +54,11 @@ class SpeedConfig:
     def for_device(cls, device: torch.device, batch_size: int | None = None) -> SpeedConfig:
         if device.type == "cuda":
             return cls(
-                batch_size or 256, repeats=10, warmup=5, min_block_s=0.05, latency_samples=200
+                batch_size or GPU_BATCH, repeats=10, warmup=5, min_block_s=0.05, latency_samples=200
             )
-        return cls(batch_size or 8, repeats=5, warmup=2, min_block_s=0.05, latency_samples=20)
+        return cls(
+            batch_size or CPU_BATCH, repeats=5, warmup=2, min_block_s=0.05, latency_samples=20
+        )
 
 
 @dataclass(frozen=True)
