@@ -348,7 +348,13 @@ class _Training:
 
     def epoch(self) -> EpochRecord:
         """Train until the end of the epoch or the budget, then evaluate on the test split."""
-        r, cfg, device = self.result, self.cfg, self.cfg.device
+        return self.record(*self.train_epoch())
+
+    def train_epoch(self) -> tuple[torch.Tensor, torch.Tensor, int]:
+        """The steps of one epoch, until its end or the budget's: the sum of their losses, their
+        right predictions and the examples they saw. The first step of the run is timed apart,
+        the cap judged after it and after the probe's steps."""
+        r, device = self.result, self.cfg.device
         loss_sum = torch.zeros((), device=device)
         correct = torch.zeros((), dtype=torch.long, device=device)
         seen = 0
@@ -368,11 +374,7 @@ class _Training:
             loss_sum += loss
             correct += right
             if r.steps == 1:  # compilation and autotuning: timed apart, not counted
-                sync(device)
-                r.first_step_s = time.perf_counter() - t0
-                compiled.check_compiled(cfg.mode)
-                r.compiled_graphs = compiled.compiled_graphs()
-                t0 = time.perf_counter()
+                t0 = self.first_step_done(t0)
             else:
                 r.examples_timed += len(idx)
             if r.steps in (1, 1 + CAP_PROBE_STEPS):
@@ -381,9 +383,25 @@ class _Training:
                 break
         sync(device)
         r.train_seconds += time.perf_counter() - t0
+        return loss_sum, correct, seen
+
+    def first_step_done(self, t0: float) -> float:
+        """Record the first step's seconds (since ``t0``) and the graphs it compiled, checking
+        that a compiled mode compiled; the clock the timed steps start from."""
+        r, mode = self.result, self.cfg.mode
+        sync(self.cfg.device)
+        r.first_step_s = time.perf_counter() - t0
+        compiled.check_compiled(mode)
+        r.compiled_graphs = compiled.compiled_graphs()
+        return time.perf_counter()
+
+    def record(self, loss_sum: torch.Tensor, correct: torch.Tensor, seen: int) -> EpochRecord:
+        """Evaluate on the test split and record the epoch: its training loss and accuracy from
+        ``train_epoch``'s sums, its test accuracy, and the training seconds so far."""
+        r = self.result
         if not torch.isfinite(loss_sum):
             r.diverged = True
-        r.confusion = evaluate(self.model, self.test, self.size, cfg)
+        r.confusion = evaluate(self.model, self.test, self.size, self.cfg)
         record = EpochRecord(
             len(r.epochs) + 1,
             r.train_seconds,
