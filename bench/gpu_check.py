@@ -134,20 +134,15 @@ def run_baseline(plan: Plan, device: torch.device, run_dir: Path, data_dir: Path
     todo = [m for m in plan.baseline_models if (m,) not in done]
     if not todo:
         return
+    loops = baseline.Loops(
+        plan.batch, plan.baseline_steps, plan.baseline_warmup, plan.baseline_workers
+    )
     with tempfile.TemporaryDirectory() as tmp:
         root = baseline.torchvision_root(data_dir, Path(tmp))
         for model in todo:
             t0 = time.perf_counter()
             row = baseline.compare_loops(
-                archs.get_entry(model),
-                root,
-                data,
-                device,
-                plan.batch,
-                plan.baseline_warmup,
-                plan.baseline_steps,
-                plan.baseline_workers,
-                progress=_say,
+                archs.get_entry(model), root, data, device, loops, progress=_say
             )
             _append_csv(path, row)
             _say(
