@@ -10,7 +10,7 @@ from .registry import SeedRecipe, TrainSettings, register_model
 _PAPER = "Krizhevsky, Sutskever & Hinton, ImageNet Classification with Deep CNNs (2012)"
 
 
-def _features(in_channels: int, first: nn.Conv2d) -> list[nn.Module]:
+def _features(first: nn.Conv2d) -> list[nn.Module]:
     """The five-conv trunk shared by both variants; only the first conv differs."""
     return [
         first,
@@ -30,7 +30,9 @@ def _features(in_channels: int, first: nn.Conv2d) -> list[nn.Module]:
     ]
 
 
-def _classifier(in_features: int, num_classes: int) -> list[nn.Module]:
+def classifier(in_features: int, num_classes: int) -> list[nn.Module]:
+    """The two 4096-wide dropout-regularised hidden layers and the output layer, which VGG
+    keeps from AlexNet."""
     return [
         nn.Linear(in_features, 4096),
         nn.ReLU(),
@@ -59,7 +61,7 @@ def alexnet(num_classes: int = 10, in_channels: int = 1) -> nn.Module:
     has 2816 x 4096 fewer weights than the paper's 62.4M.
     """
     first = nn.Conv2d(in_channels, 96, kernel_size=11, stride=4, padding=1)
-    return nn.Sequential(*_features(in_channels, first), *_classifier(256 * 5 * 5, num_classes))
+    return nn.Sequential(*_features(first), *classifier(256 * 5 * 5, num_classes))
 
 
 @register_model(
@@ -77,4 +79,4 @@ def alexnet_cifar(num_classes: int = 10, in_channels: int = 1) -> nn.Module:
     entry (Fashion-MNIST resized to 32x32), ``in_channels=3`` gives the note's model.
     """
     first = nn.Conv2d(in_channels, 96, kernel_size=5, stride=1, padding=2)
-    return nn.Sequential(*_features(in_channels, first), *_classifier(256 * 3 * 3, num_classes))
+    return nn.Sequential(*_features(first), *classifier(256 * 3 * 3, num_classes))

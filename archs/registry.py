@@ -118,10 +118,8 @@ def _natural_key(name: str) -> list[object]:
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
 
 
-def list_models(include: str = "*", exclude: str | None = None) -> list[str]:
+def list_models(include: str = "*") -> list[str]:
     names = [n for n in _REGISTRY if fnmatch.fnmatchcase(n, include)]
-    if exclude:
-        names = [n for n in names if not fnmatch.fnmatchcase(n, exclude)]
     return sorted(names, key=_natural_key)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
+from .alexnet import classifier
 from .registry import SeedRecipe, TrainSettings, register_model
 
 _PAPER = "Simonyan & Zisserman, Very Deep Convolutional Networks (2014)"
@@ -30,13 +31,7 @@ def _vgg(arch: tuple[tuple[int, int], ...], num_classes: int, in_channels: int) 
     return nn.Sequential(
         *blocks,
         nn.Flatten(),
-        nn.Linear(in_channels * 7 * 7, 4096),
-        nn.ReLU(),
-        nn.Dropout(0.5),
-        nn.Linear(4096, 4096),
-        nn.ReLU(),
-        nn.Dropout(0.5),
-        nn.Linear(4096, num_classes),
+        *classifier(in_channels * 7 * 7, num_classes),
     )
 
 

@@ -36,24 +36,31 @@ import archs
 from . import backends
 from .data import FILES, DataError, find_data_dir
 from .data import _file_in as data_file
+from .devices import NoCudaError, pick_device
 from .loader import Split, to_device
 from .modes import Mode
+from .timing import sync
 from .train import AccuracyConfig, Budget, train_model, training_mode, xavier_init
 
 D2L_MODE = Mode("fp32")  # d2l's loop knows no autocast; its backend switches are fp32's
 PROGRESS_EVERY = 5.0  # seconds between the d2l loop's progress lines
+D2L_WORKERS = 4  # d2l's DataLoader workers
 
 
 @dataclass(frozen=True)
-class Defaults:
+class Loops:
+    """How both loops run: the batch, the timed steps, the d2l loop's untimed warm-up steps and
+    its DataLoader workers."""
+
     batch_size: int
     steps: int
     warmup: int
+    workers: int = D2L_WORKERS
 
 
-GPU_DEFAULTS = Defaults(batch_size=256, steps=100, warmup=10)
+GPU_DEFAULTS = Loops(batch_size=256, steps=100, warmup=10)
 # ResNet-18 at 96x96 trains 5 to 20 images a second on a 2-core CPU: a short, small run
-CPU_DEFAULTS = Defaults(batch_size=16, steps=5, warmup=1)
+CPU_DEFAULTS = Loops(batch_size=16, steps=5, warmup=1)
 
 
 @dataclass(frozen=True)
@@ -111,8 +118,7 @@ def d2l_loop(
         while done < warmup + steps:
             for x, y in loader:
                 if done == warmup:
-                    if device.type == "cuda":
-                        torch.cuda.synchronize()
+                    sync(device)
                     t0 = reported = time.perf_counter()
                 x, y = x.to(device), y.to(device)
                 optimizer.zero_grad()
@@ -171,24 +177,21 @@ def compare_loops(
     root: Path,
     data: tuple[Split, Split],
     device: torch.device,
-    batch: int,
-    warmup: int,
-    steps: int,
-    workers: int,
+    loops: Loops,
     progress: Callable[[str], None] = lambda _: None,
 ) -> dict[str, object]:
     """Both loops on one model, one after the other; a row of the comparison table."""
-    name = entry.name
-    progress(f"{name}: d2l loop, {warmup} warm-up + {steps} timed steps at batch {batch}")
+    name, batch, steps = entry.name, loops.batch_size, loops.steps
+    progress(f"{name}: d2l loop, {loops.warmup} warm-up + {steps} timed steps at batch {batch}")
     t0 = time.perf_counter()
     d2l = d2l_loop(
         entry,
         root,
         device,
         batch,
-        warmup,
+        loops.warmup,
         steps,
-        workers,
+        loops.workers,
         progress=lambda line: progress(f"{name}: d2l loop {line}"),
     )
     progress(
@@ -219,16 +222,16 @@ def compare_loops(
     }
 
 
-def header(device: torch.device, steps: int, warmup: int, workers: int) -> str:
+def header(device: torch.device, loops: Loops) -> str:
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
     mode = training_mode(device)
-    warmups = f"{warmup} untimed warm-up step{'' if warmup == 1 else 's'}"
+    warmups = f"{loops.warmup} untimed warm-up step{'' if loops.warmup == 1 else 's'}"
     return "\n".join(
         [
-            f"device {where}, torch {torch.__version__}; each loop {steps} timed steps: the d2l "
-            f"loop's after {warmups}, the suite's after its untimed first step",
+            f"device {where}, torch {torch.__version__}; each loop {loops.steps} timed steps: the "
+            f"d2l loop's after {warmups}, the suite's after its untimed first step",
             f"d2l loop: {D2L_MODE.describe()}, {D2L_MODE.backends(device).describe(device)}; "
-            f"DataLoader with {workers} workers, host sync every batch",
+            f"DataLoader with {loops.workers} workers, host sync every batch",
             f"suite loop: {mode.describe()}, {mode.backends(device).describe(device)}; data on the "
             "device",
         ]
@@ -252,47 +255,40 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         help="untimed steps of the d2l loop (default 10 on a GPU, 1 on the CPU)",
     )
-    p.add_argument("--workers", type=int, default=4, help="DataLoader workers of the d2l loop")
+    p.add_argument(
+        "--workers", type=int, default=D2L_WORKERS, help="DataLoader workers of the d2l loop"
+    )
     p.add_argument("--data-dir", type=Path)
     args = p.parse_args(argv)
     defaults = GPU_DEFAULTS if args.gpu else CPU_DEFAULTS
-    batch = defaults.batch_size if args.batch_size is None else args.batch_size
-    steps = defaults.steps if args.steps is None else args.steps
-    warmup = defaults.warmup if args.warmup is None else args.warmup
+    loops = Loops(
+        defaults.batch_size if args.batch_size is None else args.batch_size,
+        defaults.steps if args.steps is None else args.steps,
+        defaults.warmup if args.warmup is None else args.warmup,
+        args.workers,
+    )
     try:
-        if batch < 1 or steps < 1 or warmup < 0 or args.workers < 0:
+        if loops.batch_size < 1 or loops.steps < 1 or loops.warmup < 0 or loops.workers < 0:
             raise ValueError(
                 "--batch-size and --steps must be at least 1, --warmup and --workers at least 0"
             )
         models = archs.select_models(args.models)
-        if args.gpu and not torch.cuda.is_available():
-            raise DataError("--gpu was given but no CUDA device is visible")
+        device = pick_device(args.gpu)
         data_dir = find_data_dir(args.data_dir)
-    except (ValueError, DataError, archs.UnknownModelError) as exc:
+    except (ValueError, DataError, NoCudaError, archs.UnknownModelError) as exc:
         print(f"baseline: error: {exc}", file=sys.stderr)
         return 2
     from .data import load_fashion_mnist
 
-    device = torch.device("cuda" if args.gpu else "cpu")
     data = to_device(load_fashion_mnist(data_dir), device)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         root = torchvision_root(data_dir, Path(tmp))
         for name in models:
             rows.append(
-                compare_loops(
-                    archs.get_entry(name),
-                    root,
-                    data,
-                    device,
-                    batch,
-                    warmup,
-                    steps,
-                    args.workers,
-                    progress=_say,
-                )
+                compare_loops(archs.get_entry(name), root, data, device, loops, progress=_say)
             )
-    print(header(device, steps, warmup, args.workers))
+    print(header(device, loops))
     print(tabulate(rows, headers="keys", floatfmt=",.2f"))
     return 0
 

@@ -27,6 +27,7 @@ from .config import (
 from .data import DEBIAN_DIR, ENV_VAR
 from .phases import PHASES
 from .profile import METHOD, format_unsupported, layers_frame, profile_model
+from .speed import CPU_BATCH, GPU_BATCH
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -60,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--batch-sizes",
         metavar="B[,B...]",
-        help="throughput batch sizes (default 256 on a GPU, 8 on the CPU)",
+        help=f"throughput batch sizes (default {GPU_BATCH} on a GPU, {CPU_BATCH} on the CPU)",
     )
     p.add_argument(
         "--repeats", type=int, help="timed blocks per measurement (default 10 GPU, 5 CPU)"

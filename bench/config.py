@@ -10,11 +10,13 @@ import torch
 
 import archs
 
+from . import devices
 from .backends import set_threads
 from .data import DataError, load_fashion_mnist
 from .loader import to_device
 from .modes import ModeError, parse_modes
 from .phases import PHASES, RunConfig
+from .speed import CPU_BATCH, GPU_BATCH
 from .train import AccuracyConfig, Budget, parse_budget, training_mode
 
 EXIT_USAGE = 2
@@ -56,7 +58,7 @@ def parse_phases(text: str) -> tuple[str, ...]:
 
 def parse_batch_sizes(text: str | None, device: torch.device) -> tuple[int, ...]:
     if text is None:
-        return (256,) if device.type == "cuda" else (8,)
+        return (GPU_BATCH,) if device.type == "cuda" else (CPU_BATCH,)
     try:
         sizes = tuple(dict.fromkeys(int(t) for t in text.split(",") if t.strip()))
     except ValueError:
@@ -67,15 +69,10 @@ def parse_batch_sizes(text: str | None, device: torch.device) -> tuple[int, ...]
 
 
 def pick_device(gpu: bool) -> torch.device:
-    if not gpu:
-        return torch.device("cpu")
-    if not torch.cuda.is_available():
-        raise UsageError(
-            "--gpu was given but no CUDA device is visible "
-            f"(torch {torch.__version__}, CUDA build {torch.version.cuda or 'none'}); "
-            "run without --gpu to measure on the CPU"
-        )
-    return torch.device("cuda")
+    try:
+        return devices.pick_device(gpu)
+    except devices.NoCudaError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def config_from_args(args: argparse.Namespace) -> RunConfig:

@@ -34,8 +34,9 @@ from tabulate import tabulate
 import archs
 
 from . import backends, compiled
+from .devices import NoCudaError, pick_device
 from .modes import ModeError, parse_modes
-from .speed import SpeedConfig, measure_speed
+from .speed import CPU_BATCH, GPU_BATCH, SpeedConfig, measure_speed
 
 # On the CPU the harness fails only beyond K combined spreads (IQR/median; one IQR spans the
 # middle half of the blocks). The ratio of two medians varies less than the blocks do, but the
@@ -156,20 +157,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--models", default="resnet18_d2l,lenet")
     p.add_argument("--modes", help="default: the device's default matrix")
     p.add_argument("--gpu", action="store_true")
-    p.add_argument("--batch-size", type=int, help="default 256 on a GPU, 8 on the CPU")
+    p.add_argument(
+        "--batch-size", type=int, help=f"default {GPU_BATCH} on a GPU, {CPU_BATCH} on the CPU"
+    )
     p.add_argument("--warmup", type=int, default=10)
     p.add_argument("--tolerance", type=float, default=0.03)
     args = p.parse_args(argv)
     try:
         models = archs.select_models(args.models)
-        if args.gpu and not torch.cuda.is_available():
-            raise ModeError("--gpu was given but no CUDA device is visible")
-        device = torch.device("cuda" if args.gpu else "cpu")
+        device = pick_device(args.gpu)
         modes = parse_modes(args.modes, device)
-    except (ModeError, archs.UnknownModelError) as exc:
+    except (ModeError, NoCudaError, archs.UnknownModelError) as exc:
         print(f"fidelity: error: {exc}", file=sys.stderr)
         return 2
-    batch = args.batch_size or (256 if device.type == "cuda" else 8)
+    batch = args.batch_size or (GPU_BATCH if device.type == "cuda" else CPU_BATCH)
     name = torch.cuda.get_device_name() if device.type == "cuda" else "CPU"
     rows = []
     for model in models:

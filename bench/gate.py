@@ -36,6 +36,7 @@ from tabulate import tabulate
 
 import archs
 
+from .devices import NoCudaError, pick_device
 from .heap import keep_freed_memory
 from .modes import Mode, ModeError, parse_modes
 from .profile import profile_model
@@ -250,14 +251,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", type=Path, help="also write this run's figures and verdicts here")
     args = p.parse_args(argv)
     try:
-        if args.gpu and not torch.cuda.is_available():
-            raise ModeError("--gpu was given but no CUDA device is visible")
-        device = torch.device("cuda" if args.gpu else "cpu")
+        device = pick_device(args.gpu)
         models = archs.select_models(args.models or (GPU_MODELS if args.gpu else CPU_MODELS))
         modes = parse_modes(args.modes or ("fp32,bf16+cl" if args.gpu else "fp32"), device)
         if args.rounds < 2 or args.repeats < 1:
             raise ModeError("--rounds must be at least 2 and --repeats at least 1")
-    except (ModeError, archs.UnknownModelError) as exc:
+    except (ModeError, NoCudaError, archs.UnknownModelError) as exc:
         print(f"gate: error: {exc}", file=sys.stderr)
         return 2
     heap = "CUDA caching allocator"

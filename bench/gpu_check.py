@@ -38,11 +38,13 @@ from runfolder.writer import RunWriter
 
 from . import baseline, fidelity, provenance
 from .data import DataError, find_data_dir, load_fashion_mnist
+from .devices import NoCudaError, cuda_device
 from .estimate import duration
 from .loader import to_device
 from .modes import GPU_DEFAULT_MODES, parse_mode
 from .phases import RunConfig
 from .runner import Done, done_in, run_models
+from .speed import GPU_BATCH
 from .train import AccuracyConfig, Budget, training_mode
 
 FIDELITY_CSV, BASELINE_CSV, VERDICT_MD = "fidelity.csv", "baseline.csv", "verdict.md"
@@ -72,7 +74,7 @@ class Plan:
 
     fidelity_models: tuple[str, ...] = ("resnet18_d2l", "lenet")
     modes: tuple[str, ...] = GPU_DEFAULT_MODES
-    batch: int = 256
+    batch: int = GPU_BATCH  # the speed phase's default GPU batch, whose figures it proves
     warmup: int = 10
     tolerance: float = 0.03  # the harness within this of the hand-written loop
     baseline_models: tuple[str, ...] = ("resnet18_d2l", "lenet")
@@ -135,20 +137,15 @@ def run_baseline(plan: Plan, device: torch.device, run_dir: Path, data_dir: Path
     todo = [m for m in plan.baseline_models if (m,) not in done]
     if not todo:
         return
+    loops = baseline.Loops(
+        plan.batch, plan.baseline_steps, plan.baseline_warmup, plan.baseline_workers
+    )
     with tempfile.TemporaryDirectory() as tmp:
         root = baseline.torchvision_root(data_dir, Path(tmp))
         for model in todo:
             t0 = time.perf_counter()
             row = baseline.compare_loops(
-                archs.get_entry(model),
-                root,
-                data,
-                device,
-                plan.batch,
-                plan.baseline_warmup,
-                plan.baseline_steps,
-                plan.baseline_workers,
-                progress=_say,
+                archs.get_entry(model), root, data, device, loops, progress=_say
             )
             _append_csv(path, row)
             _say(
@@ -297,20 +294,15 @@ def main(argv: list[str] | None = None) -> int:
         help="continue the newest unfinished gpu_check run folder under --out",
     )
     args = p.parse_args(argv)
-    if not torch.cuda.is_available():
-        print(
-            "gpu_check: error: no CUDA device is visible (torch "
-            f"{torch.__version__}, CUDA build {torch.version.cuda or 'none'}); this check "
-            "proves the GPU figures and runs only on a CUDA machine",
-            file=sys.stderr,
-        )
-        return 2
     try:
+        device = cuda_device(
+            "this check needs a CUDA device",
+            "it proves the GPU figures and runs only on a CUDA machine",
+        )
         data_dir = find_data_dir(args.data_dir)
-    except DataError as exc:
+    except (NoCudaError, DataError) as exc:
         print(f"gpu_check: error: {exc}", file=sys.stderr)
         return 2
-    device = torch.device("cuda")
     run_dir = _find_resumable(args.out) if args.resume else None
     run_dir = run_dir or new_run_dir(args.out)
     info = provenance.collect(device, argv if argv is not None else sys.argv[1:])

@@ -20,22 +20,49 @@ import torch
 from .backends import applied, for_precision
 from .timing import Timer
 
-# (name pattern, {precision: TFLOP/s}); first match wins, so the specific come first.
-DATASHEET_PEAKS: list[tuple[str, str, dict[str, float]]] = [
-    # (label, pattern matched against torch.cuda.get_device_name, peaks)
-    ("H100 NVL", r"H100 NVL", {"fp32": 60.0, "tf32": 417.5, "bf16": 835.5, "fp16": 835.5}),
-    ("H100 PCIe", r"H100.*PCIe", {"fp32": 51.2, "tf32": 378.0, "bf16": 756.0, "fp16": 756.0}),
-    ("H100 SXM", r"H100", {"fp32": 66.9, "tf32": 494.7, "bf16": 989.4, "fp16": 989.4}),
-    ("H200 NVL", r"H200 NVL", {"fp32": 60.0, "tf32": 417.5, "bf16": 835.5, "fp16": 835.5}),
-    ("H200 SXM", r"H200", {"fp32": 66.9, "tf32": 494.7, "bf16": 989.4, "fp16": 989.4}),
-    ("A100", r"A100", {"fp32": 19.5, "tf32": 156.0, "bf16": 312.0, "fp16": 312.0}),
-    ("L40S", r"\bL40S\b", {"fp32": 91.6, "tf32": 183.0, "bf16": 362.0, "fp16": 362.0}),
-    ("L4", r"\bL4\b", {"fp32": 30.3, "tf32": 60.0, "bf16": 121.0, "fp16": 121.0}),
-    ("A10G", r"A10G", {"fp32": 31.2, "tf32": 62.5, "bf16": 125.0, "fp16": 125.0}),
-    ("A10", r"\bA10\b", {"fp32": 31.2, "tf32": 62.5, "bf16": 125.0, "fp16": 125.0}),
-    ("V100", r"V100", {"fp32": 15.7, "fp16": 125.0}),
-    ("T4", r"\bT4\b", {"fp32": 8.1, "fp16": 65.0}),
+
+@dataclass(frozen=True)
+class Datasheet:
+    """One NVIDIA device's datasheet figures: memory bandwidth and dense (no sparsity) peaks."""
+
+    label: str  # the name its figures are sourced under
+    pattern: str  # matched against torch.cuda.get_device_name: the first row that matches wins
+    gbs: float  # memory bandwidth, GB/s (10^9 bytes/s)
+    fp32: float  # TFLOP/s, by precision; None: the device has no such arithmetic
+    tf32: float | None
+    bf16: float | None
+    fp16: float
+    compute_label: str = ""  # the name its compute peaks are sourced under, where not ``label``
+
+    @property
+    def tflops(self) -> dict[str, float]:
+        peaks = {"fp32": self.fp32, "tf32": self.tf32, "bf16": self.bf16, "fp16": self.fp16}
+        return {precision: tflops for precision, tflops in peaks.items() if tflops is not None}
+
+
+# the specific patterns come first
+DATASHEETS: list[Datasheet] = [
+    # label, pattern, GB/s, TFLOP/s fp32, tf32, bf16, fp16
+    Datasheet("H100 NVL", r"H100 NVL", 3900.0, 60.0, 417.5, 835.5, 835.5),
+    Datasheet("H100 PCIe", r"H100.*PCIe", 2000.0, 51.2, 378.0, 756.0, 756.0),
+    Datasheet("H100 SXM", r"H100", 3350.0, 66.9, 494.7, 989.4, 989.4),
+    Datasheet("H200 NVL", r"H200 NVL", 4800.0, 60.0, 417.5, 835.5, 835.5),
+    Datasheet("H200 SXM", r"H200", 4800.0, 66.9, 494.7, 989.4, 989.4),
+    # both memory sizes: one compute datasheet, "A100"
+    Datasheet("A100 80GB", r"A100.*80GB", 2039.0, 19.5, 156.0, 312.0, 312.0, "A100"),
+    Datasheet("A100 40GB", r"A100", 1555.0, 19.5, 156.0, 312.0, 312.0, "A100"),
+    Datasheet("L40S", r"\bL40S\b", 864.0, 91.6, 183.0, 362.0, 362.0),
+    Datasheet("L4", r"\bL4\b", 300.0, 30.3, 60.0, 121.0, 121.0),
+    Datasheet("A10G", r"A10G", 600.0, 31.2, 62.5, 125.0, 125.0),
+    Datasheet("A10", r"\bA10\b", 600.0, 31.2, 62.5, 125.0, 125.0),
+    Datasheet("V100", r"V100", 900.0, 15.7, None, None, 125.0),  # no TF32 or bf16 before Ampere
+    Datasheet("T4", r"\bT4\b", 320.0, 8.1, None, None, 65.0),
 ]
+
+
+def datasheet(device_name: str) -> Datasheet | None:
+    """The first row of ``DATASHEETS`` whose pattern ``device_name`` matches, if any."""
+    return next((d for d in DATASHEETS if re.search(d.pattern, device_name)), None)
 
 
 # run.json's "ceilings": {"compute": {precision: {"tflops", "source"[, "measurements"]}},
@@ -50,12 +77,18 @@ class Peak:
 
 
 def datasheet_peak(device_name: str, precision: str) -> Peak | None:
-    for label, pattern, peaks in DATASHEET_PEAKS:
-        if re.search(pattern, device_name):
-            if precision in peaks:
-                return Peak(peaks[precision], f"{label} datasheet {precision} peak")
-            return None
-    return None
+    sheet = datasheet(device_name)
+    if sheet is None or precision not in sheet.tflops:
+        return None
+    return Peak(
+        sheet.tflops[precision], f"{sheet.compute_label or sheet.label} datasheet {precision} peak"
+    )
+
+
+def datasheet_bandwidth(device_name: str) -> dict[str, Any] | None:
+    """run.json's bandwidth ceiling from the datasheet, if the device is in it."""
+    sheet = datasheet(device_name)
+    return None if sheet is None else {"gbs": sheet.gbs, "source": f"{sheet.label} datasheet"}
 
 
 def measured_matmul_peak(
@@ -160,24 +193,6 @@ def _at_least_fp32(peak: Peak, fp32: Peak, precision: str) -> Peak:
     )
 
 
-# Memory bandwidth, GB/s (10^9 bytes/s), NVIDIA datasheets; first match wins.
-DATASHEET_BANDWIDTH: list[tuple[str, str, float]] = [
-    ("H100 NVL", r"H100 NVL", 3900.0),
-    ("H100 PCIe", r"H100.*PCIe", 2000.0),
-    ("H100 SXM", r"H100", 3350.0),
-    ("H200 NVL", r"H200 NVL", 4800.0),
-    ("H200 SXM", r"H200", 4800.0),
-    ("A100 80GB", r"A100.*80GB", 2039.0),
-    ("A100 40GB", r"A100", 1555.0),
-    ("L40S", r"\bL40S\b", 864.0),
-    ("L4", r"\bL4\b", 300.0),
-    ("A10G", r"A10G", 600.0),
-    ("A10", r"\bA10\b", 600.0),
-    ("V100", r"V100", 900.0),
-    ("T4", r"\bT4\b", 320.0),
-]
-
-
 def measured_bandwidth(
     device: torch.device,
     megabytes: int = 256,
@@ -218,16 +233,7 @@ def device_ceilings(device: torch.device, device_name: str, precisions: list[str
                 peak = _at_least_fp32(peak, peaks["fp32"], precision)
         peaks[precision] = peak
     compute = {p: {"tflops": peaks[p].tflops, "source": peaks[p].source} for p in precisions}
-    bandwidth = None
-    if device.type == "cuda":
-        bandwidth = next(
-            (
-                {"gbs": gbs, "source": f"{label} datasheet"}
-                for label, pattern, gbs in DATASHEET_BANDWIDTH
-                if re.search(pattern, device_name)
-            ),
-            None,
-        )
+    bandwidth = datasheet_bandwidth(device_name) if device.type == "cuda" else None
     if bandwidth is None:
         bandwidth = {
             "gbs": measured_bandwidth(device),

@@ -29,9 +29,12 @@ from runfolder.schema import NOISY_REL_IQR
 from . import backends, compiled, failures
 from .backends import BackendState
 from .modes import Mode
-from .timing import Timer, Timing, measure_latency, measure_throughput
+from .timing import Timer, Timing, measure_latency, measure_throughput, sync
+from .train import backward_and_step
 
 REMEASURE_REL_IQR = 3 * NOISY_REL_IQR
+GPU_BATCH = 256  # the default throughput batch on a GPU
+CPU_BATCH = 8  # and on the CPU
 
 Kind = Literal["infer", "latency", "train"]
 
@@ -52,9 +55,11 @@ class SpeedConfig:
     def for_device(cls, device: torch.device, batch_size: int | None = None) -> SpeedConfig:
         if device.type == "cuda":
             return cls(
-                batch_size or 256, repeats=10, warmup=5, min_block_s=0.05, latency_samples=200
+                batch_size or GPU_BATCH, repeats=10, warmup=5, min_block_s=0.05, latency_samples=200
             )
-        return cls(batch_size or 8, repeats=5, warmup=2, min_block_s=0.05, latency_samples=20)
+        return cls(
+            batch_size or CPU_BATCH, repeats=5, warmup=2, min_block_s=0.05, latency_samples=20
+        )
 
 
 @dataclass(frozen=True)
@@ -144,20 +149,6 @@ def _training_step(
     return step
 
 
-def backward_and_step(
-    loss: torch.Tensor, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler | None
-) -> None:
-    """Zero the gradients, backpropagate ``loss`` and step; through ``scaler`` under fp16."""
-    optimizer.zero_grad(set_to_none=True)
-    if scaler is None:
-        loss.backward()
-        optimizer.step()
-    else:
-        scaler.scale(loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
-
-
 class _PeakMemory:
     """CUDA's allocated-memory peak since the last ``reset``; None on other devices."""
 
@@ -166,7 +157,7 @@ class _PeakMemory:
 
     def reset(self) -> None:
         if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
+            sync(self.device)
             torch.cuda.reset_peak_memory_stats(self.device)
 
     def peak(self) -> int | None:

@@ -63,6 +63,12 @@ class Timing:
         return None if ratio is None else ratio >= HOST_BOUND_RATIO
 
 
+def sync(device: torch.device) -> None:
+    """Wait for the work queued on ``device``; a no-op on the CPU, which runs synchronously."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 class Timer:
     """Times callables on one device; ``name`` says how (for the results' method column)."""
 
@@ -77,8 +83,7 @@ class Timer:
         )
 
     def sync(self) -> None:
-        if self.cuda:
-            torch.cuda.synchronize(self.device)
+        sync(self.device)
 
     def block(self, fn: Callable[[], object], iters: int) -> float:
         """Seconds per iteration over ``iters`` back-to-back calls of ``fn``."""

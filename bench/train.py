@@ -30,7 +30,7 @@ from . import backends, compiled
 from .data import CLASSES
 from .loader import Split, batch_indices, model_input
 from .modes import Mode
-from .speed import backward_and_step
+from .timing import sync
 
 CHECK_EVERY = 50  # steps between host syncs for the divergence check and the seconds budget
 LABELS = len(CLASSES)  # Fashion-MNIST's labels are 0-9
@@ -231,9 +231,18 @@ def evaluate(model: torch.nn.Module, test: Split, size: int, cfg: AccuracyConfig
     return confusion.view(LABELS, classes).cpu()
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+def backward_and_step(
+    loss: torch.Tensor, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler | None
+) -> None:
+    """Zero the gradients, backpropagate ``loss`` and step; through ``scaler`` under fp16."""
+    optimizer.zero_grad(set_to_none=True)
+    if scaler is None:
+        loss.backward()
+        optimizer.step()
+    else:
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
 
 
 def _sgd(model: torch.nn.Module, lr: float, cfg: AccuracyConfig) -> torch.optim.SGD:
@@ -278,7 +287,7 @@ class _Training:
         size: int,
     ) -> None:
         self.train, self.test, self.cfg, self.size = train, test, cfg, size
-        batch = min(entry.train.batch_size, cfg.batch_cap or entry.train.batch_size, len(train))
+        batch = cfg.batch_size(entry, len(train))
         # a smaller batch than the entry's takes a proportionally smaller rate (linear scaling)
         peak_lr = entry.train.lr * batch / entry.train.batch_size
         self.result = SeedResult(entry.name, seed, batch, peak_lr)
@@ -292,11 +301,7 @@ class _Training:
         self.optimizer = _sgd(raw, peak_lr, cfg)
         fp16 = cfg.mode.precision == "fp16"
         self.scaler = torch.amp.GradScaler(cfg.device.type) if fp16 else None
-        budget = cfg.budget
-        self.total_steps = {
-            "epochs": int(budget.value) * (len(train) // batch),
-            "steps": int(budget.value),
-        }.get(budget.kind)
+        self.total_steps = cfg.steps(batch, len(train))
         self.out_of_budget = False
 
     @property
@@ -337,7 +342,7 @@ class _Training:
         r, budget, device = self.result, self.cfg.budget, self.cfg.device
         check = r.steps % CHECK_EVERY == 0
         if check:
-            _sync(device)
+            sync(device)
             if not torch.isfinite(loss_sum):
                 r.diverged = True
                 return True
@@ -351,11 +356,17 @@ class _Training:
 
     def epoch(self) -> EpochRecord:
         """Train until the end of the epoch or the budget, then evaluate on the test split."""
-        r, cfg, device = self.result, self.cfg, self.cfg.device
+        return self.record(*self.train_epoch())
+
+    def train_epoch(self) -> tuple[torch.Tensor, torch.Tensor, int]:
+        """The steps of one epoch, until its end or the budget's: the sum of their losses, their
+        right predictions and the examples they saw. The first step of the run is timed apart,
+        the cap judged after it and after the probe's steps."""
+        r, device = self.result, self.cfg.device
         loss_sum = torch.zeros((), device=device)
         correct = torch.zeros((), dtype=torch.long, device=device)
         seen = 0
-        _sync(device)
+        sync(device)
         t0 = time.perf_counter()
         for idx in batch_indices(
             len(self.train),
@@ -371,22 +382,34 @@ class _Training:
             loss_sum += loss
             correct += right
             if r.steps == 1:  # compilation and autotuning: timed apart, not counted
-                _sync(device)
-                r.first_step_s = time.perf_counter() - t0
-                compiled.check_compiled(cfg.mode)
-                r.compiled_graphs = compiled.compiled_graphs()
-                t0 = time.perf_counter()
+                t0 = self.first_step_done(t0)
             else:
                 r.examples_timed += len(idx)
             if r.steps in (1, 1 + CAP_PROBE_STEPS):
                 self.check_cap(r.train_seconds + time.perf_counter() - t0)
             if self.stop_now(loss_sum, t0):
                 break
-        _sync(device)
+        sync(device)
         r.train_seconds += time.perf_counter() - t0
+        return loss_sum, correct, seen
+
+    def first_step_done(self, t0: float) -> float:
+        """Record the first step's seconds (since ``t0``) and the graphs it compiled, checking
+        that a compiled mode compiled; the clock the timed steps start from."""
+        r, mode = self.result, self.cfg.mode
+        sync(self.cfg.device)
+        r.first_step_s = time.perf_counter() - t0
+        compiled.check_compiled(mode)
+        r.compiled_graphs = compiled.compiled_graphs()
+        return time.perf_counter()
+
+    def record(self, loss_sum: torch.Tensor, correct: torch.Tensor, seen: int) -> EpochRecord:
+        """Evaluate on the test split and record the epoch: its training loss and accuracy from
+        ``train_epoch``'s sums, its test accuracy, and the training seconds so far."""
+        r = self.result
         if not torch.isfinite(loss_sum):
             r.diverged = True
-        r.confusion = evaluate(self.model, self.test, self.size, cfg)
+        r.confusion = evaluate(self.model, self.test, self.size, self.cfg)
         record = EpochRecord(
             len(r.epochs) + 1,
             r.train_seconds,
@@ -410,7 +433,7 @@ class _Training:
             if estimate / 2 > cap:
                 raise OverCap(estimate, r.batch_size / r.first_step_s, cap)
             return
-        _sync(self.cfg.device)
+        sync(self.cfg.device)
         per_step = timed_s / (r.steps - 1)
         estimate = r.first_step_s + per_step * (self.total_steps - 1)
         if estimate > cap:

@@ -94,3 +94,22 @@ def test_measured_matmul_peak_is_the_best_of_its_blocks():
     peak = measured_matmul_peak(CPU, "fp32", 64, blocks=3, warmup_s=0.0, min_block_s=0.001)
     assert peak.tflops > 0
     assert peak.source == "fastest of 3 blocks of a 64^3 fp32 matmul, warm"
+
+
+@pytest.mark.parametrize(
+    "name, bandwidth, bf16",
+    [
+        ("NVIDIA A100-SXM4-80GB", {"gbs": 2039.0, "source": "A100 80GB datasheet"}, "A100"),
+        ("NVIDIA A100-PCIE-40GB", {"gbs": 1555.0, "source": "A100 40GB datasheet"}, "A100"),
+        ("NVIDIA H100 NVL", {"gbs": 3900.0, "source": "H100 NVL datasheet"}, "H100 NVL"),
+        ("NVIDIA H200", {"gbs": 4800.0, "source": "H200 SXM datasheet"}, "H200 SXM"),
+        ("Tesla T4", {"gbs": 320.0, "source": "T4 datasheet"}, None),
+        ("Some Future GPU", None, None),
+    ],
+)
+def test_one_datasheet_row_gives_bandwidth_and_peaks(name, bandwidth, bf16):
+    """Bandwidth and compute come from the same first matching row; both A100 memory sizes
+    share the one compute datasheet, 'A100'."""
+    assert peaks.datasheet_bandwidth(name) == bandwidth
+    peak = peaks.datasheet_peak(name, "bf16")
+    assert (peak and peak.source) == (bf16 and f"{bf16} datasheet bf16 peak")
