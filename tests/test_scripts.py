@@ -127,11 +127,25 @@ def test_both_baseline_loops_run_exactly_the_steps_asked_under_fp32_switches(fmn
     assert d2l.examples_per_s > 0 and suite.examples_per_s > 0
 
 
-def test_scripts_refuse_gpu_without_cuda(capsys):
-    import torch
+def test_scripts_refuse_gpu_without_cuda(capsys, monkeypatch):
+    """On any machine, a CUDA one included: the device the scripts see is set here. (Small
+    runs are asked for, should a script go on regardless.)"""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert fidelity.main(["--gpu", "--models", "lenet", "--modes", "fp32"]) == 2
+    err = capsys.readouterr().err
+    assert "fidelity: error: --gpu was given but no CUDA device is visible" in err
+    assert baseline.main(["--gpu", "--models", "lenet", "--steps", "1", "--workers", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "baseline: error: --gpu was given but no CUDA device is visible" in err
 
-    if torch.cuda.is_available():
-        return
-    assert fidelity.main(["--gpu"]) == 2
-    assert baseline.main(["--gpu"]) == 2
-    assert "no CUDA device" in capsys.readouterr().err
+
+def test_scripts_take_gpu_with_cuda(capsys, monkeypatch, tmp_path):
+    """With a CUDA device visible, --gpu passes the device check: each script stops at the
+    next check instead (an unknown mode; a data folder without the data), before any work."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert fidelity.main(["--gpu", "--modes", "fp33"]) == 2
+    err = capsys.readouterr().err
+    assert "fidelity: error: mode 'fp33': 'fp33' is unknown" in err and "CUDA" not in err
+    assert baseline.main(["--gpu", "--data-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert f"baseline: error: --data-dir {tmp_path} does not hold" in err and "CUDA" not in err
