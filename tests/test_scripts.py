@@ -1,5 +1,7 @@
 """The fidelity and baseline scripts run end to end on the CPU (their figures need a GPU)."""
 
+import re
+
 import pytest
 import torch
 from torch.optim.optimizer import register_optimizer_step_post_hook
@@ -13,15 +15,34 @@ from bench.loader import to_device
 CPU = torch.device("cpu")
 
 
-def test_fidelity_script_compares_three_ways_on_the_cpu(capsys):
+def test_fidelity_script_compares_three_ways_on_the_cpu(capsys, monkeypatch):
+    printed = []  # the rows of the table the script prints, unrounded
+    real_tabulate = fidelity.tabulate
+
+    def tabulate(rows, **kwargs):
+        printed.extend(rows)
+        return real_tabulate(rows, **kwargs)
+
+    monkeypatch.setattr(fidelity, "tabulate", tabulate)
     code = fidelity.main(["--models", "lenet", "--modes", "fp32", "--warmup", "1"])
     out = capsys.readouterr().out
     assert "harness / hand loop" in out and "torch.utils.benchmark" in out
     assert "hand loop ±%" in out and "spread ±%" in out
-    # exit 1 only outside the measurements' spread, which this shared CPU's noise widens
-    within = "all 1 within the spread of the hand-written loop (±2 x spread, at least ±3%)"
-    assert (within in out) == (code == 0)
-    assert code == 0 or "1 of 1 not within the spread" in out
+    (row,) = printed
+    assert (row["model"], row["mode"], row["error"]) == ("lenet", "fp32", "")
+    (header,) = [line for line in out.splitlines() if line.startswith("model ")]
+    (line,) = [line for line in out.splitlines() if line.startswith("lenet ")]
+    shown = dict(zip(re.split(r"\s{2,}", header.strip()), re.split(r"\s{2,}", line.strip())))
+    ratio, spread = row["harness / hand loop"], row["spread ±%"] / 100
+    assert shown["harness / hand loop"] == f"{ratio:,.3f}"
+    assert shown["spread ±%"] == f"{100 * spread:,.3f}"
+
+    # exit 1 only outside the measurements' spread (this shared CPU's noise decides which):
+    # the harness's ratio to the hand loop further from 1 than 2 x the spread, at least 3%
+    within = abs(ratio - 1) <= max(0.03, 2 * spread)
+    rule = "within the spread of the hand-written loop (±2 x spread, at least ±3%)"
+    assert code == (0 if within else 1), f"ratio {ratio}, spread {spread}: exit {code}"
+    assert (f"all 1 {rule}" if within else f"1 of 1 not {rule}") in out
 
 
 def test_spreads_combine_in_quadrature():
@@ -106,11 +127,25 @@ def test_both_baseline_loops_run_exactly_the_steps_asked_under_fp32_switches(fmn
     assert d2l.examples_per_s > 0 and suite.examples_per_s > 0
 
 
-def test_scripts_refuse_gpu_without_cuda(capsys):
-    import torch
+def test_scripts_refuse_gpu_without_cuda(capsys, monkeypatch):
+    """On any machine, a CUDA one included: the device the scripts see is set here. (Small
+    runs are asked for, should a script go on regardless.)"""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert fidelity.main(["--gpu", "--models", "lenet", "--modes", "fp32"]) == 2
+    err = capsys.readouterr().err
+    assert "fidelity: error: --gpu was given but no CUDA device is visible" in err
+    assert baseline.main(["--gpu", "--models", "lenet", "--steps", "1", "--workers", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "baseline: error: --gpu was given but no CUDA device is visible" in err
 
-    if torch.cuda.is_available():
-        return
-    assert fidelity.main(["--gpu"]) == 2
-    assert baseline.main(["--gpu"]) == 2
-    assert "no CUDA device" in capsys.readouterr().err
+
+def test_scripts_take_gpu_with_cuda(capsys, monkeypatch, tmp_path):
+    """With a CUDA device visible, --gpu passes the device check: each script stops at the
+    next check instead (an unknown mode; a data folder without the data), before any work."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert fidelity.main(["--gpu", "--modes", "fp33"]) == 2
+    err = capsys.readouterr().err
+    assert "fidelity: error: mode 'fp33': 'fp33' is unknown" in err and "CUDA" not in err
+    assert baseline.main(["--gpu", "--data-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert f"baseline: error: --data-dir {tmp_path} does not hold" in err and "CUDA" not in err
