@@ -112,7 +112,7 @@ def measure_round(cfg: GateConfig) -> dict[str, float]:
                 cal_after = calibration(cfg.device, cfg.repeats)
                 best = m.batch_size / min(m.timing.samples)
                 mean_cal = (cal + cal_after) / 2
-                ratios[f"{name}|{mode.name}|{kind}_throughput"] = best / mean_cal * 1e9
+                ratios[(name, mode.name, f"{kind}_throughput")] = best / mean_cal * 1e9
                 cal = cal_after
     return ratios
 
@@ -123,7 +123,27 @@ def summarise(values: list[float]) -> dict[str, object]:
     return {"ratio": q75, "rel_iqr": (q75 - q25) / statistics.median(values), "rounds": values}
 
 
-def measure_rounds(cfg: GateConfig, rounds: int) -> dict[str, list[float]]:
+Figure = tuple[str, str, str]  # (model, mode, metric)
+
+
+def nested(figures: dict[Figure, object]) -> dict[str, dict[str, dict[str, object]]]:
+    """{(model, mode, metric): x} as {model: {mode: {metric: x}}}, the baseline file's shape."""
+    out: dict[str, dict[str, dict[str, object]]] = {}
+    for (model, mode, metric), value in figures.items():
+        out.setdefault(model, {}).setdefault(mode, {})[metric] = value
+    return out
+
+
+def flat(figures: dict[str, dict[str, dict[str, object]]]) -> dict[Figure, object]:
+    return {
+        (model, mode, metric): value
+        for model, modes in figures.items()
+        for mode, metrics in modes.items()
+        for metric, value in metrics.items()
+    }
+
+
+def measure_rounds(cfg: GateConfig, rounds: int) -> dict[Figure, list[float]]:
     per_round = []
     for i in range(rounds):
         per_round.append(measure_round(cfg))
@@ -137,7 +157,7 @@ def measure(cfg: GateConfig, rounds: int) -> dict[str, object]:
         p = profile_model(archs.get_entry(name))
         exact[name] = {"params": p.params, "macs": p.macs}
     values = measure_rounds(cfg, rounds)
-    return {"exact": exact, "speed": {key: summarise(v) for key, v in values.items()}}
+    return {"exact": exact, "speed": nested({key: summarise(v) for key, v in values.items()})}
 
 
 def confirm(current: dict, models: set[str], cfg: GateConfig) -> None:
@@ -149,8 +169,9 @@ def confirm(current: dict, models: set[str], cfg: GateConfig) -> None:
         file=sys.stderr,
         flush=True,
     )
-    for key, values in measure_rounds(subset, cfg.rounds).items():
-        current["speed"][key] = summarise(current["speed"][key]["rounds"] + values)
+    for (model, mode, metric), values in measure_rounds(subset, cfg.rounds).items():
+        figures = current["speed"][model][mode]
+        figures[metric] = summarise(figures[metric]["rounds"] + values)
 
 
 def threshold(base_rel_iqr: float, rel_iqr: float, cfg: GateConfig) -> float:
@@ -180,10 +201,9 @@ def compare(current: dict, baseline: dict, key: str, cfg: GateConfig) -> tuple[l
                     "status": status,
                 }
             )
-    device_base = baseline.get("speed", {}).get(key, {}).get("figures", {})
-    for figure, measured in current["speed"].items():
-        model, mode, metric = figure.split("|")
-        base = device_base.get(figure)
+    device_base = flat(baseline.get("speed", {}).get(key, {}).get("figures", {}))
+    for (model, mode, metric), measured in flat(current["speed"]).items():
+        base = device_base.get((model, mode, metric))
         row = {
             "model": model,
             "mode": mode,

@@ -23,7 +23,7 @@ CFG = gate.GateConfig(
 def figures(ratio, rel_iqr=0.01, params=100, macs=1000):
     return {
         "exact": {"m": {"params": params, "macs": macs}},
-        "speed": {"m|fp32|infer_throughput": {"ratio": ratio, "rel_iqr": rel_iqr}},
+        "speed": {"m": {"fp32": {"infer_throughput": {"ratio": ratio, "rel_iqr": rel_iqr}}}},
     }
 
 
@@ -86,8 +86,10 @@ def test_update_then_check_a_real_model(tmp_path, capsys):
     (key,) = saved["speed"]
     assert key.startswith("cpu: ")
     figs = saved["speed"][key]["figures"]
-    assert set(figs) == {"lenet|fp32|infer_throughput", "lenet|fp32|train_throughput"}
-    assert all(len(f["rounds"]) == 4 and f["ratio"] > 0 for f in figs.values())  # 2 x rounds
+    assert set(figs) == {"lenet"} and set(figs["lenet"]) == {"fp32"}
+    lenet = figs["lenet"]["fp32"]
+    assert set(lenet) == {"infer_throughput", "train_throughput"}
+    assert all(len(f["rounds"]) == 4 and f["ratio"] > 0 for f in lenet.values())  # 2 x rounds
 
     saved["exact"]["lenet"]["params"] = 60_000  # as if the model had grown
     path.write_text(json.dumps(saved))
@@ -128,5 +130,5 @@ def test_the_committed_baseline_has_this_gates_figures():
     assert set(baseline["exact"]) >= set(gate.CPU_MODELS.split(","))
     for device in baseline["speed"].values():
         assert device["estimator"] == "upper quartile of rounds"
-        for figure in device["figures"].values():
+        for figure in gate.flat(device["figures"]).values():
             assert figure["ratio"] == pytest.approx(gate.summarise(figure["rounds"])["ratio"])
