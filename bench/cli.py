@@ -146,34 +146,38 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
         return 130
     if outcome.status != "complete":
         return 1
-    return report(outcome.run_dir, len(cfg.models))
+    failed = print_summary(outcome.run_dir, len(cfg.models))
+    built = write_report(outcome.run_dir)
+    return 1 if failed or not built else 0
 
 
-def report(run_dir: Path, models: int) -> int:
-    """Print the run's summary and build its report: 0, or 1 when a model failed or the
-    report could not be built."""
+def print_summary(run_dir: Path, models: int) -> list[str]:
+    """The run's tables on the terminal; returns the models that failed."""
     summary, failed = console_summary(load_run(run_dir))
     print(f"\n{summary}")
-    code = 0
     if failed:
         print(
             f"archbench: {len(failed)} of {models} model{'s' if models != 1 else ''} failed "
             f"({', '.join(failed)}); see the error column",
             file=sys.stderr,
         )
-        code = 1
+    return failed
+
+
+def write_report(run_dir: Path) -> bool:
+    """report.md, tables/ and charts/ in the run folder; False (and why) when it failed."""
     try:
         report_md = build_report(run_dir)
-        beside = ", ".join(f"{d}/" for d in ("charts", "tables") if (run_dir / d).is_dir())
-        print(f"report: {report_md} ({beside} beside it)")
     except Exception as exc:  # the measurements are saved; the report can be rebuilt
         print(
             f"archbench: the report could not be built ({type(exc).__name__}: {exc}); the "
             f"results are saved: rebuild with `python -m reports {run_dir}`",
             file=sys.stderr,
         )
-        return 1
-    return code
+        return False
+    beside = ", ".join(f"{d}/" for d in ("charts", "tables") if (run_dir / d).is_dir())
+    print(f"report: {report_md} ({beside} beside it)")
+    return True
 
 
 def show_layers(args: argparse.Namespace) -> int:

@@ -21,6 +21,7 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 from matplotlib.transforms import Bbox  # noqa: E402
 
 from runfolder.reader import Run  # noqa: E402
+from runfolder.schema import NOISY_REL_IQR  # noqa: E402
 
 from .pareto import pareto_front  # noqa: E402
 from .tables import (  # noqa: E402
@@ -36,7 +37,7 @@ DPI = 150
 _LEADER = {"arrowstyle": "-", "lw": 0.5, "color": "0.45", "shrinkA": 0, "shrinkB": 3}
 
 FLAG_LABELS = {
-    "noisy": "noisy: IQR/median > 5%",
+    "noisy": f"noisy: IQR/median > {NOISY_REL_IQR:.0%}",
     "host_bound": "host-bound: Python dispatch, MFU describes the CPU",
     "above_ceiling": "above the measured ceiling: not attainable (the ceiling read low, "
     "or the FLOP count is high)",

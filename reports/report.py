@@ -12,7 +12,7 @@ import pandas as pd
 from tabulate import tabulate
 
 from runfolder.reader import Run, load_run
-from runfolder.schema import METRICS
+from runfolder.schema import METRICS, NOISY_REL_IQR
 
 from .charts import write_charts
 from .tables import (
@@ -52,7 +52,7 @@ CHART_CAPTIONS = {
 # how the flagged charts mark noisy and host-bound figures
 _HOST_CAPTION = "an 'h': host-bound (Python dispatch, MFU describes the CPU)."
 FLAG_CAPTIONS = {
-    name: f"{noisy}: noisy (IQR/median > 5%); {_HOST_CAPTION}"
+    name: f"{noisy}: noisy (IQR/median > {NOISY_REL_IQR:.0%}); {_HOST_CAPTION}"
     for name, noisy in (
         ("accuracy_vs_throughput", "Hollow markers"),
         ("throughput_vs_params", "Hollow markers"),

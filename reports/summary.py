@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from runfolder.reader import Run
+from runfolder.schema import ACCURACY_TARGETS
 
 from .tables import (
     accuracy_summary,
@@ -73,11 +74,13 @@ def console_summary(run: Run) -> tuple[str, list[str]]:
         acc = accuracy_summary(results)
         rows = results[results["phase"] == "accuracy"]
         budget = f"{_first(rows, 'budget_unit')}={_first(rows, 'budget'):g}"
+        target = ACCURACY_TARGETS[0]
         parts.append(
             f"Accuracy on real Fashion-MNIST, budget {budget}, "
             f"{_first(rows, 'train_images'):,.0f} training and {_first(rows, 'test_images'):,.0f} "
-            f"test images, mode {_first(rows, 'mode')}; means over seeds; 'to 85% s': training "
-            "seconds until the test accuracy first reached 85% (checked at epoch ends)"
+            f"test images, mode {_first(rows, 'mode')}; means over seeds; 'to {target}% s': "
+            f"training seconds until the test accuracy first reached {target}% (checked at "
+            "epoch ends)"
         )
         parts.append(format_accuracy_summary(acc))
         failed |= set(acc.index[acc["error"] != ""])

@@ -12,7 +12,9 @@ import torch
 
 import archs
 from bench import cli, config, provenance
+from bench.phases import accuracy as accuracy_phase
 from bench.phases import speed as speed_phase
+from runfolder.reader import load_run
 from runfolder.schema import ERROR_METRIC, LAYER_COLUMNS, METRICS, RESULT_COLUMNS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -579,3 +581,41 @@ def test_the_cpu_evaluates_a_few_images_at_a_time(tmp_path):
         archs.registry._REGISTRY.pop(name)
     assert sum(_RecordsEvalBatches.seen) == config.CPU_EVAL_LIMIT  # the CPU's default test images
     assert max(_RecordsEvalBatches.seen) == config.CPU_EVAL_BATCH == 16
+
+
+def test_resume_after_an_interruption(tmp_path, monkeypatch):
+    args = [
+        "--models",
+        "lenet_bn,small_cnn",
+        "--phases",
+        "static,accuracy",
+        "--budget",
+        "epochs=1",
+        "--train-limit",
+        "1024",
+        "--eval-limit",
+        "200",
+        "--out",
+        str(tmp_path),
+    ]
+    real = accuracy_phase.train_model
+
+    def interrupt_small_cnn(entry, *a):
+        if entry.name == "small_cnn":
+            raise KeyboardInterrupt
+        return real(entry, *a)
+
+    monkeypatch.setattr(accuracy_phase, "train_model", interrupt_small_cnn)
+    assert cli.main(args) == 130
+    monkeypatch.setattr(accuracy_phase, "train_model", real)
+    (run_dir,) = tmp_path.iterdir()
+    first = pd.read_csv(run_dir / "results.csv")
+    assert set(first.loc[first["phase"] == "accuracy", "model"]) == {"lenet_bn"}
+
+    assert cli.main([*args, "--resume"]) == 0
+    assert [p.name for p in tmp_path.iterdir()] == [run_dir.name]  # the same folder
+    after = pd.read_csv(run_dir / "results.csv")
+    assert set(after.loc[after["phase"] == "accuracy", "model"]) == {"lenet_bn", "small_cnn"}
+    # nothing measured twice
+    assert not after.duplicated(["model", "phase", "mode", "batch", "metric"]).any()
+    assert load_run(run_dir).provenance["resumed"]

@@ -1,5 +1,5 @@
-"""Tables, charts and report.md: end to end from a fresh small run (CPU, real data, tiny
-budget), and rebuilt from tests/data/cpu_run, a real run of every model committed for them."""
+"""Tables, charts and report.md, rebuilt from real run folders committed for them
+(tests/data/cpu_run: every model; tests/data/two_modes_run: three models in two modes)."""
 
 import shutil
 from pathlib import Path
@@ -8,44 +8,29 @@ import matplotlib.image
 import numpy as np
 import pandas as pd
 import pytest
+from make_rows import row
 
-from bench import cli
-from bench.phases import accuracy as accuracy_phase
 from reports import charts
 from reports.cli import main as reports_main
 from reports.pareto import pareto_front
 from reports.report import compare_runs
-from reports.tables import speedup_table
+from reports.tables import speedup_header, speedup_table
 from runfolder.reader import load_run
 from runfolder.schema import METRICS, RESULT_COLUMNS
 
-SMALL_RUN = [
-    "--models",
-    "lenet,lenet_bn,small_cnn",
-    "--modes",
-    "fp32,bf16",
-    "--repeats",
-    "2",
-    "--warmup",
-    "0",
-    "--budget",
-    "epochs=2",
-    "--train-limit",
-    "2048",
-    "--eval-limit",
-    "500",
-]
-
-
+# real runs, committed (each run.json names its command): every model at tiny budgets, and
+# three models in two modes trained for two epochs
 CPU_RUN = Path(__file__).parent / "data" / "cpu_run"
+TWO_MODES_RUN = Path(__file__).parent / "data" / "two_modes_run"
 
 
 @pytest.fixture(scope="module")
 def small_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("runs")
-    assert cli.main([*SMALL_RUN, "--out", str(out)]) == 0
-    (run_dir,) = out.iterdir()
-    return run_dir
+    """A copy of the committed three-model, two-mode run, its report rebuilt."""
+    copy = tmp_path_factory.mktemp("committed") / "two_modes_run"
+    shutil.copytree(TWO_MODES_RUN, copy)
+    assert reports_main([str(copy)]) == 0
+    return copy
 
 
 @pytest.fixture(scope="module")
@@ -151,22 +136,12 @@ def test_report_of_a_folder_that_is_not_a_run(tmp_path, capsys):
 
 def test_speedup_table_from_known_figures():
     rows = [
-        {
-            "model": "m",
-            "family": "f",
-            "phase": "speed",
-            "mode": mode,
-            "batch": 8,
-            "metric": "infer_throughput",
-            "value": v,
-            "unit": "samples/s",
-            "method": "",
-            "error": "",
-        }
+        row("m", "f", "speed", "infer_throughput", v, mode=mode, batch=8)
         for mode, v in (("fp32", 100.0), ("bf16", 150.0), ("bf16+cl", 80.0))
     ]
     table = speedup_table(pd.DataFrame(rows))
-    assert list(table.columns) == ["bf16 / fp32 (x)", "bf16+cl / fp32 (x)"]
+    assert list(table.columns) == ["bf16", "bf16+cl"]
+    assert [speedup_header(m) for m in table.columns] == ["bf16 / fp32 (x)", "bf16+cl / fp32 (x)"]
     assert table.iloc[0].tolist() == pytest.approx([1.5, 0.8])
 
 
@@ -213,39 +188,19 @@ def test_labels_do_not_overlap_in_a_crowded_scatter():
     plt.close(fig)
 
 
-def test_resume_after_an_interruption(tmp_path, monkeypatch):
-    args = [
-        "--models",
-        "lenet_bn,small_cnn",
-        "--phases",
-        "static,accuracy",
-        "--budget",
-        "epochs=1",
-        "--train-limit",
-        "1024",
-        "--eval-limit",
-        "200",
-        "--out",
-        str(tmp_path),
-    ]
-    real = accuracy_phase.train_model
-
-    def interrupt_small_cnn(entry, *a):
-        if entry.name == "small_cnn":
-            raise KeyboardInterrupt
-        return real(entry, *a)
-
-    monkeypatch.setattr(accuracy_phase, "train_model", interrupt_small_cnn)
-    assert cli.main(args) == 130
-    monkeypatch.setattr(accuracy_phase, "train_model", real)
-    (run_dir,) = tmp_path.iterdir()
-    first = pd.read_csv(run_dir / "results.csv")
-    assert set(first.loc[first["phase"] == "accuracy", "model"]) == {"lenet_bn"}
-
-    assert cli.main([*args, "--resume"]) == 0
-    assert [p.name for p in tmp_path.iterdir()] == [run_dir.name]  # the same folder
-    after = pd.read_csv(run_dir / "results.csv")
-    assert set(after.loc[after["phase"] == "accuracy", "model"]) == {"lenet_bn", "small_cnn"}
-    # nothing measured twice
-    assert not after.duplicated(["model", "phase", "mode", "batch", "metric"]).any()
-    assert load_run(run_dir).provenance["resumed"]
+def test_a_run_folder_of_the_first_layout_is_read(tmp_path):
+    """Before the fact columns, ``batch`` held the batch a speed measurement was asked for."""
+    (tmp_path / "results.csv").write_text(
+        "model,family,phase,mode,batch,metric,value,unit,method,error\n"
+        "lenet,lenet,static,,,params,61706,parameters,fvcore,\n"
+        "lenet,lenet,speed,fp32,8,infer_throughput,900.5,samples/s,timed,\n"
+        "lenet,lenet,speed,fp32,8,latency_p50,1.5,ms,timed,\n"
+    )
+    results = load_run(tmp_path).results
+    assert tuple(results.columns) == RESULT_COLUMNS
+    speed = results[results["phase"] == "speed"]
+    assert list(speed["requested_batch"]) == [8, 8]
+    assert results.loc[results["phase"] == "static", "requested_batch"].isna().all()
+    assert (results["precision"] == "").all()  # not recorded then: left empty, not guessed
+    table = compare_runs(tmp_path, tmp_path)
+    assert set(table["metric"]) == {"params", "infer_throughput", "latency_p50"}

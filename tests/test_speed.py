@@ -46,6 +46,14 @@ def test_rows_carry_units_mode_and_batch():
     assert (rows["unit"] == [METRICS[m].unit for m in rows["metric"]]).all()
     assert set(rows["mode"]) == {"fp32"}
     assert set(rows["batch"]) == {1, 4}
+    # the facts readers need are columns: the batch each figure ran at (latency: 1), the batch
+    # its measurement was asked for, and the mode's parts
+    latency = rows["metric"].str.startswith("latency_")
+    assert set(rows.loc[latency, "batch"]) == {1} and set(rows.loc[~latency, "batch"]) == {4}
+    assert set(rows["requested_batch"]) == {4}
+    assert set(zip(rows["precision"], rows["layout"], rows["compile"])) == {
+        ("fp32", "nchw", "none")
+    }
     by_metric = rows.set_index("metric")
     infer = next(m for m in r.measurements if m.kind == "infer")
     assert by_metric.loc["infer_throughput", "value"] == pytest.approx(4 / infer.timing.median)
