@@ -18,6 +18,7 @@ from .charts import write_charts
 from .tables import (
     FLAG_COLUMNS,
     LAYER_HEADERS,
+    accuracy_setting_parts,
     accuracy_settings,
     accuracy_summary,
     ceiling_source,
@@ -308,12 +309,13 @@ def compare_warnings(run_a: Path | Run, run_b: Path | Run) -> list[str]:
                 f"warning: the runs differ in {what} (A: {value_a}; B: {value_b}): {why}"
             )
 
-    settings = [accuracy_settings(r.results) for r in (a, b)]
+    settings = [accuracy_setting_parts(r.results) for r in (a, b)]
     if all(len(s) for s in settings):
-        for i, what in ((0, "accuracy budget"), (1, "images trained and tested on")):
-            parts = [
-                " | ".join(dict.fromkeys(s.str.split("; ").str[i].fillna(""))) for s in settings
-            ]
+        for column, what in (
+            ("budget", "accuracy budget"),
+            ("images", "images trained and tested on"),
+        ):
+            parts = [" | ".join(dict.fromkeys(s[column])) for s in settings]
             differ(what, *parts, "their accuracies are not comparable")
     ceilings_a, ceilings_b = _ceilings(a), _ceilings(b)
     shared = set(ceilings_a) & set(ceilings_b)

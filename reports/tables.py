@@ -435,22 +435,32 @@ def chart_mode(results: pd.DataFrame) -> str | None:
     return [m for m in counts.index if counts[m] == best][-1]
 
 
-def accuracy_setting(row: Any) -> str:
-    """The budget, images and mode of an accuracy row, what two accuracies must share to be
-    compared: 'budget epochs=5; 60,000 training and 10,000 test images; bf16+cl'."""
-    return (
-        f"budget {row.budget_unit}={row.budget:g}; {row.train_images:,.0f} training and "
-        f"{row.test_images:,.0f} test images; {row.mode}"
+def accuracy_setting_parts(results: pd.DataFrame) -> pd.DataFrame:
+    """What two accuracies must share to be compared, per trained model, from the accuracy
+    rows' columns: ``budget`` ('budget epochs=5') and ``images`` ('60,000 training images,
+    10,000 test images')."""
+    rows = _values(results, "accuracy")
+    rows = rows[rows["metric"] == "test_acc"].drop_duplicates("model").set_index("model")
+    recorded = rows["budget_unit"] != ""  # a run folder from before these columns: not
+    budget = "budget " + rows["budget_unit"] + "=" + rows["budget"].map("{:g}".format)
+    images = rows["train_images"].map("{:,.0f} training images, ".format) + rows["test_images"].map(
+        "{:,.0f} test images".format
+    )
+    return pd.DataFrame(
+        {
+            "budget": budget.where(recorded, "budget not recorded"),
+            "images": images.where(recorded, "images not recorded"),
+        },
+        index=rows.index,
+        dtype=object,
     )
 
 
 def accuracy_settings(results: pd.DataFrame) -> pd.Series:
-    """Each trained model's ``accuracy_setting``, by model."""
-    rows = _values(results, "accuracy")
-    rows = rows[rows["metric"] == "test_acc"].drop_duplicates("model")
-    return pd.Series(
-        [accuracy_setting(r) for r in rows.itertuples()], index=rows["model"], dtype=object
-    )
+    """Each trained model's setting, 'budget epochs=5; 60,000 training images, 10,000 test
+    images', by model."""
+    parts = accuracy_setting_parts(results)
+    return (parts["budget"] + "; " + parts["images"]).astype(object)
 
 
 def common_accuracy_setting(results: pd.DataFrame) -> tuple[str, list[str]]:

@@ -350,7 +350,13 @@ def test_the_run_writes_a_not_trained_row_with_its_estimate(fmnist, tmp_path, ca
     assert cli.main(args) == 0  # not an error: the run said what it did not do
     (run_dir,) = tmp_path.iterdir()
     rows = pd.read_csv(run_dir / "results.csv", keep_default_na=False)
-    (row,) = rows.to_dict("records")
-    assert row["metric"] == "not_trained_estimate" and float(row["value"]) > 1
+    by_metric = rows.set_index("metric")
+    # its seed note's printed figures are written beside it, trained or not
+    assert set(by_metric.index) == {"not_trained_estimate", "note_test_acc", "note_examples_per_s"}
+    assert float(by_metric.loc["note_test_acc", "value"]) == pytest.approx(
+        89.3
+    )  # d2l's ResNet-18, 10 epochs
+    row = by_metric.loc["not_trained_estimate"]
+    assert float(row["value"]) > 1
     assert "not trained" in row["method"] and "--gpu" in row["method"]
     assert "accuracy not trained" in capsys.readouterr().err
