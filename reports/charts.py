@@ -576,6 +576,9 @@ def learning_curves(run: Run) -> Figure | None:
     return fig
 
 
+NOTE_GID = "seed_note"  # the markers of the seed notes' printed accuracies
+
+
 def _plot_note_accuracies(ax, run: Run, models: list[str], styles: dict, by_epoch: bool) -> bool:
     """An X, in the model's colour, at the accuracy its seed note printed after the note's
     epochs (or the examples those epochs held); whether any was drawn."""
@@ -584,7 +587,15 @@ def _plot_note_accuracies(ax, run: Run, models: list[str], styles: dict, by_epoc
     for note in notes.itertuples():
         epochs = note.budget
         x = epochs if by_epoch else epochs * (note.train_images // note.batch) * note.batch
-        ax.plot([x], [note.value], ls="none", marker="X", ms=9, color=styles[note.model][0])
+        ax.plot(
+            [x],
+            [note.value],
+            ls="none",
+            marker="X",
+            ms=9,
+            color=styles[note.model][0],
+            gid=NOTE_GID,
+        )
     return len(notes) > 0
 
 

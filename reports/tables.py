@@ -441,6 +441,8 @@ def accuracy_setting_parts(results: pd.DataFrame) -> pd.DataFrame:
     10,000 test images')."""
     rows = _values(results, "accuracy")
     rows = rows[rows["metric"] == "test_acc"].drop_duplicates("model").set_index("model")
+    if rows.empty:
+        return pd.DataFrame(columns=["budget", "images"], dtype=object)
     recorded = rows["budget_unit"] != ""  # a run folder from before these columns: not
     budget = "budget " + rows["budget_unit"] + "=" + rows["budget"].map("{:g}".format)
     images = rows["train_images"].map("{:,.0f} training images, ".format) + rows["test_images"].map(
