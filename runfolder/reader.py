@@ -49,14 +49,20 @@ _FIRST_COLUMNS = ("model", "family", "phase", "mode", "batch", "metric", "value"
 
 
 def _upgraded(frame: pd.DataFrame) -> pd.DataFrame:
-    """A results table of the first layout, in this one: its ``batch`` was the batch a speed
-    measurement was asked for (its ``requested_batch`` now); the facts it did not record
-    (precision, layout, compile, budget, images) are left empty."""
+    """A results table of the first layout, in this one. Its ``batch`` was the batch a speed
+    measurement was asked for (its ``requested_batch`` now), but 1 on latency rows, which
+    that layout measured with the first batch of their model and mode; the facts it did not
+    record (precision, layout, compile, budget, images) are left empty."""
     if "requested_batch" in frame.columns or not set(_FIRST_COLUMNS) <= set(frame.columns):
         return frame
     frame = frame.copy()
     speed = frame["phase"] == "speed"
-    frame["requested_batch"] = frame["batch"].where(speed)
+    latency = speed & frame["metric"].str.startswith("latency_")
+    batch = pd.to_numeric(frame["batch"], errors="coerce")
+    first = batch[speed & ~latency].groupby([frame["model"], frame["mode"]]).min()
+    keys = pd.MultiIndex.from_frame(frame.loc[latency, ["model", "mode"]])
+    frame["requested_batch"] = batch.where(speed)
+    frame.loc[latency, "requested_batch"] = first.reindex(keys).to_numpy()
     for column in set(RESULT_COLUMNS) - set(frame.columns):
         frame[column] = pd.NA
     return frame

@@ -189,17 +189,19 @@ def test_labels_do_not_overlap_in_a_crowded_scatter():
 
 
 def test_a_run_folder_of_the_first_layout_is_read(tmp_path):
-    """Before the fact columns, ``batch`` held the batch a speed measurement was asked for."""
+    """Before the fact columns, ``batch`` held the batch a speed measurement was asked for,
+    but 1 on latency rows, measured with the first batch."""
     (tmp_path / "results.csv").write_text(
         "model,family,phase,mode,batch,metric,value,unit,method,error\n"
         "lenet,lenet,static,,,params,61706,parameters,fvcore,\n"
         "lenet,lenet,speed,fp32,8,infer_throughput,900.5,samples/s,timed,\n"
-        "lenet,lenet,speed,fp32,8,latency_p50,1.5,ms,timed,\n"
+        "lenet,lenet,speed,fp32,1,latency_p50,1.5,ms,timed,\n"
+        "lenet,lenet,speed,fp32,16,infer_throughput,990.5,samples/s,timed,\n"
     )
     results = load_run(tmp_path).results
     assert tuple(results.columns) == RESULT_COLUMNS
     speed = results[results["phase"] == "speed"]
-    assert list(speed["requested_batch"]) == [8, 8]
+    assert list(speed["requested_batch"]) == [8, 8, 16]
     assert results.loc[results["phase"] == "static", "requested_batch"].isna().all()
     assert (results["precision"] == "").all()  # not recorded then: left empty, not guessed
     table = compare_runs(tmp_path, tmp_path)
