@@ -88,15 +88,22 @@ def test_failed_model_is_recorded_and_the_run_goes_on(tmp_path, capsys):
     assert "1 of 2 models failed" in capsys.readouterr().err
 
 
-def test_interrupted_run_keeps_what_was_measured(tmp_path, monkeypatch):
-    real = speed_phase.measure_speed
+def interrupt_at(monkeypatch, module, name: str, model: str):
+    """``module.name`` raises KeyboardInterrupt (as Ctrl-C would) when called for ``model``;
+    returns the real one."""
+    real = getattr(module, name)
 
-    def interrupt_on_second(entry, *args):
-        if entry.name == "lenet_bn":
+    def interrupting(entry, *args):
+        if entry.name == model:
             raise KeyboardInterrupt
         return real(entry, *args)
 
-    monkeypatch.setattr(speed_phase, "measure_speed", interrupt_on_second)
+    monkeypatch.setattr(module, name, interrupting)
+    return real
+
+
+def test_interrupted_run_keeps_what_was_measured(tmp_path, monkeypatch):
+    interrupt_at(monkeypatch, speed_phase, "measure_speed", "lenet_bn")
     args = [
         "--models",
         "lenet,lenet_bn,small_cnn",
@@ -598,14 +605,7 @@ def test_resume_after_an_interruption(tmp_path, monkeypatch):
         "--out",
         str(tmp_path),
     ]
-    real = accuracy_phase.train_model
-
-    def interrupt_small_cnn(entry, *a):
-        if entry.name == "small_cnn":
-            raise KeyboardInterrupt
-        return real(entry, *a)
-
-    monkeypatch.setattr(accuracy_phase, "train_model", interrupt_small_cnn)
+    real = interrupt_at(monkeypatch, accuracy_phase, "train_model", "small_cnn")
     assert cli.main(args) == 130
     monkeypatch.setattr(accuracy_phase, "train_model", real)
     (run_dir,) = tmp_path.iterdir()

@@ -19,7 +19,7 @@ from .. import failures
 from ..data import CLASSES
 from ..estimate import AccuracyWork, accuracy_seconds
 from ..train import AccuracyConfig, OverCap, SeedResult, train_model
-from .base import RunAborted, RunContext, model_facts
+from .base import PerModelPhase, RunAborted, RunContext, model_facts
 
 
 def accuracy_facts(entry: ModelEntry, acc: AccuracyConfig, train_images: int, test_images: int):
@@ -129,18 +129,10 @@ def confusion_frame(seeds: list[SeedResult]) -> pd.DataFrame:
     )
 
 
-class AccuracyPhase:
+class AccuracyPhase(PerModelPhase):
     name: ClassVar[str] = "accuracy"
 
-    def done_keys(self, results: pd.DataFrame) -> frozenset[tuple]:
-        return frozenset((m,) for m in results.loc[results["phase"] == self.name, "model"])
-
-    def run(
-        self, entry: ModelEntry, ctx: RunContext, done: frozenset[tuple]
-    ) -> Iterator[list[Row]]:
-        if (entry.name,) in done:
-            ctx.say("accuracy: already in the run folder, skipped")
-            return
+    def measure(self, entry: ModelEntry, ctx: RunContext) -> Iterator[list[Row]]:
         cfg = ctx.cfg
         assert cfg.accuracy is not None and cfg.data is not None  # set together by the CLI
         acc, (train, test) = cfg.accuracy, cfg.data

@@ -83,5 +83,26 @@ class Phase(Protocol):
         ...
 
 
+class PerModelPhase:
+    """A phase measured once per model: done for a model when the run folder holds any of
+    its rows (its rows are written together, at the end). Subclasses write ``measure``."""
+
+    name: ClassVar[str]
+
+    def done_keys(self, results: pd.DataFrame) -> frozenset[tuple]:
+        return frozenset((m,) for m in results.loc[results["phase"] == self.name, "model"])
+
+    def run(
+        self, entry: ModelEntry, ctx: RunContext, done: frozenset[tuple]
+    ) -> Iterator[list[Row]]:
+        if (entry.name,) in done:
+            ctx.say(f"{self.name}: already in the run folder, skipped")
+            return
+        yield from self.measure(entry, ctx)
+
+    def measure(self, entry: ModelEntry, ctx: RunContext) -> Iterator[list[Row]]:
+        raise NotImplementedError
+
+
 def model_facts(entry: ModelEntry, phase: str) -> dict[str, object]:
     return {"model": entry.name, "family": entry.family, "phase": phase}

@@ -5,14 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import ClassVar
 
-import pandas as pd
-
 from archs import ModelEntry
 from runfolder.rows import Row, error_row, result_row
 
 from ..failures import describe
 from ..profile import StaticProfile, format_unsupported, layers_frame
-from .base import RunContext, model_facts
+from .base import PerModelPhase, RunContext, model_facts
 
 
 def static_rows(entry: ModelEntry, p: StaticProfile) -> list[Row]:
@@ -40,21 +38,13 @@ def static_rows(entry: ModelEntry, p: StaticProfile) -> list[Row]:
     return rows
 
 
-class StaticPhase:
+class StaticPhase(PerModelPhase):
     """The profile itself is made for every model before any phase runs (``RunContext.profiles``);
     this phase writes it."""
 
     name: ClassVar[str] = "static"
 
-    def done_keys(self, results: pd.DataFrame) -> frozenset[tuple]:
-        return frozenset((m,) for m in results.loc[results["phase"] == self.name, "model"])
-
-    def run(
-        self, entry: ModelEntry, ctx: RunContext, done: frozenset[tuple]
-    ) -> Iterator[list[Row]]:
-        if (entry.name,) in done:
-            ctx.say("static: already in the run folder, skipped")
-            return
+    def measure(self, entry: ModelEntry, ctx: RunContext) -> Iterator[list[Row]]:
         profile = ctx.profiles.get(entry.name)
         if profile is None:
             error = ctx.profile_errors[entry.name]
