@@ -4,6 +4,7 @@ print its summary and build its report (the one place ``bench`` uses ``reports``
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -225,3 +226,6 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:  # outside the measurements (those say how to resume)
         print("archbench: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `--list | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit
+        return 0

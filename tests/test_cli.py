@@ -619,3 +619,10 @@ def test_resume_after_an_interruption(tmp_path, monkeypatch):
     # nothing measured twice
     assert not after.duplicated(["model", "phase", "mode", "batch", "metric"]).any()
     assert load_run(run_dir).provenance["resumed"]
+
+
+def test_list_piped_into_head_ends_quietly():
+    shell = f"{shlex.quote(sys.executable)} -m bench --list | head -1"
+    done = subprocess.run(["bash", "-o", "pipefail", "-c", shell], capture_output=True, text=True)
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+    assert done.stdout.startswith("model")
