@@ -621,8 +621,8 @@ def test_resume_after_an_interruption(tmp_path, monkeypatch):
     assert load_run(run_dir).provenance["resumed"]
 
 
-def test_list_piped_into_head_ends_quietly():
-    shell = f"{shlex.quote(sys.executable)} -m bench --list | head -1"
+def test_list_piped_into_a_reader_that_stops_ends_quietly():
+    # `true` exits at once, long before the list is written (torch takes seconds to import)
+    shell = f"{shlex.quote(sys.executable)} -m bench --list | true"
     done = subprocess.run(["bash", "-o", "pipefail", "-c", shell], capture_output=True, text=True)
     assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
-    assert done.stdout.startswith("model")
