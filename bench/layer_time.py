@@ -117,8 +117,13 @@ class StepSplit:
 
     @property
     def gap(self) -> float:
-        """(forward + backward + optimizer) / full step - 1."""
-        return self.parts_s / self.step.median - 1
+        """(forward + backward + optimizer) / full step - 1: the median over the paired blocks
+        (each split block ran right after its full-step block, so a slowdown of the machine
+        that hits both cancels)."""
+        sums = [
+            sum(p) for p in zip(self.forward.samples, self.backward.samples, self.optimizer.samples)
+        ]
+        return statistics.median(a / b for a, b in zip(sums, self.step.samples)) - 1
 
 
 @dataclass

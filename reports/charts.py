@@ -21,7 +21,7 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 from matplotlib.transforms import Bbox  # noqa: E402
 
 from runfolder.reader import Run  # noqa: E402
-from runfolder.schema import NOISY_REL_IQR  # noqa: E402
+from runfolder.schema import LAYER_KINDS, NOISY_REL_IQR  # noqa: E402
 
 from .pareto import pareto_front  # noqa: E402
 from .tables import (  # noqa: E402
@@ -730,6 +730,72 @@ def roofline(run: Run) -> Figure | None:
     return fig
 
 
+def time_share_by_kind(run: Run) -> Figure | None:
+    """Per model, two stacked bars: the share of a training step's module time by layer kind
+    (profile phase), and beside it the share of the MACs, in the first profiled mode."""
+    r = run.results
+    rows = r[(r["phase"] == "profile") & r["metric"].str.startswith("profile_")]
+    if rows.empty:
+        return None
+    mode = rows["mode"].iloc[0]
+    rows = rows[rows["mode"] == mode]
+    models = list(dict.fromkeys(rows["model"]))
+    shares = {
+        what: rows[rows["metric"].str.startswith(f"profile_{what}_share_")]
+        .assign(kind=lambda f, w=what: f["metric"].str.removeprefix(f"profile_{w}_share_"))
+        .pivot_table(index="model", columns="kind", values="value", aggfunc="first")
+        .reindex(index=models, columns=list(LAYER_KINDS))
+        .fillna(0.0)
+        for what in ("time", "mac")
+    }
+    models = [m for m in models if shares["time"].loc[m].sum() > 0]
+    if not models:
+        return None
+    fig, ax = plt.subplots(figsize=(FIGSIZE[0], max(3.0, 0.9 * len(models) + 1.8)), dpi=DPI)
+    colors = plt.get_cmap("tab10").colors
+    y, labels = [], []
+    for i, model in enumerate(models):
+        for j, what in enumerate(("time", "mac")):
+            pos = i * 2.6 + j
+            left = 0.0
+            for c, kind in enumerate(LAYER_KINDS):
+                value = shares[what].loc[model, kind]
+                ax.barh(pos, value, left=left, color=colors[c], height=0.85)
+                if value >= 6:
+                    ax.text(
+                        left + value / 2,
+                        pos,
+                        f"{value:.0f}",
+                        ha="center",
+                        va="center",
+                        fontsize=8,
+                        color="white",
+                    )
+                left += value
+            y.append(pos)
+            labels.append(f"{model}: {'time' if what == 'time' else 'MACs'}")
+    ax.set_yticks(y, labels)
+    ax.invert_yaxis()
+    ax.set_xlim(0, 100)
+    ax.set_xlabel("share (%)")
+    handles = [Patch(color=colors[c], label=label) for c, label in enumerate(LAYER_KINDS.values())]
+    ax.legend(
+        handles=handles,
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.12 - 0.3 / len(models)),
+        ncol=4,
+        fontsize=8,
+        frameon=False,
+    )
+    ax.set_title(
+        f"Where a training step's time goes, by layer kind, beside the MACs ({mode})\n"
+        f"{_subtitle(run)}",
+        fontsize=10,
+    )
+    fig.tight_layout()
+    return fig
+
+
 CHARTS = {
     "accuracy_vs_gflops": accuracy_vs_gflops,
     "accuracy_vs_throughput": accuracy_vs_throughput,
@@ -738,6 +804,7 @@ CHARTS = {
     "learning_curves": learning_curves,
     "latency_distributions": latency_distributions,
     "roofline": roofline,
+    "time_share_by_kind": time_share_by_kind,
 }
 
 
