@@ -99,7 +99,7 @@ def test_self_times_add_up_to_the_profiled_step(test_models, one_thread):
         assert root["forward_ms"] >= p.modules[p.modules["depth"] == 1]["forward_ms"].sum()
 
 
-def test_residual_addition_is_attributed_to_its_block():
+def test_residual_addition_is_attributed_to_its_block(one_thread):
     entry = archs.get_entry("resnet18_d2l")  # at 32x32, to keep the test short
     p = profile_layers(
         entry.build, entry.name, Mode(), CPU, 2, (1, 32, 32), None, repeats=1, min_block_s=0
