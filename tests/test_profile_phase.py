@@ -2,6 +2,7 @@
 
 import json
 
+import matplotlib.image
 import pandas as pd
 import pytest
 import torch
@@ -128,8 +129,10 @@ def test_cli_profile_phase_writes_rows_tables_and_a_trace(tmp_path, test_models,
     assert "deliberately broken forward" in errors["error"].iloc[0]
     lenet = rows[rows["model"] == "lenet"].set_index("metric")
     assert (lenet["unit"] == [METRICS[m].unit for m in lenet.index]).all()
-    for metric in ("profile_step_ms", "profile_overhead", "profile_peak_rss", "process_maxrss"):
+    for metric in ("profile_step_ms", "profile_peak_rss", "process_maxrss"):
         assert lenet.loc[metric, "value"] > 0, metric
+    # the overhead is measured, so on a busy machine it can come out slightly negative
+    assert lenet.loc["profile_overhead", "value"] > -50
     shares = [lenet.loc[f"profile_time_share_{k}", "value"] for k in LAYER_KINDS]
     assert sum(shares) == pytest.approx(100)
     assert set(run.profiles) == {("heavy_conv", "fp32"), ("lenet", "fp32")}
@@ -140,7 +143,9 @@ def test_cli_profile_phase_writes_rows_tables_and_a_trace(tmp_path, test_models,
     modules = [p for p in run.profiles[("heavy_conv", "fp32")]["path"] if not p.startswith("(")]
     assert {f"fwd:{p or '(model)'}" for p in modules} <= names
     report = (run_dir / "report.md").read_text()
-    assert "Slowest layers" in report
+    assert "Slowest layers" in report and "(charts/time_share_by_kind.png)" in report
+    image = matplotlib.image.imread(run_dir / "charts" / "time_share_by_kind.png")
+    assert image.shape[1] >= 900 and image[..., :3].std() > 0.05
 
 
 def test_trace_without_the_profile_phase_exits_2(tmp_path, capsys):
