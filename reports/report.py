@@ -46,6 +46,10 @@ CHART_CAPTIONS = {
     "the MACs: a kind whose time share is far above its MAC share is memory- or overhead-bound. "
     "Concatenation and residual addition are measured in their blocks; the static count gives "
     "them no MACs.",
+    "layer_mac_rate": "One profiled model's leaf layers (the one with the most leaf layers "
+    "with MACs; the chart's title names it): achieved MAC/s in the inference forward (eval, no "
+    "grad; the layer's MACs x batch over its profiled forward time) against its MACs, by layer "
+    "kind. Small layers sit low: their time is overhead, not arithmetic.",
     "accuracy_vs_gflops": "Accuracy against compute; the dashed line is the Pareto frontier "
     "(no model is both cheaper and more accurate than a circled one).",
     "accuracy_vs_throughput": "Accuracy against inference throughput, with its Pareto frontier.",

@@ -3,6 +3,8 @@
 import json
 
 import matplotlib.image
+import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -13,6 +15,7 @@ from bench import cli
 from bench.layer_time import layer_kind, profile_layers
 from bench.modes import Mode
 from bench.profile import profile_model
+from reports import charts
 from runfolder.reader import load_run
 from runfolder.schema import ERROR_METRIC, LAYER_KINDS, METRICS, PROFILE_COLUMNS
 
@@ -146,6 +149,30 @@ def test_cli_profile_phase_writes_rows_tables_and_a_trace(tmp_path, test_models,
     assert "Slowest layers" in report and "(charts/time_share_by_kind.png)" in report
     image = matplotlib.image.imread(run_dir / "charts" / "time_share_by_kind.png")
     assert image.shape[1] >= 900 and image[..., :3].std() > 0.05
+    assert "(charts/layer_mac_rate.png)" in report
+    _check_layer_mac_rate(run)
+
+
+def _check_layer_mac_rate(run):
+    """The per-layer MAC/s chart: one point per profiled leaf layer with MACs, of the profile
+    with the most such layers, at its MACs and measured MAC/s, on log-log axes."""
+    leaves = {
+        key: f[(f["kind"] != "container") & ~f["path"].str.startswith("(") & (f["macs"] > 0)]
+        for key, f in run.profiles.items()
+    }
+    most = max(len(f) for f in leaves.values())
+    (key,) = [k for k, f in leaves.items() if len(f) == most]
+    fig = charts.layer_mac_rate(run)
+    (ax,) = fig.axes
+    assert ax.get_xscale() == ax.get_yscale() == "log"
+    assert f"{key[0]}, {key[1]}" in ax.get_title() and "inference" in ax.get_title()
+    points = np.concatenate([c.get_offsets() for c in ax.collections])
+    expected = leaves[key][["macs", "mac_per_s"]].to_numpy(dtype=float)
+    assert len(points) == len(expected) > 0
+    np.testing.assert_allclose(np.sort(points, axis=0), np.sort(expected, axis=0), rtol=1e-9)
+    kinds = {t.get_text().rsplit(" (", 1)[0] for t in ax.get_legend().get_texts()}
+    assert kinds == {LAYER_KINDS[k] for k in leaves[key]["kind"]}
+    plt.close(fig)
 
 
 def test_trace_without_the_profile_phase_exits_2(tmp_path, capsys):
