@@ -26,7 +26,7 @@ from .config import (
     parse_input_size,
 )
 from .data import DEBIAN_DIR, ENV_VAR
-from .phases import PHASES
+from .phases import DEFAULT_PHASES, PHASES
 from .profile import METHOD, format_unsupported, layers_frame, profile_model
 from .speed import CPU_BATCH, GPU_BATCH
 
@@ -49,8 +49,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--in-channels", type=int, default=1, help="input channels (default 1)")
     p.add_argument(
         "--phases",
-        default=",".join(PHASES),
-        help=f"comma-separated phases (default: all of {','.join(PHASES)})",
+        default=",".join(DEFAULT_PHASES),
+        help=f"comma-separated phases of {','.join(PHASES)} (default: {','.join(DEFAULT_PHASES)})",
+    )
+    p.add_argument(
+        "--trace",
+        action="store_true",
+        help="the profile phase also writes a Chrome/Perfetto trace per model and mode",
     )
     p.add_argument(
         "--gpu", action="store_true", help="measure on the CUDA device (fails without one)"

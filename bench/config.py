@@ -80,6 +80,11 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
     run that adds its phase), then the data loaded when the accuracy phase runs."""
     models = archs.select_models(args.models)
     phases = parse_phases(args.phases)
+    if getattr(args, "trace", False) and "profile" not in phases:
+        raise UsageError(
+            "--trace writes the profile phase's traces: add profile to --phases "
+            "(e.g. --phases static,speed,profile)"
+        )
     input_size = parse_input_size(args.input_size)
     device = pick_device(args.gpu)
     if args.num_classes < 1 or args.in_channels < 1:
@@ -119,6 +124,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         accuracy=accuracy,
         data=data,
         compiled_latency=args.compiled_latency,
+        trace=getattr(args, "trace", False),
     )
 
 

@@ -98,7 +98,8 @@ def run(cfg: RunConfig, out: Path, argv: list[str], resume: bool) -> Outcome:
             _say(f"resuming {run_dir} ({_plural(len(existing), 'row')} already there)")
     except OSError as exc:
         raise out_error(run_dir, exc) from None
-    modes = ",".join(m.name for m in cfg.modes) if "speed" in cfg.phases else "-"
+    timed = {"speed", "profile"} & set(cfg.phases)
+    modes = ",".join(m.name for m in cfg.modes) if timed else "-"
     _say(
         f"{_plural(len(cfg.models), 'model')}, phases {','.join(cfg.phases)}, modes {modes}, "
         f"device {cfg.device} ({device_name}); results in {run_dir}"

@@ -21,7 +21,7 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 from matplotlib.transforms import Bbox  # noqa: E402
 
 from runfolder.reader import Run  # noqa: E402
-from runfolder.schema import NOISY_REL_IQR  # noqa: E402
+from runfolder.schema import LAYER_KINDS, NOISY_REL_IQR  # noqa: E402
 
 from .pareto import pareto_front  # noqa: E402
 from .tables import (  # noqa: E402
@@ -730,6 +730,136 @@ def roofline(run: Run) -> Figure | None:
     return fig
 
 
+def time_share_by_kind(run: Run) -> Figure | None:
+    """Per model, two stacked bars: the share of a training step's module time by layer kind
+    (profile phase), and beside it the share of the MACs, in the first profiled mode."""
+    r = run.results
+    rows = r[(r["phase"] == "profile") & r["metric"].str.startswith("profile_")]
+    if rows.empty:
+        return None
+    mode = rows["mode"].iloc[0]
+    rows = rows[rows["mode"] == mode]
+    models = list(dict.fromkeys(rows["model"]))
+    shares = {
+        what: rows[rows["metric"].str.startswith(f"profile_{what}_share_")]
+        .assign(kind=lambda f, w=what: f["metric"].str.removeprefix(f"profile_{w}_share_"))
+        .pivot_table(index="model", columns="kind", values="value", aggfunc="first")
+        .reindex(index=models, columns=list(LAYER_KINDS))
+        .fillna(0.0)
+        for what in ("time", "mac")
+    }
+    models = [m for m in models if shares["time"].loc[m].sum() > 0]
+    if not models:
+        return None
+    fig, ax = plt.subplots(figsize=(FIGSIZE[0], max(3.0, 0.9 * len(models) + 1.8)), dpi=DPI)
+    colors = plt.get_cmap("tab10").colors
+    y, labels = [], []
+    for i, model in enumerate(models):
+        for j, what in enumerate(("time", "mac")):
+            pos = i * 2.6 + j
+            left = 0.0
+            for c, kind in enumerate(LAYER_KINDS):
+                value = shares[what].loc[model, kind]
+                ax.barh(pos, value, left=left, color=colors[c], height=0.85)
+                if value >= 6:
+                    ax.text(
+                        left + value / 2,
+                        pos,
+                        f"{value:.0f}",
+                        ha="center",
+                        va="center",
+                        fontsize=8,
+                        color="white",
+                    )
+                left += value
+            y.append(pos)
+            labels.append(f"{model}: {'time' if what == 'time' else 'MACs'}")
+    ax.set_yticks(y, labels)
+    ax.invert_yaxis()
+    ax.set_xlim(0, 100)
+    ax.set_xlabel("share (%)")
+    handles = [Patch(color=colors[c], label=label) for c, label in enumerate(LAYER_KINDS.values())]
+    ax.legend(
+        handles=handles,
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.12 - 0.3 / len(models)),
+        ncol=4,
+        fontsize=8,
+        frameon=False,
+    )
+    ax.set_title(
+        f"Where a training step's time goes, by layer kind, beside the MACs ({mode})\n"
+        f"{_subtitle(run)}",
+        fontsize=10,
+    )
+    fig.tight_layout()
+    return fig
+
+
+def layer_macs_model(run: Run) -> tuple[str, str] | None:
+    """The (model, mode) the per-layer MAC/s chart shows: the profile with the most leaf layers
+    that have MACs, ties broken by model name then mode (so the choice is deterministic)."""
+    counts = {key: len(profile_leaf_layers(frame)) for key, frame in run.profiles.items()}
+    counts = {key: n for key, n in counts.items() if n > 0}
+    if not counts:
+        return None
+    return min(counts, key=lambda key: (-counts[key], key))
+
+
+def profile_leaf_layers(frame: pd.DataFrame) -> pd.DataFrame:
+    """A profile's leaf modules with MACs and a measured inference MAC/s."""
+    leaves = frame[
+        ~frame["path"].str.startswith("(") & (frame["kind"] != "container") & (frame["macs"] > 0)
+    ]
+    return leaves[np.isfinite(leaves["mac_per_s"]) & (leaves["mac_per_s"] > 0)]
+
+
+def layer_mac_rate(run: Run, model: tuple[str, str] | None = None) -> Figure | None:
+    """One profiled model's leaf layers: achieved MAC/s (inference forward, eval mode, no grad:
+    the profile CSV's ``mac_per_s``, its ``macs`` over its ``infer_forward_ms``) against the
+    layer's MACs per batch, log-log, coloured by layer kind. ``model`` is a (model, mode) of
+    ``run.profiles``; by default ``layer_macs_model``'s choice."""
+    key = model or layer_macs_model(run)
+    if key is None or key not in run.profiles:
+        return None
+    leaves = profile_leaf_layers(run.profiles[key])
+    if leaves.empty:
+        return None
+    fig, ax = plt.subplots(figsize=FIGSIZE, dpi=DPI)
+    colors = plt.get_cmap("tab10").colors
+    for c, (kind, label) in enumerate(LAYER_KINDS.items()):
+        of_kind = leaves[leaves["kind"] == kind]
+        if of_kind.empty:
+            continue
+        ax.scatter(
+            of_kind["macs"],
+            of_kind["mac_per_s"],
+            color=colors[c],
+            label=f"{label} ({len(of_kind)})",
+            s=28,
+            alpha=0.8,
+            edgecolors="white",
+            linewidths=0.4,
+        )
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("MACs of the layer per batch (static count x batch)")
+    ax.set_ylabel("achieved MAC/s (inference forward)")
+    ax.grid(True, which="major", alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right", title="layer kind (layers)", title_fontsize=8)
+    top = leaves.sort_values("macs", ascending=False).head(3)
+    label_points(ax, list(top["macs"]), list(top["mac_per_s"]), list(top["path"]), fontsize=7)
+    name, mode = key
+    why = "" if model else ", the profiled model with the most"
+    ax.set_title(
+        f"Per-layer achieved MAC/s against MACs, inference forward: {name}, {mode}\n"
+        f"({len(leaves)} leaf layers with MACs{why}); {_subtitle(run)}",
+        fontsize=10,
+    )
+    fig.tight_layout()
+    return fig
+
+
 CHARTS = {
     "accuracy_vs_gflops": accuracy_vs_gflops,
     "accuracy_vs_throughput": accuracy_vs_throughput,
@@ -738,6 +868,8 @@ CHARTS = {
     "learning_curves": learning_curves,
     "latency_distributions": latency_distributions,
     "roofline": roofline,
+    "time_share_by_kind": time_share_by_kind,
+    "layer_mac_rate": layer_mac_rate,
 }
 
 

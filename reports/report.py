@@ -18,6 +18,7 @@ from .charts import write_charts
 from .tables import (
     FLAG_COLUMNS,
     LAYER_HEADERS,
+    SLOWEST_LAYERS,
     accuracy_setting_parts,
     accuracy_settings,
     accuracy_summary,
@@ -26,6 +27,7 @@ from .tables import (
     layer_table,
     markdown_notes,
     model_summary,
+    slowest_layers,
     speed_marks,
     speed_summary,
     speedup_header,
@@ -39,6 +41,15 @@ from .tables import (
 )
 
 CHART_CAPTIONS = {
+    "time_share_by_kind": "Per model, the share of a training step's time in the modules "
+    "(forward and backward self time, profile phase) by layer kind, and below it the share of "
+    "the MACs: a kind whose time share is far above its MAC share is memory- or overhead-bound. "
+    "Concatenation and residual addition are measured in their blocks; the static count gives "
+    "them no MACs.",
+    "layer_mac_rate": "One profiled model's leaf layers (the one with the most leaf layers "
+    "with MACs; the chart's title names it): achieved MAC/s in the inference forward (eval, no "
+    "grad; the layer's MACs x batch over its profiled forward time) against its MACs, by layer "
+    "kind. Small layers sit low: their time is overhead, not arithmetic.",
     "accuracy_vs_gflops": "Accuracy against compute; the dashed line is the Pareto frontier "
     "(no model is both cheaper and more accurate than a circled one).",
     "accuracy_vs_throughput": "Accuracy against inference throughput, with its Pareto frontier.",
@@ -229,6 +240,17 @@ def _write_report(run: Run, out: Path) -> Path:
         for name, path in charts.items():
             caption = " ".join(filter(None, (CHART_CAPTIONS[name], FLAG_CAPTIONS.get(name))))
             lines += ["", f"![{name}](charts/{path.name})", "", caption]
+    if run.profiles:
+        lines += ["", f"## Slowest layers (profile phase, top {SLOWEST_LAYERS} by self time)"]
+        for (model, mode), frame in run.profiles.items():
+            markdown, _ = _rendered(slowest_layers(frame).set_index("layer"))
+            lines += ["", f"### {model}, {mode}", "", markdown]
+        lines += [
+            "",
+            "Self time: forward and backward of a training step outside any child module; "
+            "share of the profiled step. Every module, with the loss and the optimizer: "
+            "`profile/MODEL__MODE.csv`.",
+        ]
     if run.layers:
         lines += ["", "## Per-layer tables", ""]
         lines += [f"- [{m}](tables/layers/{m}.md)" for m in run.layers]

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from runfolder.reader import Run
-from runfolder.schema import ACCURACY_TARGETS
+from runfolder.schema import ACCURACY_TARGETS, ERROR_METRIC
 
 from .tables import (
     accuracy_summary,
@@ -84,5 +84,8 @@ def console_summary(run: Run) -> tuple[str, list[str]]:
         )
         parts.append(format_accuracy_summary(acc))
         failed |= set(acc.index[acc["error"] != ""])
+    if "profile" in phases:
+        rows = results[results["phase"] == "profile"]
+        failed |= set(rows.loc[rows["metric"] == ERROR_METRIC, "model"])
     parts.append(f"results: {saved_files(run.path)}")
     return "\n\n".join(parts), sorted(failed)

@@ -606,3 +606,26 @@ def to_html(table: pd.DataFrame, notes: Sequence[tuple[str, str]] = ()) -> str:
 def markdown_notes(notes: Sequence[tuple[str, str]]) -> str:
     """``footnotes`` as a Markdown list ('' when none)."""
     return "\n".join(f"- `{m}` {n}" for m, n in notes)
+
+
+SLOWEST_LAYERS = 10
+
+
+def slowest_layers(profile: pd.DataFrame, k: int = SLOWEST_LAYERS) -> pd.DataFrame:
+    """The ``k`` modules with the most self time (forward and backward) in a training step,
+    from the profile phase's per-layer table (``runfolder.schema.PROFILE_COLUMNS``)."""
+    modules = profile[~profile["path"].astype(str).str.startswith("(")]
+    top = modules.sort_values("self_ms", ascending=False).head(k)
+    return pd.DataFrame(
+        {
+            "layer": [p if p else "(model)" for p in top["path"]],
+            "type": top["type"].to_numpy(),
+            "kind": top["kind"].to_numpy(),
+            "forward ms": top["forward_ms"].map("{:.3g}".format).to_numpy(),
+            "backward ms": top["backward_ms"].map("{:.3g}".format).to_numpy(),
+            "self ms": top["self_ms"].map("{:.3g}".format).to_numpy(),
+            "share of step %": top["self_share"].map("{:.1f}".format).to_numpy(),
+            "MACs (M/step)": (top["macs"] / 1e6).map("{:.3g}".format).to_numpy(),
+            "inference GMAC/s": (top["mac_per_s"] / 1e9).map("{:.3g}".format).to_numpy(),
+        }
+    )

@@ -26,6 +26,8 @@ class Run:
     samples: list[dict[str, object]] = field(default_factory=list)
     layers: dict[str, pd.DataFrame] = field(default_factory=dict)
     confusion: dict[str, pd.DataFrame] = field(default_factory=dict)
+    # the profile phase's per-layer tables, by (model, mode)
+    profiles: dict[tuple[str, str], pd.DataFrame] = field(default_factory=dict)
 
 
 def read_results(path: Path) -> pd.DataFrame:
@@ -85,4 +87,8 @@ def load_run(path: Path) -> Run:
     for folder, target in (("layers", run.layers), ("confusion", run.confusion)):
         for f in sorted((path / folder).glob("*.csv")) if (path / folder).is_dir() else []:
             target[f.stem] = pd.read_csv(f, index_col=0 if folder == "confusion" else None)
+    for f in sorted((path / "profile").glob("*__*.csv")) if (path / "profile").is_dir() else []:
+        model, _, mode = f.stem.rpartition("__")
+        frame = pd.read_csv(f, dtype={"path": "string", "type": "string", "kind": "string"})
+        run.profiles[(model, mode)] = frame.fillna({"path": "", "type": ""})
     return run

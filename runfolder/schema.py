@@ -63,6 +63,42 @@ ACCURACY_TARGETS = (85, 90, 93)  # test accuracy (%) whose time-to-reach is repo
 
 LAYER_COLUMNS: tuple[str, ...] = ("path", "type", "depth", "output_shape", "params", "macs")
 
+# the profile phase's per-layer table (RUN_DIR/profile/MODEL__MODE.csv): per training step of
+# the phase's batch, times in ms; forward_ms and backward_ms of a container include its
+# children; self_ms is forward and backward outside any child module; join_ms the part of it
+# spent concatenating and adding (see bench.layer_time); self_share is self_ms over the
+# profiled step (%); macs per step (the static profile's per sample x batch), self_macs those
+# outside any child; mac_per_s from infer_forward_ms; activation_bytes the output at the batch.
+# Rows whose path is in parentheses are not modules: the loss, the optimizer, and backward
+# nodes of no module (gradient accumulation, the loss's backward).
+PROFILE_COLUMNS: tuple[str, ...] = (
+    "path",
+    "type",
+    "kind",
+    "depth",
+    "infer_forward_ms",
+    "infer_self_ms",
+    "forward_ms",
+    "backward_ms",
+    "self_ms",
+    "join_ms",
+    "self_share",
+    "macs",
+    "self_macs",
+    "mac_per_s",
+    "activation_bytes",
+)
+# the kinds of layers the profile phase sums time and MACs by
+LAYER_KINDS: dict[str, str] = {
+    "conv": "convolution",
+    "norm": "normalisation",
+    "activation": "activation",
+    "pooling": "pooling",
+    "linear": "linear",
+    "join": "concatenation and residual addition",
+    "other": "other",
+}
+
 CURVE_COLUMNS: tuple[str, ...] = (
     "model",
     "seed",
@@ -154,6 +190,46 @@ METRICS: dict[str, Metric] = {
             "MB",
             "peak CUDA memory allocated during the "
             "first batch-1 call (compilation, CUDA-graph recording)",
+        ),
+        # profile phase: per model and eager mode, at the first batch; per-layer figures are
+        # in profile/MODEL__MODE.csv
+        Metric("profile_forward_ms", "ms", "training forward and loss alone, median of blocks"),
+        Metric("profile_backward_ms", "ms", "training backward alone, median of blocks"),
+        Metric("profile_optimizer_ms", "ms", "SGD step and zero_grad alone, median of blocks"),
+        Metric("profile_step_ms", "ms", "unprofiled full training step, timed as speed's"),
+        Metric(
+            "profile_split_gap",
+            "%",
+            "(forward + backward + optimizer) / unprofiled step - 1: what timing the parts "
+            "apart adds (synchronisations) or misses",
+        ),
+        Metric("profile_profiled_step_ms", "ms", "a training step under the profiler, median"),
+        Metric("profile_overhead", "%", "profiled step / unprofiled step - 1"),
+        Metric(
+            "profile_attributed",
+            "%",
+            "the per-layer rows' self times (modules, loss, optimizer) / the profiled step",
+        ),
+        Metric("profile_infer_ms", "ms", "profiled inference forward (no grad), per batch"),
+        *(
+            Metric(f"profile_time_share_{k}", "%", f"{label}: share of the modules' time")
+            for k, label in LAYER_KINDS.items()
+        ),
+        *(
+            Metric(f"profile_mac_share_{k}", "%", f"{label}: share of the MACs")
+            for k, label in LAYER_KINDS.items()
+        ),
+        Metric(
+            "profile_peak_rss",
+            "MB",
+            "peak resident memory of the process while this model and mode were profiled "
+            "(VmRSS sampled every 5 ms)",
+        ),
+        Metric(
+            "process_maxrss",
+            "MB",
+            "peak resident memory of the process since it started (getrusage ru_maxrss), "
+            "at the end of this model and mode's profile: a lifetime peak, not the phase's",
         ),
         # accuracy phase: per model, mean over seeds; per-epoch curves are in curves.csv
         Metric("test_acc", "%", "top-1 accuracy on the test images, mean over seeds"),

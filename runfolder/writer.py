@@ -3,6 +3,8 @@
 RUN_DIR/results.csv        tidy rows (schema.RESULT_COLUMNS), appended as they come
 RUN_DIR/samples.jsonl      raw timing samples, one JSON object per measurement
 RUN_DIR/layers/NAME.csv    each profiled model's per-layer table (schema.LAYER_COLUMNS)
+RUN_DIR/profile/MODEL__MODE.csv  the profile phase's per-layer table (schema.PROFILE_COLUMNS)
+RUN_DIR/traces/MODEL__MODE.json  with --trace: a Chrome/Perfetto trace of the profiled steps
 RUN_DIR/curves.csv         per-epoch learning curves (schema.CURVE_COLUMNS)
 RUN_DIR/confusion/NAME.csv each trained model's confusion matrix
 RUN_DIR/run.json           provenance; status and end time written when the run ends
@@ -21,7 +23,13 @@ import pandas as pd
 
 from .folders import now
 from .rows import Row
-from .schema import CURVE_COLUMNS, INTEGER_COLUMNS, LAYER_COLUMNS, RESULT_COLUMNS
+from .schema import (
+    CURVE_COLUMNS,
+    INTEGER_COLUMNS,
+    LAYER_COLUMNS,
+    PROFILE_COLUMNS,
+    RESULT_COLUMNS,
+)
 
 
 class RunWriter:
@@ -54,6 +62,19 @@ class RunWriter:
         if missing:
             raise ValueError(f"{model}'s layer table lacks the columns {sorted(missing)}")
         layers.to_csv(self.run_dir / "layers" / f"{model}.csv", index=False)
+
+    def add_profile(self, model: str, mode: str, layers: pd.DataFrame) -> Path:
+        """The profile phase's per-layer table of ``model`` in ``mode``."""
+        if tuple(layers.columns) != PROFILE_COLUMNS:
+            raise ValueError(f"{model}'s profile table has not the columns {PROFILE_COLUMNS}")
+        path = self.run_dir / "profile" / f"{model}__{mode}.csv"
+        path.parent.mkdir(exist_ok=True)
+        layers.to_csv(path, index=False)
+        return path
+
+    def trace_path(self, model: str, mode: str) -> Path:
+        """Where the trace of ``model`` in ``mode`` goes (its writer makes the folder)."""
+        return self.run_dir / "traces" / f"{model}__{mode}.json"
 
     def drop_curves(self, models: set[str]) -> None:
         """Forget the curves of models whose accuracy phase did not finish (before a resume)."""

@@ -34,6 +34,7 @@ class RunConfig:
     accuracy: AccuracyConfig | None = None  # set when the accuracy phase runs
     data: tuple[Split, Split] | None = None  # training and test splits on the device
     compiled_latency: bool = False  # batch-1 latency in compiled modes too (a compile each)
+    trace: bool = False  # the profile phase writes a Chrome trace per model and mode
 
     def input_hw(self, entry: ModelEntry) -> tuple[int, int]:
         return self.input_size or (entry.input_size, entry.input_size)
