@@ -24,22 +24,22 @@ CPU_RUN = Path(__file__).parent / "data" / "cpu_run"
 TWO_MODES_RUN = Path(__file__).parent / "data" / "two_modes_run"
 
 
-@pytest.fixture(scope="module")
-def small_run(tmp_path_factory):
-    """A copy of the committed three-model, two-mode run, its report rebuilt."""
-    copy = tmp_path_factory.mktemp("committed") / "two_modes_run"
-    shutil.copytree(TWO_MODES_RUN, copy)
+def rebuilt(tmp_path_factory, committed: Path) -> Path:
+    """A copy of a committed run folder, its report rebuilt by ``python -m reports``."""
+    copy = tmp_path_factory.mktemp("committed") / committed.name
+    shutil.copytree(committed, copy)
     assert reports_main([str(copy)]) == 0
     return copy
+
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory):
+    return rebuilt(tmp_path_factory, TWO_MODES_RUN)
 
 
 @pytest.fixture(scope="module")
 def cpu_run(tmp_path_factory):
-    """A copy of the committed run, its report rebuilt by ``python -m reports``."""
-    copy = tmp_path_factory.mktemp("committed") / "cpu_run"
-    shutil.copytree(CPU_RUN, copy)
-    assert reports_main([str(copy)]) == 0
-    return copy
+    return rebuilt(tmp_path_factory, CPU_RUN)
 
 
 def test_results_table_schema(small_run):
