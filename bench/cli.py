@@ -26,6 +26,7 @@ from .config import (
     parse_input_size,
 )
 from .data import DEBIAN_DIR, ENV_VAR
+from .estimate import plural
 from .phases import DEFAULT_PHASES, PHASES
 from .profile import METHOD, format_unsupported, layers_frame, profile_model
 from .speed import CPU_BATCH, GPU_BATCH
@@ -163,7 +164,7 @@ def print_summary(run_dir: Path, models: int) -> list[str]:
     print(f"\n{summary}")
     if failed:
         print(
-            f"archbench: {len(failed)} of {models} model{'s' if models != 1 else ''} failed "
+            f"archbench: {len(failed)} of {plural(models, 'model')} failed "
             f"({', '.join(failed)}); see the error column",
             file=sys.stderr,
         )

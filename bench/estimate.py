@@ -132,6 +132,10 @@ class Progress:
         return max(left, 0.0)
 
 
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
 def duration(seconds: float) -> str:
     """``42 s``, ``7.5 min``, ``1.2 h``."""
     if seconds < 90:

@@ -12,7 +12,7 @@ import archs
 from runfolder.rows import error_row
 from runfolder.writer import RunWriter
 
-from .estimate import ASSUMED_EFFICIENCY, Progress, duration
+from .estimate import ASSUMED_EFFICIENCY, Progress, duration, plural
 from .phases import PHASES, RunAborted, RunConfig, RunContext
 from .phases.base import model_facts
 from .phases.static import profile_error
@@ -29,10 +29,6 @@ def done_in(results: pd.DataFrame, phases: tuple[str, ...]) -> Done:
 
 def _say(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
-
-
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}{'' if n == 1 else 's'}"
 
 
 def profile_all(ctx: RunContext) -> None:
@@ -81,7 +77,7 @@ def run_models(
         progress = estimate_run(ctx, peak_tflops)
         _say(
             f"estimate: about {duration(progress.total_estimate)} for "
-            f"{_plural(len(cfg.models), 'model')} (from each model's FLOPs at "
+            f"{plural(len(cfg.models), 'model')} (from each model's FLOPs at "
             f"{ASSUMED_EFFICIENCY:.0%} of the device's {peak_tflops:.3g} TFLOP/s, refined as "
             "models finish)"
         )

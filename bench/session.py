@@ -17,7 +17,7 @@ from runfolder.writer import RunWriter
 
 from . import provenance
 from .config import UsageError
-from .estimate import duration
+from .estimate import duration, plural
 from .peaks import best_ceilings, device_ceilings, device_peak, final_ceilings
 from .phases import RunAborted, RunConfig
 from .runner import done_in, run_models
@@ -34,10 +34,6 @@ class Outcome:
 
 def _say(text: str) -> None:
     print(f"archbench: {text}", file=sys.stderr, flush=True)
-
-
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}{'' if n == 1 else 's'}"
 
 
 def open_run_folder(out: Path, same_args: list[str], resume: bool) -> tuple[Path, dict | None]:
@@ -95,13 +91,13 @@ def run(cfg: RunConfig, out: Path, argv: list[str], resume: bool) -> Outcome:
                 info["ceilings"] = best_ceilings(previous.get("ceilings", {}), info["ceilings"])
             writer = RunWriter(run_dir, info, existing)
             writer.drop_curves({m for m in cfg.models if (m,) not in done.get("accuracy", ())})
-            _say(f"resuming {run_dir} ({_plural(len(existing), 'row')} already there)")
+            _say(f"resuming {run_dir} ({plural(len(existing), 'row')} already there)")
     except OSError as exc:
         raise out_error(run_dir, exc) from None
     timed = {"speed", "profile"} & set(cfg.phases)
     modes = ",".join(m.name for m in cfg.modes) if timed else "-"
     _say(
-        f"{_plural(len(cfg.models), 'model')}, phases {','.join(cfg.phases)}, modes {modes}, "
+        f"{plural(len(cfg.models), 'model')}, phases {','.join(cfg.phases)}, modes {modes}, "
         f"device {cfg.device} ({device_name}); results in {run_dir}"
     )
     status = "interrupted"
