@@ -22,9 +22,7 @@ container is ``join`` exactly where the profiler saw it concatenate or add.
 from __future__ import annotations
 
 import math
-import resource
 import statistics
-import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
@@ -490,47 +488,3 @@ def _frame(
             }
         )
     return pd.DataFrame(rows, columns=list(PROFILE_COLUMNS))
-
-
-class PeakRss:
-    """The process's resident memory, sampled from /proc/self/status (VmRSS) every
-    ``interval_s`` while the block runs: ``peak_bytes`` is that block's peak (None where
-    /proc is not there). ``maxrss_bytes``: ``getrusage``'s ru_maxrss, the process's peak since
-    it started, not the block's."""
-
-    def __init__(self, interval_s: float = 0.005):
-        self.interval_s = interval_s
-        self.peak_bytes: int | None = None
-        self.maxrss_bytes = 0
-        self._stop = threading.Event()
-
-    @staticmethod
-    def current() -> int | None:
-        try:
-            for line in Path("/proc/self/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) * 1024
-        except OSError:
-            return None
-        return None
-
-    def _sample(self) -> None:
-        while True:
-            now = self.current()
-            if now is not None:
-                self.peak_bytes = max(self.peak_bytes or 0, now)
-            if self._stop.wait(self.interval_s):
-                return
-
-    def __enter__(self) -> PeakRss:
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
-        now = self.current()
-        if now is not None:
-            self.peak_bytes = max(self.peak_bytes or 0, now)
-        self.maxrss_bytes = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024

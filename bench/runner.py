@@ -9,10 +9,11 @@ import time
 import pandas as pd
 
 import archs
-from runfolder.rows import error_row
+from runfolder.rows import Row, error_row, result_row
 from runfolder.writer import RunWriter
 
 from .estimate import ASSUMED_EFFICIENCY, Progress, duration, plural
+from .memory import PeakRss
 from .phases import PHASES, RunAborted, RunConfig, RunContext
 from .phases.base import model_facts
 from .phases.static import profile_error
@@ -31,19 +32,35 @@ def _say(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
-def profile_all(ctx: RunContext) -> None:
+def profile_all(ctx: RunContext) -> dict[str, PeakRss]:
     """Every model's static profile, for the estimate, the speed phase's FLOPs and the static
-    phase; a model that cannot be profiled gets its reason in ``ctx.profile_errors``."""
+    phase; a model that cannot be profiled gets its reason in ``ctx.profile_errors``. Returns
+    each model's peak memory while it was profiled (the static phase's)."""
     cfg = ctx.cfg
+    peaks = {}
     for name in cfg.models:
         entry = archs.get_entry(name)
-        try:
-            ctx.profiles[name] = profile_model(
-                entry, cfg.input_size, cfg.num_classes, cfg.in_channels
-            )
-        except Exception as exc:  # one model's failure is its row's, not the run's
-            ctx.profiles[name] = None
-            ctx.profile_errors[name] = profile_error(entry, cfg.input_size, exc)
+        with PeakRss() as peaks[name]:
+            try:
+                ctx.profiles[name] = profile_model(
+                    entry, cfg.input_size, cfg.num_classes, cfg.in_channels
+                )
+            except Exception as exc:  # one model's failure is its row's, not the run's
+                ctx.profiles[name] = None
+                ctx.profile_errors[name] = profile_error(entry, cfg.input_size, exc)
+    return peaks
+
+
+def memory_rows(entry: archs.ModelEntry, phase: str, peak: PeakRss) -> list[Row]:
+    """The process's peak resident memory while ``phase`` ran for ``entry``; none without
+    /proc."""
+    if peak.peak_bytes is None or peak.added_bytes is None:
+        return []
+    facts = model_facts(entry, phase)
+    return [
+        result_row(facts, "peak_rss", peak.peak_bytes / 1e6, peak.method),
+        result_row(facts, "peak_rss_added", peak.added_bytes / 1e6, peak.method),
+    ]
 
 
 def estimate_run(ctx: RunContext, peak_tflops: float) -> Progress:
@@ -68,7 +85,7 @@ def run_models(
     done = done or {}
     ctx = RunContext(cfg, device_description(cfg.device), writer, say=_say)
     t_static = time.perf_counter()
-    profile_all(ctx)
+    static_peaks = profile_all(ctx)
     totals = {phase: 0.0 for phase in cfg.phases}
     # every model is profiled first, for the estimate and the speed phase's FLOPs
     totals["static"] = time.perf_counter() - t_static
@@ -90,13 +107,21 @@ def run_models(
         spent: dict[str, float] = {}
         for k, phase_name in enumerate(cfg.phases):
             t0 = time.perf_counter()
+            wrote = False
             try:
-                for rows in PHASES[phase_name].run(entry, ctx, done.get(phase_name, frozenset())):
-                    writer.add(rows)
+                with PeakRss() as peak:
+                    for rows in PHASES[phase_name].run(
+                        entry, ctx, done.get(phase_name, frozenset())
+                    ):
+                        writer.add(rows)
+                        wrote = True
             except RunAborted as exc:
                 lost = f"not measured: the CUDA context was lost ({exc.error})"
                 writer.add([error_row(model_facts(entry, p), lost) for p in cfg.phases[k + 1 :]])
                 raise
+            if wrote:  # a phase skipped on resume measured nothing this time
+                measured = static_peaks[name] if phase_name == "static" else peak
+                writer.add(memory_rows(entry, phase_name, measured))
             if phase_name != "static":
                 spent[phase_name] = time.perf_counter() - t0
         for phase, seconds in spent.items():

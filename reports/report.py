@@ -26,6 +26,7 @@ from .tables import (
     footnotes,
     layer_table,
     markdown_notes,
+    memory_summary,
     model_summary,
     slowest_layers,
     speed_marks,
@@ -103,6 +104,9 @@ def report_tables(run: Run) -> dict[str, tuple[pd.DataFrame, pd.DataFrame]]:
         if settings.nunique() > 1:  # a merged run: each model's own, beside its figures
             accuracy.insert(0, "budget; images", settings.reindex(accuracy.index).fillna(""))
         tables["accuracy"] = (accuracy, pd.DataFrame(index=accuracy.index))
+    memory = memory_summary(r)
+    if not memory.empty:
+        tables["memory"] = (memory, pd.DataFrame(index=memory.index))
     return tables
 
 
@@ -232,6 +236,7 @@ def _write_report(run: Run, out: Path) -> Path:
         "speed": "Speed",
         "speedup": "Speed-up over fp32 (inference, same batch)",
         "accuracy": accuracy_title(run),
+        "memory": "Peak resident memory of the process, per phase (CPU memory)",
     }
     for name, (markdown, _) in rendered.items():
         lines += ["", f"## {titles[name]}", "", markdown]

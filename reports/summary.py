@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from runfolder.reader import Run
-from runfolder.schema import ACCURACY_TARGETS, ERROR_METRIC
+from runfolder.schema import ACCURACY_TARGETS, ERROR_METRIC, MEMORY_METRICS
 
 from .tables import (
     accuracy_summary,
@@ -72,7 +72,7 @@ def console_summary(run: Run) -> tuple[str, list[str]]:
         failed |= set(speed.index.get_level_values("model")[speed["error"] != ""])
     if "accuracy" in phases:
         acc = accuracy_summary(results)
-        rows = results[results["phase"] == "accuracy"]
+        rows = results[(results["phase"] == "accuracy") & ~results["metric"].isin(MEMORY_METRICS)]
         budget = f"{_first(rows, 'budget_unit')}={_first(rows, 'budget'):g}"
         target = ACCURACY_TARGETS[0]
         parts.append(
@@ -87,5 +87,12 @@ def console_summary(run: Run) -> tuple[str, list[str]]:
     if "profile" in phases:
         rows = results[results["phase"] == "profile"]
         failed |= set(rows.loc[rows["metric"] == ERROR_METRIC, "model"])
+    rss = results[results["metric"] == "peak_rss"]
+    if len(rss):
+        top = rss.loc[rss["value"].idxmax()]
+        parts.append(
+            f"Peak resident memory of the process: {top['value']:,.0f} MB ({top['model']}, "
+            f"{top['phase']} phase); per model and phase in the report"
+        )
     parts.append(f"results: {saved_files(run.path)}")
     return "\n\n".join(parts), sorted(failed)

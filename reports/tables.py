@@ -12,7 +12,13 @@ import numpy as np
 import pandas as pd
 from tabulate import tabulate
 
-from runfolder.schema import ACCURACY_TARGETS, ERROR_METRIC, HOST_BOUND_RATIO, NOISY_REL_IQR
+from runfolder.schema import (
+    ACCURACY_TARGETS,
+    ERROR_METRIC,
+    HOST_BOUND_RATIO,
+    MEMORY_METRICS,
+    NOISY_REL_IQR,
+)
 
 STATIC_SUMMARY_COLUMNS = {
     # metric -> header with unit
@@ -280,7 +286,7 @@ def speed_summary(results: pd.DataFrame, ceilings: dict[str, Any] | None = None)
 
     Columns no row has (peak memory on the CPU, compile time in eager modes) are left out.
     """
-    speed = results[results["phase"] == "speed"]
+    speed = results[(results["phase"] == "speed") & ~results["metric"].isin(MEMORY_METRICS)]
     flags = figure_flags(results, ceilings)
     rows = []
     for (model, mode), group in speed.groupby(["model", "mode"], sort=False):
@@ -394,6 +400,23 @@ def accuracy_summary(results: pd.DataFrame) -> pd.DataFrame:
     return table[[*present, "error"]]
 
 
+def memory_summary(results: pd.DataFrame) -> pd.DataFrame:
+    """The process's peak resident memory (MB) per model while each phase ran, and how much of
+    it that phase added; the largest where a resumed run measured a phase twice."""
+    rows = results[results["metric"].isin(MEMORY_METRICS)]
+    if rows.empty:
+        return pd.DataFrame(index=pd.Index([], name="model"))
+    wide = rows.pivot_table(
+        index="model", columns=["phase", "metric"], values="value", aggfunc="max", sort=False
+    )
+    table = pd.DataFrame(index=pd.Index(list(dict.fromkeys(rows["model"])), name="model"))
+    for phase in dict.fromkeys(rows["phase"]):
+        for metric, header in (("peak_rss", "peak MB"), ("peak_rss_added", "added MB")):
+            if (phase, metric) in wide:
+                table[f"{phase} {header}"] = wide[(phase, metric)]
+    return table
+
+
 def format_accuracy_summary(table: pd.DataFrame) -> str:
     shown = table.drop(columns=["error"]).reset_index()
     for column in shown.columns[1:]:
@@ -419,8 +442,12 @@ def format_accuracy_summary(table: pd.DataFrame) -> str:
 
 
 def _values(results: pd.DataFrame, phase: str) -> pd.DataFrame:
-    rows = results[(results["phase"] == phase) & (results["metric"] != ERROR_METRIC)]
-    return rows
+    """``phase``'s measurements: not its errors, nor its memory rows (per model, not per
+    measurement)."""
+    metric = results["metric"]
+    return results[
+        (results["phase"] == phase) & (metric != ERROR_METRIC) & ~metric.isin(MEMORY_METRICS)
+    ]
 
 
 def chart_mode(results: pd.DataFrame) -> str | None:
@@ -510,6 +537,9 @@ def model_summary(results: pd.DataFrame) -> pd.DataFrame:
             table[header] = acc[metric]
     for column, _, _, picked in _summary_speed_figures(results):
         table[column] = picked.groupby("model")["value"].first()
+    rss = results[results["metric"] == "peak_rss"]
+    if len(rss):
+        table["peak RSS MB"] = rss.groupby("model")["value"].max()
     return table
 
 

@@ -219,18 +219,6 @@ METRICS: dict[str, Metric] = {
             Metric(f"profile_mac_share_{k}", "%", f"{label}: share of the MACs")
             for k, label in LAYER_KINDS.items()
         ),
-        Metric(
-            "profile_peak_rss",
-            "MB",
-            "peak resident memory of the process while this model and mode were profiled "
-            "(VmRSS sampled every 5 ms)",
-        ),
-        Metric(
-            "process_maxrss",
-            "MB",
-            "peak resident memory of the process since it started (getrusage ru_maxrss), "
-            "at the end of this model and mode's profile: a lifetime peak, not the phase's",
-        ),
         # accuracy phase: per model, mean over seeds; per-epoch curves are in curves.csv
         Metric("test_acc", "%", "top-1 accuracy on the test images, mean over seeds"),
         Metric("test_acc_std", "%", "standard deviation of test_acc over seeds (n-1)"),
@@ -271,9 +259,23 @@ METRICS: dict[str, Metric] = {
             "not trained: the training time its first steps "
             "predicted for the budget, over the cap (the method says how to run it)",
         ),
+        # every phase, per model (the row's phase is the one measured)
+        Metric(
+            "peak_rss",
+            "MB",
+            "the process's peak resident memory while this phase ran for this model (held "
+            "before it too: the data, what earlier models left in the allocator)",
+        ),
+        Metric(
+            "peak_rss_added",
+            "MB",
+            "peak_rss less the resident memory when this phase began for this model",
+        ),
         Metric(ERROR_METRIC, "", "the phase failed for this model; see the error column"),
     )
 }
+# per phase and model, not per measurement: rows without mode, batch or budget
+MEMORY_METRICS = frozenset({"peak_rss", "peak_rss_added"})
 
 
 def unit_of(metric: str) -> str:

@@ -539,6 +539,13 @@ def test_resume_holds_each_figure_once_and_reports_failures_once(
         (failing, "accuracy"),
     ]
     assert set(results[results["phase"] == "accuracy"]["model"]) == set(args[1].split(","))
+    # the process's peak memory once per model and phase: the interrupted phase's on resume
+    memory = results[results["metric"] == "peak_rss"]
+    phases = args[args.index("--phases") + 1].split(",")
+    assert sorted(zip(memory["model"], memory["phase"])) == sorted(
+        (m, p) for m in args[1].split(",") for p in phases
+    )
+    assert (memory["unit"] == "MB").all() and (memory["value"].astype(float) > 10).all()
     assert json.loads((run_dir / "run.json").read_text())["status"] == "complete"
 
     assert cli.main([*args, "--resume"]) == 0

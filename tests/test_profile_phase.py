@@ -132,7 +132,7 @@ def test_cli_profile_phase_writes_rows_tables_and_a_trace(tmp_path, test_models,
     assert "deliberately broken forward" in errors["error"].iloc[0]
     lenet = rows[rows["model"] == "lenet"].set_index("metric")
     assert (lenet["unit"] == [METRICS[m].unit for m in lenet.index]).all()
-    for metric in ("profile_step_ms", "profile_peak_rss", "process_maxrss"):
+    for metric in ("profile_step_ms", "profile_forward_ms", "peak_rss"):
         assert lenet.loc[metric, "value"] > 0, metric
     # the overhead is measured, so on a busy machine it can come out slightly negative
     assert lenet.loc["profile_overhead", "value"] > -50

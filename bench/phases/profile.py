@@ -2,9 +2,8 @@
 
 Per model and mode, at the first of ``--batch-sizes``: the training step split into forward,
 backward and optimizer beside the unprofiled full step, the profiler's overhead, the share of
-time and of MACs by layer kind, the process's peak memory (rows in results.csv), and the
-per-layer table in RUN_DIR/profile/MODEL__MODE.csv (``runfolder.schema.PROFILE_COLUMNS``); with
-``--trace`` a Chrome/Perfetto trace of the profiled training steps in
+time and of MACs by layer kind (rows in results.csv), and the per-layer table in
+RUN_DIR/profile/MODEL__MODE.csv (``runfolder.schema.PROFILE_COLUMNS``); with ``--trace`` a Chrome/Perfetto trace of the profiled training steps in
 RUN_DIR/traces/MODEL__MODE.json.
 
 Per-layer attribution needs the eager modules (torch.compile fuses across layers), so a
@@ -28,7 +27,7 @@ from runfolder.schema import LAYER_KINDS
 
 from ..estimate import SpeedWork, speed_seconds
 from ..failures import describe
-from ..layer_time import LayerProfile, PeakRss, profile_layers
+from ..layer_time import LayerProfile, profile_layers
 from ..modes import Mode
 from ..speed import SpeedConfig
 from .base import RunConfig, RunContext, model_facts
@@ -41,7 +40,7 @@ def profile_modes(cfg: RunConfig) -> list[Mode]:
     return list(dict.fromkeys(dataclasses.replace(m, compile="none") for m in cfg.modes))
 
 
-def profile_rows(p: LayerProfile, facts: dict, peak: PeakRss, device_name: str) -> list[Row]:
+def profile_rows(p: LayerProfile, facts: dict, device_name: str) -> list[Row]:
     rows: list[Row] = []
     s = p.split
     where = (
@@ -79,9 +78,6 @@ def profile_rows(p: LayerProfile, facts: dict, peak: PeakRss, device_name: str) 
     for kind in LAYER_KINDS:
         add(f"profile_time_share_{kind}", time_share.get(kind, 0.0), kinds_note)
         add(f"profile_mac_share_{kind}", mac_share.get(kind, 0.0), kinds_note)
-    if peak.peak_bytes is not None:
-        add("profile_peak_rss", peak.peak_bytes / 1e6, "VmRSS of /proc/self/status every 5 ms")
-    add("process_maxrss", peak.maxrss_bytes / 1e6, "resource.getrusage(RUSAGE_SELF).ru_maxrss")
     return rows
 
 
@@ -109,29 +105,28 @@ class ProfilePhase:
             trace = ctx.folder.trace_path(entry.name, mode.name) if cfg.trace else None
             t0 = time.perf_counter()
             try:
-                with PeakRss() as peak:
-                    p = profile_layers(
-                        lambda: entry.build(cfg.num_classes, cfg.in_channels),
-                        entry.name,
-                        mode,
-                        cfg.device,
-                        batch,
-                        (cfg.in_channels, h, w),
-                        static.layers if static else None,
-                        num_classes=cfg.num_classes,
-                        warmup=speed.warmup if cfg.warmup is None else cfg.warmup,
-                        repeats=cfg.repeats or speed.repeats,
-                        min_block_s=speed.min_block_s,
-                        profiled_steps=PROFILED_STEPS,
-                        trace=trace,
-                    )
+                p = profile_layers(
+                    lambda: entry.build(cfg.num_classes, cfg.in_channels),
+                    entry.name,
+                    mode,
+                    cfg.device,
+                    batch,
+                    (cfg.in_channels, h, w),
+                    static.layers if static else None,
+                    num_classes=cfg.num_classes,
+                    warmup=speed.warmup if cfg.warmup is None else cfg.warmup,
+                    repeats=cfg.repeats or speed.repeats,
+                    min_block_s=speed.min_block_s,
+                    profiled_steps=PROFILED_STEPS,
+                    trace=trace,
+                )
             except Exception as exc:  # this model's failure is its row's, not the run's
                 error = describe(exc)
                 ctx.say(f"profile {mode.name} FAILED: {error}")
                 yield [error_row(facts, error)]
                 continue
             ctx.folder.add_profile(entry.name, mode.name, p.layers)
-            yield profile_rows(p, facts, peak, ctx.device_name)
+            yield profile_rows(p, facts, ctx.device_name)
             top = p.modules.sort_values("self_ms", ascending=False).iloc[0]
             ctx.say(
                 f"profile {mode.name} b{batch}: step {p.split.step.median * 1e3:.3g} ms "

@@ -181,7 +181,7 @@ class SpeedPhase:
     name: ClassVar[str] = "speed"
 
     def done_keys(self, results: pd.DataFrame) -> frozenset[tuple]:
-        speed = results[results["phase"] == self.name]
+        speed = results[(results["phase"] == self.name) & results["requested_batch"].notna()]
         return frozenset(
             (model, mode, int(batch))
             for model, mode, batch in zip(speed["model"], speed["mode"], speed["requested_batch"])
