@@ -22,6 +22,7 @@ container is ``join`` exactly where the profiler saw it concatenate or add.
 from __future__ import annotations
 
 import math
+import os
 import statistics
 import time
 from collections import defaultdict
@@ -278,6 +279,18 @@ def layer_times(events, steps: int, cuda: bool) -> LayerTimes:
     return out
 
 
+def memory_growth(events, cuda: bool) -> dict[str, int]:
+    """Net bytes allocated inside each module's range (allocations less frees: what its forward
+    keeps, its output and what autograd saves for backward), from a profile made with
+    ``profile_memory``: the CUDA caching allocator's on CUDA, the CPU allocator's on the CPU."""
+    growth: dict[str, int] = defaultdict(int)
+    for e in events:
+        path = _range_path(e)
+        if path is not None:
+            growth[path] += e.device_memory_usage if cuda else e.cpu_memory_usage
+    return growth
+
+
 def _step_parts(model, x, y, mode: Mode, device: torch.device, optimizer):
     def forward() -> torch.Tensor:
         with mode.autocast(device):
@@ -340,12 +353,26 @@ def measure_split(
     return split[0], split[1], split[2], whole
 
 
-def _profiled(steps_fn: Callable[[], None], steps: int, cuda: bool, trace: Path | None):
+def _profiled(
+    steps_fn: Callable[[], None],
+    steps: int,
+    cuda: bool,
+    trace: Path | None,
+    memory: bool = False,
+):
     """``steps`` profiled calls of ``steps_fn`` after one the profiler warms up on and drops;
-    their events and the median wall time of a call."""
+    their events and the median wall time of a call. ``memory``: the profiler also records
+    every allocation and free (slower: not for the timed steps)."""
+    # kineto prints a line as each profile starts and stops, and on a machine without CUDA an
+    # error about the device count; a user's own setting wins
+    os.environ.setdefault("KINETO_LOG_LEVEL", "6")
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
     walls = []
-    with profile(activities=activities, schedule=schedule(wait=0, warmup=1, active=steps)) as prof:
+    with profile(
+        activities=activities,
+        schedule=schedule(wait=0, warmup=1, active=steps),
+        profile_memory=memory,
+    ) as prof:
         for k in range(steps + 1):
             sync_device = torch.cuda.synchronize if cuda else (lambda: None)
             sync_device()
@@ -407,6 +434,14 @@ def profile_layers(
             train_step()  # the hooks' first call, unprofiled
             events, profiled_s = _profiled(train_step, profiled_steps, cuda, trace)
             train = layer_times(events, profiled_steps, cuda)
+            if train.step_us <= 0:
+                raise RuntimeError(
+                    "the profiler recorded no "
+                    + ("CUDA kernel time (is CUPTI usable here?)" if cuda else "time")
+                    + ": nothing to attribute to layers"
+                )
+            events, _ = _profiled(train_step, 1, cuda, None, memory=True)
+            growth = memory_growth(events, cuda)
             model.eval()
             with torch.no_grad():
 
@@ -418,7 +453,7 @@ def profile_layers(
                 events, _ = _profiled(infer, profiled_steps, cuda, None)
                 inference = layer_times(events, profiled_steps, cuda)
         sync(device)
-    frame = _frame(model, train, inference, out_bytes, static_layers, batch)
+    frame = _frame(model, train, inference, out_bytes, growth, static_layers, batch)
     return LayerProfile(
         name, mode, batch, StepSplit(f, b, o, full), profiled_s, frame, train.step_us, timer.name
     )
@@ -429,6 +464,7 @@ def _frame(
     train: LayerTimes,
     inference: LayerTimes,
     out_bytes: dict[str, int],
+    growth: dict[str, int],
     static_layers: list[LayerRow] | None,
     batch: int,
 ) -> pd.DataFrame:
@@ -464,6 +500,7 @@ def _frame(
                 "self_macs": max(self_macs, 0) * batch,
                 "mac_per_s": total_macs / (infer_ms / 1e3) if infer_ms > 0 else math.nan,
                 "activation_bytes": out_bytes.get(path, 0),
+                "memory_growth_bytes": growth.get(path, 0),
             }
         )
     for path in (LOSS, BACKWARD_REST, OPTIMIZER):
@@ -485,6 +522,7 @@ def _frame(
                 "self_macs": 0,
                 "mac_per_s": math.nan,
                 "activation_bytes": 0,
+                "memory_growth_bytes": 0,
             }
         )
     return pd.DataFrame(rows, columns=list(PROFILE_COLUMNS))

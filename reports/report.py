@@ -253,7 +253,8 @@ def _write_report(run: Run, out: Path) -> Path:
         lines += [
             "",
             "Self time: forward and backward of a training step outside any child module; "
-            "share of the profiled step. Every module, with the loss and the optimizer: "
+            "share of the profiled step. Kept MB: memory its training forward allocated and "
+            "did not free (its output, what autograd saves), children included. Every module, with the loss and the optimizer: "
             "`profile/MODEL__MODE.csv`.",
         ]
     if run.layers:

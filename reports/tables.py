@@ -657,5 +657,6 @@ def slowest_layers(profile: pd.DataFrame, k: int = SLOWEST_LAYERS) -> pd.DataFra
             "share of step %": top["self_share"].map("{:.1f}".format).to_numpy(),
             "MACs (M/step)": (top["macs"] / 1e6).map("{:.3g}".format).to_numpy(),
             "inference GMAC/s": (top["mac_per_s"] / 1e9).map("{:.3g}".format).to_numpy(),
+            "kept MB": (top["memory_growth_bytes"] / 1e6).map("{:.3g}".format).to_numpy(),
         }
     )

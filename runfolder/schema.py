@@ -68,7 +68,9 @@ LAYER_COLUMNS: tuple[str, ...] = ("path", "type", "depth", "output_shape", "para
 # children; self_ms is forward and backward outside any child module; join_ms the part of it
 # spent concatenating and adding (see bench.layer_time); self_share is self_ms over the
 # profiled step (%); macs per step (the static profile's per sample x batch), self_macs those
-# outside any child; mac_per_s from infer_forward_ms; activation_bytes the output at the batch.
+# outside any child; mac_per_s from infer_forward_ms; activation_bytes the output at the batch;
+# memory_growth_bytes the net bytes allocated in the training forward (output and what autograd
+# saves, less what it freed; CUDA memory on CUDA, CPU memory on the CPU), children included.
 # Rows whose path is in parentheses are not modules: the loss, the optimizer, and backward
 # nodes of no module (gradient accumulation, the loss's backward).
 PROFILE_COLUMNS: tuple[str, ...] = (
@@ -87,6 +89,7 @@ PROFILE_COLUMNS: tuple[str, ...] = (
     "self_macs",
     "mac_per_s",
     "activation_bytes",
+    "memory_growth_bytes",
 )
 # the kinds of layers the profile phase sums time and MACs by
 LAYER_KINDS: dict[str, str] = {

@@ -89,6 +89,12 @@ def test_the_heavy_layer_ranks_first_and_takes_over_half(test_models, one_thread
     assert row["forward_ms"] > 0 and row["backward_ms"] > 0
     assert row["mac_per_s"] == pytest.approx(row["macs"] / (row["infer_forward_ms"] / 1e3))
     assert row["activation_bytes"] == 8 * 128 * 28 * 28 * 4
+    # memory kept by the training forward: a layer's growth is its output (a view costs none);
+    # the model's is what backward needs, as each ReLU's input is freed once the ReLU has run
+    growth = p.layers.set_index("path")["memory_growth_bytes"]
+    assert growth["2"] == row["activation_bytes"] and growth["5"] == 0
+    kept = 4 * 8 * (8 * 28 * 28 + 128 * 28 * 28 + 128 + 10)  # ReLU outputs, pooled, logits
+    assert growth[""] == kept
     time_share, mac_share = p.kind_shares()
     assert time_share["conv"] > 50 and mac_share["conv"] > 90
     assert sum(time_share.values()) == pytest.approx(100)

@@ -3,8 +3,8 @@
 Per model and mode, at the first of ``--batch-sizes``: the training step split into forward,
 backward and optimizer beside the unprofiled full step, the profiler's overhead, the share of
 time and of MACs by layer kind (rows in results.csv), and the per-layer table in
-RUN_DIR/profile/MODEL__MODE.csv (``runfolder.schema.PROFILE_COLUMNS``); with ``--trace`` a Chrome/Perfetto trace of the profiled training steps in
-RUN_DIR/traces/MODEL__MODE.json.
+RUN_DIR/profile/MODEL__MODE.csv (``runfolder.schema.PROFILE_COLUMNS``); with ``--trace`` a
+Chrome/Perfetto trace of the profiled training steps in RUN_DIR/traces/MODEL__MODE.json.
 
 Per-layer attribution needs the eager modules (torch.compile fuses across layers), so a
 compiled mode is profiled as its eager mode at the same precision and layout, and modes that
