@@ -120,10 +120,14 @@ def test_residual_addition_is_attributed_to_its_block(one_thread):
     assert layer_kind(nn.BatchNorm2d(3)) == "norm" and layer_kind(nn.MaxPool2d(2)) == "pooling"
 
 
-def test_the_step_split_adds_up_to_the_unprofiled_step_for_lenet(one_thread):
-    p = _profile("lenet", repeats=9)
+@pytest.mark.parametrize("name,repeats", [("lenet", 9), ("resnet18_d2l", 5)])
+def test_the_step_split_adds_up_to_the_unprofiled_step(name, repeats, one_thread):
+    """Forward, backward and optimizer timed apart add up to the full step timed as the speed
+    phase times it, within 10%: LeNet at 28x28 and ResNet-18 at its note's 96x96, batch 8."""
+    p = _profile(name, repeats=repeats)
     assert abs(p.split.gap) < 0.10, p.split
     assert p.split.forward.median > 0 and p.split.optimizer.median > 0
+    assert p.split.backward.median > p.split.optimizer.median
 
 
 def test_cli_profile_phase_writes_rows_tables_and_a_trace(tmp_path, test_models, capsys):
@@ -194,3 +198,24 @@ def test_profile_is_not_a_default_phase_but_any_subset_runs(tmp_path):
     (run_dir,) = list(tmp_path.iterdir())
     phases = pd.read_csv(run_dir / "results.csv")["phase"]
     assert list(dict.fromkeys(phases)) == ["static", "profile"]
+
+
+def test_a_mode_the_cpu_cannot_run_exits_2_before_measuring(tmp_path, capsys):
+    args = ["--models", "lenet", "--phases", "profile", "--modes", "tf32"]
+    assert cli.main([*args, "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "tf32" in err and "CUDA" in err and "Traceback" not in err
+    assert not any(tmp_path.iterdir())
+
+
+def test_a_compiled_mode_is_profiled_eagerly_and_says_so(tmp_path, capsys):
+    args = ["--models", "lenet", "--phases", "profile", "--modes", "fp32,fp32+compile"]
+    assert cli.main([*args, "--repeats", "1", "--out", str(tmp_path)]) == 0
+    assert "lenet profile fp32 (for fp32+compile) b8:" in capsys.readouterr().err
+    (run_dir,) = list(tmp_path.iterdir())
+    run = load_run(run_dir)
+    rows = run.results[run.results["phase"] == "profile"]
+    measured = rows[~rows["metric"].isin(["peak_rss", "peak_rss_added"])]
+    assert set(measured["mode"]) == {"fp32"} and set(measured["compile"]) == {"none"}
+    assert measured["method"].str.contains("profiled eagerly for fp32+compile", regex=False).all()
+    assert set(run.profiles) == {("lenet", "fp32")}

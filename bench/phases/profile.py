@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import ClassVar
 
 import pandas as pd
@@ -35,16 +35,28 @@ from .base import RunConfig, RunContext, model_facts
 PROFILED_STEPS = 3
 
 
-def profile_modes(cfg: RunConfig) -> list[Mode]:
-    """The eager modes of ``cfg.modes``, each once."""
-    return list(dict.fromkeys(dataclasses.replace(m, compile="none") for m in cfg.modes))
+def profile_modes(cfg: RunConfig) -> dict[Mode, list[str]]:
+    """The eager modes of ``cfg.modes``, each once, with the compiled modes each stands for."""
+    eager: dict[Mode, list[str]] = {}
+    for m in cfg.modes:
+        stands_for = eager.setdefault(dataclasses.replace(m, compile="none"), [])
+        if m.compile != "none":
+            stands_for.append(m.name)
+    return eager
 
 
-def profile_rows(p: LayerProfile, facts: dict, device_name: str) -> list[Row]:
+def profile_rows(
+    p: LayerProfile, facts: dict, device_name: str, stands_for: Sequence[str] = ()
+) -> list[Row]:
     rows: list[Row] = []
     s = p.split
+    compiled = (
+        f" (profiled eagerly for {', '.join(stands_for)}: torch.compile fuses across layers)"
+        if stands_for
+        else ""
+    )
     where = (
-        f"{p.mode.describe()}; synthetic inputs on {device_name}; batch {p.batch}; "
+        f"{p.mode.describe()}{compiled}; synthetic inputs on {device_name}; batch {p.batch}; "
         f"torch {torch.__version__}"
     )
     blocks = (
@@ -96,7 +108,7 @@ class ProfilePhase:
         speed = SpeedConfig.for_device(cfg.device, batch)
         static = ctx.profiles.get(entry.name)
         h, w = cfg.input_hw(entry)
-        for mode in profile_modes(cfg):
+        for mode, stands_for in profile_modes(cfg).items():
             if (entry.name, mode.name) in done:
                 ctx.say(f"profile {mode.name}: already in the run folder, skipped")
                 continue
@@ -126,10 +138,11 @@ class ProfilePhase:
                 yield [error_row(facts, error)]
                 continue
             ctx.folder.add_profile(entry.name, mode.name, p.layers)
-            yield profile_rows(p, facts, ctx.device_name)
+            yield profile_rows(p, facts, ctx.device_name, stands_for)
             top = p.modules.sort_values("self_ms", ascending=False).iloc[0]
+            label = mode.name + (f" (for {', '.join(stands_for)})" if stands_for else "")
             ctx.say(
-                f"profile {mode.name} b{batch}: step {p.split.step.median * 1e3:.3g} ms "
+                f"profile {label} b{batch}: step {p.split.step.median * 1e3:.3g} ms "
                 f"(fwd {p.split.forward.median * 1e3:.3g}, bwd "
                 f"{p.split.backward.median * 1e3:.3g}, opt {p.split.optimizer.median * 1e3:.3g});"
                 f" slowest {top['path'] or '(model)'} {top['self_share']:.0f}%; profiler "
