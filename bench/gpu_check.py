@@ -11,6 +11,9 @@ On a CUDA device it runs, in this order, each part written to the run folder as 
    suite's, ResNet-18 at 96x96 and LeNet at batch 256;
 3. the accuracy phase for 10 epochs: ResNet-18 (d2l, 96x96) over seeds 0, 1 and 2, BN-LeNet and
    DenseNet over seed 0;
+4. the profile phase (``bench.layer_time``), LeNet and ResNet-18 (d2l, 96x96) in fp32 at the
+   same batch: per-module CUDA kernel time must add up to the profiled step, and the step's
+   forward, backward and optimizer timed apart to the unprofiled step;
 
 then prints one verdict table against the targets and exits 1 when one is missed (2 without a
 CUDA device or with bad arguments).
@@ -86,6 +89,10 @@ class Plan:
     goals: tuple[AccuracyGoal, ...] = (
         AccuracyGoal("resnet18_d2l", (0, 1, 2), 94.0, "the suite's target (airbench-style loop)"),
     )
+    profile_models: tuple[str, ...] = ("lenet", "resnet18_d2l")
+    profile_mode: str = "fp32"
+    attributed_within: float = 0.15  # the layers' self times against the profiled step
+    split_within: float = 0.10  # forward + backward + optimizer against the unprofiled step
     train_limit: int | None = None  # first N training / test images (the CPU test's small run)
     eval_limit: int | None = None
 
@@ -178,6 +185,46 @@ def run_accuracy(
         run_models(cfg, writer, done)
 
 
+def run_profile(plan: Plan, device: torch.device, writer: RunWriter, done: Done | None) -> None:
+    cfg = RunConfig(
+        models=list(plan.profile_models),
+        phases=("profile",),
+        device=device,
+        modes=[parse_mode(plan.profile_mode)],
+        batch_sizes=(plan.batch,),
+        warmup=plan.warmup,
+    )
+    run_models(cfg, writer, done)
+
+
+def _profile_verdicts(plan: Plan, results: pd.DataFrame) -> list[Verdict]:
+    prof = results[results["phase"] == "profile"] if len(results) else results
+    out = []
+    for model in plan.profile_models:
+        rows = prof[prof["model"] == model].set_index("metric")
+        for metric, name, within in (
+            ("profile_attributed", "layers' self time / profiled step", plan.attributed_within),
+            ("profile_split_gap", "fwd + bwd + opt / unprofiled step", plan.split_within),
+        ):
+            if metric in rows.index:
+                value = float(rows.loc[metric, "value"])
+                ratio = value / 100 if metric == "profile_attributed" else 1 + value / 100
+                measured, ok = f"{ratio:.3f}", abs(ratio - 1) <= within
+            else:
+                error = rows["error"].iloc[0] if len(rows) else "not measured"
+                measured, ok = f"error: {error}", False
+            out.append(
+                Verdict(
+                    "profile",
+                    f"{model} {plan.profile_mode} batch {plan.batch}",
+                    measured,
+                    f"{name} within ±{within:.0%}",
+                    ok,
+                )
+            )
+    return out
+
+
 def verdicts(plan: Plan, run_dir: Path, results: pd.DataFrame) -> list[Verdict]:
     """Every target against what the run folder holds; a figure missing is a missed target."""
     out: list[Verdict] = []
@@ -227,7 +274,7 @@ def verdicts(plan: Plan, run_dir: Path, results: pd.DataFrame) -> list[Verdict]:
                 ok,
             )
         )
-    return out
+    return out + _profile_verdicts(plan, results)
 
 
 def verdict_table(found: list[Verdict]) -> str:
@@ -243,7 +290,7 @@ def check(
     if (run_dir / "results.csv").exists():
         existing = read_results(run_dir / "results.csv")
     writer = RunWriter(run_dir, info, existing)
-    done = done_in(existing, ("accuracy",)) if existing is not None else None
+    done = done_in(existing, ("accuracy", "profile")) if existing is not None else None
     data = to_device(load_fashion_mnist(data_dir), device, plan.train_limit, plan.eval_limit)
     status = "interrupted"
     try:
@@ -254,6 +301,8 @@ def check(
         _say(f"gpu_check: baseline done ({duration(time.perf_counter() - t0)})")
         run_accuracy(plan, device, writer, done, data)
         _say(f"gpu_check: accuracy done ({duration(time.perf_counter() - t0)})")
+        run_profile(plan, device, writer, done)
+        _say(f"gpu_check: profile done ({duration(time.perf_counter() - t0)})")
         status = "complete"
     finally:
         writer.finish(status)

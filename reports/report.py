@@ -254,8 +254,8 @@ def _write_report(run: Run, out: Path) -> Path:
             "",
             "Self time: forward and backward of a training step outside any child module; "
             "share of the profiled step. Kept MB: memory its training forward allocated and "
-            "did not free (its output, what autograd saves), children included. Every module, with the loss and the optimizer: "
-            "`profile/MODEL__MODE.csv`.",
+            "did not free (its output, what autograd saves), children included. Every module, "
+            "with the loss and the optimizer: `profile/MODEL__MODE.csv`.",
         ]
     if run.layers:
         lines += ["", "## Per-layer tables", ""]

@@ -26,6 +26,7 @@ SMALL = gpu_check.Plan(
     baseline_workers=0,
     epochs=1,
     goals=(gpu_check.AccuracyGoal("lenet_bn", (0,), 10.0, "a smoke target"),),
+    profile_models=("lenet",),
     train_limit=512,
     eval_limit=256,
 )
@@ -47,7 +48,7 @@ def test_every_part_runs_is_judged_and_resumes(tmp_path):
     run_dir.mkdir()
     info = {"check": "gpu_check"}
     found = gpu_check.check(SMALL, CPU, run_dir, find_data_dir(None), info)
-    assert [v.check for v in found] == ["fidelity", "baseline", "accuracy"]
+    assert [v.check for v in found] == ["fidelity", "baseline", "accuracy", "profile", "profile"]
     for name in ("fidelity.csv", "baseline.csv", "results.csv", "verdict.md", "run.json"):
         assert (run_dir / name).exists(), name
     baseline = pd.read_csv(run_dir / "baseline.csv")
@@ -71,7 +72,8 @@ def test_verdicts_hold_each_figure_to_its_target(tmp_path):
         goals=(
             gpu_check.AccuracyGoal("resnet18_d2l", (0, 1, 2), 94.0, "t"),
             gpu_check.AccuracyGoal("densenet", (0,), 88.5, "t"),
-        )
+        ),
+        profile_models=("lenet", "resnet18_d2l"),
     )
     folder = _folder(
         tmp_path,
@@ -114,10 +116,17 @@ def test_verdicts_hold_each_figure_to_its_target(tmp_path):
                 "value": None,
                 "error": "OutOfMemoryError: ...",
             },
+            *(
+                {"model": "lenet", "phase": "profile", "metric": m, "value": v, "error": ""}
+                for m, v in (("profile_attributed", 108.0), ("profile_split_gap", -12.0))
+            ),
         ]
     )
     found = gpu_check.verdicts(plan, folder, results)
-    assert [v.passed for v in found] == [True, False, False, True, False, True, False]
+    passed = [True, False, False, True, False, True, False, True, False, False, False]
+    assert [v.passed for v in found] == passed
+    assert [v.measured for v in found[7:9]] == ["1.080", "0.880"]
+    assert found[9].measured == "error: not measured"
     assert "error: RanEager" in found[2].measured
     assert "94.10% (mean of 3 seeds)" == found[5].measured
 
