@@ -197,6 +197,11 @@ def run_profile(plan: Plan, device: torch.device, writer: RunWriter, done: Done 
     run_models(cfg, writer, done)
 
 
+def _missing(rows: pd.DataFrame) -> str:
+    """What a verdict shows for a figure its rows lack: their error, or that none was written."""
+    return f"error: {rows['error'].iloc[0] if len(rows) else 'not measured'}"
+
+
 def _profile_verdicts(plan: Plan, results: pd.DataFrame) -> list[Verdict]:
     prof = results[results["phase"] == "profile"] if len(results) else results
     out = []
@@ -211,8 +216,7 @@ def _profile_verdicts(plan: Plan, results: pd.DataFrame) -> list[Verdict]:
                 ratio = value / 100 if metric == "profile_attributed" else 1 + value / 100
                 measured, ok = f"{ratio:.3f}", abs(ratio - 1) <= within
             else:
-                error = rows["error"].iloc[0] if len(rows) else "not measured"
-                measured, ok = f"error: {error}", False
+                measured, ok = _missing(rows), False
             out.append(
                 Verdict(
                     "profile",
@@ -263,8 +267,7 @@ def verdicts(plan: Plan, run_dir: Path, results: pd.DataFrame) -> list[Verdict]:
             measured = f"{mean:.2f}% (mean of {seeds} seed{'s' if seeds > 1 else ''})"
             ok = mean >= goal.minimum and seeds == len(goal.seeds)
         else:
-            error = rows["error"].iloc[0] if len(rows) else "not measured"
-            measured, ok = f"error: {error}", False
+            measured, ok = _missing(rows), False
         out.append(
             Verdict(
                 "accuracy",

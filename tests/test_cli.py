@@ -15,7 +15,7 @@ from bench import cli, config, provenance
 from bench.phases import accuracy as accuracy_phase
 from bench.phases import speed as speed_phase
 from runfolder.reader import load_run
-from runfolder.schema import ERROR_METRIC, LAYER_COLUMNS, METRICS, RESULT_COLUMNS
+from runfolder.schema import ERROR_METRIC, LAYER_COLUMNS, MEMORY_METRICS, METRICS, RESULT_COLUMNS
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -42,7 +42,9 @@ def test_run_writes_results_with_units_and_provenance(tmp_path, capsys):
     assert list(dict.fromkeys(results["model"])) == ["lenet", "resnet18_d2l"]
     assert set(results["metric"]) <= set(METRICS)
     assert (results["unit"] == [METRICS[m].unit for m in results["metric"]]).all()
-    assert (results["method"].str.contains("fvcore")).all()
+    memory = results["metric"].isin(MEMORY_METRICS)
+    assert results.loc[~memory, "method"].str.contains("fvcore").all()
+    assert len(results[memory]) == 4  # each model's static phase: its profiling's peak memory
     lenet = results[results["model"] == "lenet"].set_index("metric")["value"].astype(float)
     assert lenet["params"] == 61_706
     assert lenet["flops"] == 2 * lenet["macs"]
@@ -80,7 +82,7 @@ def test_failed_model_is_recorded_and_the_run_goes_on(tmp_path, capsys):
     )
     assert code == 1
     results = pd.read_csv(only_run_dir(tmp_path) / "results.csv", keep_default_na=False)
-    lenet = results[results["model"] == "lenet"]
+    lenet = results[(results["model"] == "lenet") & ~results["metric"].isin(MEMORY_METRICS)]
     assert list(lenet["metric"]) == [ERROR_METRIC]
     assert "built for 28x28" in lenet["error"].iloc[0]
     resnet = results[results["model"] == "resnet18_d2l"].set_index("metric")["value"]
@@ -193,7 +195,7 @@ def test_speed_phase_on_the_cpu(tmp_path, capsys):
     assert cli.main(args) == 0
     run_dir = only_run_dir(tmp_path)
     results = pd.read_csv(run_dir / "results.csv")
-    speed = results[results["phase"] == "speed"]
+    speed = results[(results["phase"] == "speed") & ~results["metric"].isin(MEMORY_METRICS)]
     assert set(speed["model"]) == {"lenet", "resnet18"}
     assert set(speed["mode"]) == {"fp32"}
     for model in ("lenet", "resnet18"):
@@ -276,7 +278,8 @@ def test_threads_are_applied_and_recorded(tmp_path, capsys):
     run_dir = only_run_dir(tmp_path)
     assert json.loads((run_dir / "run.json").read_text())["backends"]["cpu_threads"] == 1
     results = pd.read_csv(run_dir / "results.csv")
-    assert results["method"].str.contains("1 CPU threads").all()
+    measured = results[~results["metric"].isin(MEMORY_METRICS)]
+    assert measured["method"].str.contains("1 CPU threads").all()
     err = capsys.readouterr().err
     assert "estimate: about" in err and "left" in err and "archbench: took" in err
 

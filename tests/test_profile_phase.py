@@ -17,7 +17,7 @@ from bench.modes import Mode
 from bench.profile import profile_model
 from reports import charts
 from runfolder.reader import load_run
-from runfolder.schema import ERROR_METRIC, LAYER_KINDS, METRICS, PROFILE_COLUMNS
+from runfolder.schema import ERROR_METRIC, LAYER_KINDS, MEMORY_METRICS, METRICS, PROFILE_COLUMNS
 
 CPU = torch.device("cpu")
 
@@ -215,7 +215,7 @@ def test_a_compiled_mode_is_profiled_eagerly_and_says_so(tmp_path, capsys):
     (run_dir,) = list(tmp_path.iterdir())
     run = load_run(run_dir)
     rows = run.results[run.results["phase"] == "profile"]
-    measured = rows[~rows["metric"].isin(["peak_rss", "peak_rss_added"])]
+    measured = rows[~rows["metric"].isin(MEMORY_METRICS)]
     assert set(measured["mode"]) == {"fp32"} and set(measured["compile"]) == {"none"}
     assert measured["method"].str.contains("profiled eagerly for fp32+compile", regex=False).all()
     assert set(run.profiles) == {("lenet", "fp32")}
