@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from runfolder.reader import Run
-from runfolder.schema import ACCURACY_TARGETS, ERROR_METRIC, MEMORY_METRICS
+from runfolder.reader import Run, phase_rows
+from runfolder.schema import ACCURACY_TARGETS, ERROR_METRIC
 
 from .tables import (
     accuracy_summary,
@@ -72,7 +72,7 @@ def console_summary(run: Run) -> tuple[str, list[str]]:
         failed |= set(speed.index.get_level_values("model")[speed["error"] != ""])
     if "accuracy" in phases:
         acc = accuracy_summary(results)
-        rows = results[(results["phase"] == "accuracy") & ~results["metric"].isin(MEMORY_METRICS)]
+        rows = phase_rows(results, "accuracy")
         budget = f"{_first(rows, 'budget_unit')}={_first(rows, 'budget'):g}"
         target = ACCURACY_TARGETS[0]
         parts.append(

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 from tabulate import tabulate
 
+from runfolder.reader import phase_rows
 from runfolder.schema import (
     ACCURACY_TARGETS,
     ERROR_METRIC,
@@ -286,7 +287,7 @@ def speed_summary(results: pd.DataFrame, ceilings: dict[str, Any] | None = None)
 
     Columns no row has (peak memory on the CPU, compile time in eager modes) are left out.
     """
-    speed = results[(results["phase"] == "speed") & ~results["metric"].isin(MEMORY_METRICS)]
+    speed = phase_rows(results, "speed")
     flags = figure_flags(results, ceilings)
     rows = []
     for (model, mode), group in speed.groupby(["model", "mode"], sort=False):
@@ -444,10 +445,8 @@ def format_accuracy_summary(table: pd.DataFrame) -> str:
 def _values(results: pd.DataFrame, phase: str) -> pd.DataFrame:
     """``phase``'s measurements: not its errors, nor its memory rows (per model, not per
     measurement)."""
-    metric = results["metric"]
-    return results[
-        (results["phase"] == phase) & (metric != ERROR_METRIC) & ~metric.isin(MEMORY_METRICS)
-    ]
+    rows = phase_rows(results, phase)
+    return rows[rows["metric"] != ERROR_METRIC]
 
 
 def chart_mode(results: pd.DataFrame) -> str | None:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from .folders import read_provenance
-from .schema import INTEGER_COLUMNS, RESULT_COLUMNS, TEXT_COLUMNS
+from .schema import INTEGER_COLUMNS, MEMORY_METRICS, RESULT_COLUMNS, TEXT_COLUMNS
 
 
 class RunFolderError(Exception):
@@ -48,6 +48,12 @@ def read_results(path: Path) -> pd.DataFrame:
 
 # the columns of the first results table (archbench 0.1 before the fact columns)
 _FIRST_COLUMNS = ("model", "family", "phase", "mode", "batch", "metric", "value", "unit")
+
+
+def phase_rows(results: pd.DataFrame, phase: str) -> pd.DataFrame:
+    """``phase``'s measurements and errors, without its memory rows (``MEMORY_METRICS``: per
+    model, with no mode, batch or budget of their own)."""
+    return results[(results["phase"] == phase) & ~results["metric"].isin(MEMORY_METRICS)]
 
 
 def _upgraded(frame: pd.DataFrame) -> pd.DataFrame:
