@@ -1,8 +1,12 @@
-"""The architecture registry. Every family module is imported here so registration is visible."""
+"""The architecture registry. Every family module is imported here so registration is visible;
+``zoos`` adds torchvision's and timm's models as the sources ``tv:`` and ``timm:``."""
 
-from . import alexnet, densenet, googlenet, lenet, nin, resnet, small_cnn, vgg  # noqa: F401
+from . import alexnet, densenet, googlenet, lenet, nin, resnet, small_cnn, vgg, zoos  # noqa: F401
 from .registry import (
+    MAX_GLOB_MODELS,
     ModelEntry,
+    ModelSource,
+    ModelSourceError,
     SeedRecipe,
     TrainSettings,
     UnknownModelError,
@@ -11,12 +15,16 @@ from .registry import (
     list_families,
     list_models,
     list_models_in_family,
+    list_sources,
     register_model,
     select_models,
 )
 
 __all__ = [
+    "MAX_GLOB_MODELS",
     "ModelEntry",
+    "ModelSource",
+    "ModelSourceError",
     "SeedRecipe",
     "TrainSettings",
     "UnknownModelError",
@@ -25,6 +33,7 @@ __all__ = [
     "list_families",
     "list_models",
     "list_models_in_family",
+    "list_sources",
     "register_model",
     "select_models",
 ]

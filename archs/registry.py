@@ -3,6 +3,11 @@
 Modelled on torchvision's ``_api.py`` and timm's ``_registry.py``: a dict of entries filled by a
 ``register_model`` decorator that refuses duplicates, ``build_model(name, ...)``, and
 ``select_models(spec)`` that understands ``all``, exact names, globs and family names.
+
+Models come from four sources (``ModelEntry.source``): the suite's own (``archbench``),
+installed packages that register theirs through the ``archbench.models`` entry-point group
+(the distribution's name), a user's file (``path/to/file.py:builder``, source ``file``), and
+the zoos in ``archs.zoos`` (``tv:NAME``, ``timm:NAME``), whose entries are made when named.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ import difflib
 import fnmatch
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from torch import nn
 
@@ -52,19 +57,33 @@ class TrainSettings:
 class ModelEntry:
     name: str
     family: str
-    year: int
+    year: int | None
     paper: str
-    note: str  # which seed note (and which of its variants) the code follows
-    input_size: int  # square input side the note trains and prints it at
-    builder: Builder  # builder(num_classes=10, in_channels=1) -> nn.Module
+    note: str  # which seed note (or zoo builder) the code follows
+    input_size: int  # square input side the model is built for (the note's, the zoo's)
+    builder: Builder  # builder(num_classes=10, in_channels=1[, input_size=(H, W)]) -> nn.Module
     seed_recipe: SeedRecipe | None = None
     train: TrainSettings = TrainSettings()
+    source: str = "archbench"
+    # a builder that sizes the model to its input (a ViT's position embeddings) takes
+    # input_size=(H, W); the others build one model for every size
+    sized: bool = field(default=False, compare=False)
 
-    def build(self, num_classes: int = 10, in_channels: int = 1) -> nn.Module:
-        return self.builder(num_classes=num_classes, in_channels=in_channels)
+    def build(
+        self, num_classes: int = 10, in_channels: int = 1, input_size: tuple[int, int] | None = None
+    ) -> nn.Module:
+        sized = {"input_size": input_size} if self.sized and input_size else {}
+        return self.builder(num_classes=num_classes, in_channels=in_channels, **sized)
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
+# where register_model is being called from: the suite, an entry-point package, a user's file
+_CURRENT_SOURCE = ["archbench"]
+
+
+class ModelSourceError(ValueError):
+    """A model source that cannot give what was asked (a file that does not load, a zoo that is
+    not installed, a pattern matching too many models): one line for the user."""
 
 
 class UnknownModelError(KeyError):
@@ -83,20 +102,27 @@ class UnknownModelError(KeyError):
 def register_model(
     *,
     family: str,
-    year: int,
-    paper: str,
-    note: str,
     input_size: int,
+    year: int | None = None,
+    paper: str = "",
+    note: str = "",
     seed_recipe: SeedRecipe | None = None,
     train: TrainSettings = TrainSettings(),
     name: str | None = None,
 ) -> Callable[[Builder], Builder]:
-    """Register ``fn`` under its function name (or ``name``); a duplicate raises ValueError."""
+    """Register ``fn`` under its function name (or ``name``); a duplicate raises ValueError.
+
+    The suite's models, a user's file and installed packages (``archbench.models`` entry
+    points) all register this way; ``fn(num_classes=..., in_channels=...)`` builds the model.
+    """
 
     def decorator(fn: Builder) -> Builder:
         key = name or fn.__name__
         if key in _REGISTRY:
-            raise ValueError(f"model '{key}' is already registered")
+            raise ValueError(
+                f"model '{key}' is already registered (by {_REGISTRY[key].source}); "
+                "give it another name: register_model(name=...)"
+            )
         _REGISTRY[key] = ModelEntry(
             name=key,
             family=family,
@@ -107,6 +133,7 @@ def register_model(
             builder=fn,
             seed_recipe=seed_recipe,
             train=train,
+            source=_CURRENT_SOURCE[-1],
         )
         return fn
 
@@ -118,57 +145,158 @@ def _natural_key(name: str) -> list[object]:
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
 
 
+@dataclass(frozen=True)
+class ModelSource:
+    """A zoo named by a prefix (``tv:resnet50``): its model names and an entry for each.
+
+    ``names()`` and ``entry()`` raise ModelSourceError when the zoo is not installed; ``entry``
+    takes a name without the prefix and returns None for a name the zoo lacks.
+    """
+
+    prefix: str
+    describe: Callable[[], str]  # one line for --list: what it is, how many models
+    names: Callable[[], list[str]]
+    entry: Callable[[str], ModelEntry | None]
+
+
+_SOURCES: dict[str, ModelSource] = {}
+_ZOO_ENTRIES: dict[str, ModelEntry] = {}  # zoo models named so far, by their prefixed name
+# a glob matching more models than this is refused unless the caller allows it (--yes)
+MAX_GLOB_MODELS = 50
+
+
+def register_source(source: ModelSource) -> None:
+    _SOURCES[source.prefix] = source
+
+
+def list_sources() -> list[ModelSource]:
+    return list(_SOURCES.values())
+
+
 def list_models(include: str = "*") -> list[str]:
+    """The registered models (the suite's, installed packages', loaded files'), not the zoos'."""
+    _load_entry_points()
     names = [n for n in _REGISTRY if fnmatch.fnmatchcase(n, include)]
     return sorted(names, key=_natural_key)
 
 
 def list_families() -> list[str]:
+    _load_entry_points()
     return sorted({e.family for e in _REGISTRY.values()}, key=_natural_key)
 
 
 def get_entry(name: str) -> ModelEntry:
-    try:
+    _load_entry_points()
+    if name in _REGISTRY:
         return _REGISTRY[name]
-    except KeyError:
-        raise UnknownModelError(name, _suggest(name)) from None
+    entry = _zoo_entry(name)
+    if entry is None:
+        raise UnknownModelError(name, _suggest(name))
+    return entry
 
 
 def build_model(name: str, num_classes: int = 10, in_channels: int = 1) -> nn.Module:
     return get_entry(name).build(num_classes=num_classes, in_channels=in_channels)
 
 
+def _split_prefix(name: str) -> tuple[ModelSource | None, str]:
+    prefix, colon, rest = name.partition(":")
+    return (_SOURCES.get(prefix), rest) if colon else (None, name)
+
+
+def _zoo_entry(name: str) -> ModelEntry | None:
+    if name in _ZOO_ENTRIES:
+        return _ZOO_ENTRIES[name]
+    source, rest = _split_prefix(name)
+    if source is None:
+        return None
+    entry = source.entry(rest)
+    if entry is not None:
+        _ZOO_ENTRIES[name] = entry
+    return entry
+
+
 def _suggest(name: str) -> list[str]:
-    # a family may share its name with a model (lenet): each name is suggested once
-    candidates = list(dict.fromkeys(list_models() + list_families()))
+    source, rest = _split_prefix(name)
+    if source is not None:
+        candidates = [f"{source.prefix}:{n}" for n in source.names()]
+    else:
+        # a family may share its name with a model (lenet): each name is suggested once
+        candidates = list(dict.fromkeys(list_models() + list_families()))
     return difflib.get_close_matches(name, candidates, n=3, cutoff=0.5)
 
 
-def select_models(spec: str | list[str]) -> list[str]:
-    """Resolve what a user typed: ``all``, names, globs (``resnet*``) and family names.
+def select_models(spec: str | list[str], max_glob: int | None = None) -> list[str]:
+    """Resolve what a user typed: ``all``, names, globs (``resnet*``) and family names, of the
+    registered models or of a zoo (``tv:mobilenet*``, ``timm:convnext_*``, ``tv:resnet``),
+    and builders in files (``path/to/file.py:builder``).
 
     ``spec`` is a comma-separated string or a list of such tokens. The result keeps the order
-    the user gave, without duplicates. A token that matches nothing raises UnknownModelError.
+    the user gave, without duplicates. A token that matches nothing raises UnknownModelError;
+    a glob matching more than ``max_glob`` models, ModelSourceError.
     """
     tokens = spec.split(",") if isinstance(spec, str) else list(spec)
     tokens = [t.strip() for t in tokens if t.strip()]
     if not tokens:
         raise UnknownModelError("", [])
+    _load_entry_points()
     chosen: list[str] = []
     for token in tokens:
-        if token == "all":
-            matches = list_models()
-        elif token in _REGISTRY:
-            matches = [token]
-        elif any(ch in token for ch in "*?["):
-            matches = list_models(include=token)
-        else:
-            matches = list_models_in_family(token)
+        matches = _matches(token)
         if not matches:
             raise UnknownModelError(token, _suggest(token))
+        if max_glob is not None and len(matches) > max_glob and any(c in token for c in "*?["):
+            raise ModelSourceError(
+                f"'{token}' matches {len(matches)} models (more than {max_glob}): narrow the "
+                "pattern, or add --yes to run them all"
+            )
         chosen.extend(m for m in matches if m not in chosen)
     return chosen
 
 
+def _matches(token: str) -> list[str]:
+    from .user_models import is_file_spec, load_file_builder  # a file's models register on import
+
+    if is_file_spec(token):
+        return [load_file_builder(token)]
+    if token == "all":
+        return list_models()
+    if token in _REGISTRY:
+        return [token]
+    source, rest = _split_prefix(token)
+    if source is None:
+        if any(ch in token for ch in "*?["):
+            return list_models(include=token)
+        return list_models_in_family(token)
+    names = source.names()
+    if any(ch in rest for ch in "*?["):
+        found = [n for n in names if fnmatch.fnmatchcase(n, rest)]
+    elif rest in names:
+        found = [rest]
+    else:  # a family of the zoo's
+        found = [n for n in names if _family_of(source, n) == rest]
+    return [f"{source.prefix}:{n}" for n in sorted(found, key=_natural_key)]
+
+
+def _family_of(source: ModelSource, name: str) -> str | None:
+    entry = _zoo_entry(f"{source.prefix}:{name}")
+    return entry.family if entry else None
+
+
 def list_models_in_family(family: str) -> list[str]:
+    _load_entry_points()
     return sorted((n for n, e in _REGISTRY.items() if e.family == family), key=_natural_key)
+
+
+_ENTRY_POINTS_LOADED: list[bool] = []
+
+
+def _load_entry_points() -> None:
+    """Import each module named in the ``archbench.models`` entry-point group, once: its
+    ``register_model`` decorators add its models, with the distribution's name as source."""
+    if _ENTRY_POINTS_LOADED:
+        return
+    _ENTRY_POINTS_LOADED.append(True)
+    from .user_models import load_entry_points
+
+    load_entry_points()

@@ -24,6 +24,7 @@ from .config import (
     UsageError,
     config_from_args,
     parse_input_size,
+    select_models,
 )
 from .data import DEBIAN_DIR, ENV_VAR
 from .estimate import plural
@@ -36,13 +37,24 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="archbench",
         description="Profile and benchmark the registered CNN architectures.",
-        epilog="Models: 'all', names, globs ('resnet*') or family names, comma-separated. "
+        epilog="Models: 'all', names, globs ('resnet*') or family names, comma-separated; "
+        "torchvision's and timm's with a prefix ('tv:mobilenet*', 'timm:convnext_atto', "
+        "'tv:resnet' for a family), a builder in a file ('path/to/file.py:builder'). "
         "Modes: precision fp32|tf32|bf16|fp16 (amp = bf16), +cl for channels_last, "
         "+compile|+compile-ro|+compile-max|+compile-max-nocg for torch.compile default|"
         "reduce-overhead|max-autotune|max-autotune-no-cudagraphs, e.g. 'fp32,bf16+cl+compile'.",
     )
-    p.add_argument("--models", default="all", help="which models (default: all)")
-    p.add_argument("--list", action="store_true", help="list the registered models and exit")
+    p.add_argument("--models", help="which models (default: all, the suite's own)")
+    p.add_argument(
+        "--yes",
+        action="store_true",
+        help=f"run a glob that matches more than {archs.MAX_GLOB_MODELS} models",
+    )
+    p.add_argument(
+        "--list",
+        action="store_true",
+        help="list the registered models and the zoos, or with --models the models it selects",
+    )
     p.add_argument("--layers", metavar="MODEL", help="print MODEL's per-layer table and exit")
     p.add_argument("--depth", type=int, default=1, help="nesting shown by --layers (default 1)")
     p.add_argument("--input-size", metavar="N|HxW", help="measure every model at this input size")
@@ -116,6 +128,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", type=Path, default=Path("runs"), help="where run folders go (default runs/)"
     )
     p.add_argument(
+        "--top",
+        type=int,
+        metavar="N",
+        help="the report's charts that compare models show the best N (default: all)",
+    )
+    p.add_argument(
         "--resume",
         action="store_true",
         help="continue the newest run folder made by the same command, skipping "
@@ -124,20 +142,30 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def list_table() -> str:
+def list_table(spec: str | None) -> str:
+    """The models ``spec`` selects (every glob allowed), or the registered models and a line
+    per zoo saying how to name its models."""
+    names = select_models(spec or "all", yes=True)
     rows = []
-    for name in archs.list_models():
+    for name in names:
         e = archs.get_entry(name)
         rows.append(
             {
                 "model": name,
+                "source": e.source,
                 "family": e.family,
-                "year": e.year,
+                "year": e.year or "",
                 "input": f"{e.input_size}x{e.input_size}",
-                "follows note": e.note,
+                "follows": e.note,
             }
         )
-    return tabulate(rows, headers="keys")
+    table = tabulate(rows, headers="keys")
+    if spec:
+        return f"{table}\n\n{len(names)} models"
+    zoos = [f"  {s.prefix}:NAME  {s.describe()}" for s in archs.list_sources()]
+    return "\n".join(
+        [table, "", "Zoos (list one with --list --models 'tv:*'; globs and families work):", *zoos]
+    )
 
 
 def static_method_note() -> str:
@@ -154,7 +182,7 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     if outcome.status != "complete":
         return 1
     failed = print_summary(outcome.run_dir, len(cfg.models))
-    built = write_report(outcome.run_dir)
+    built = write_report(outcome.run_dir, args.top)
     return 1 if failed or not built else 0
 
 
@@ -171,10 +199,10 @@ def print_summary(run_dir: Path, models: int) -> list[str]:
     return failed
 
 
-def write_report(run_dir: Path) -> bool:
+def write_report(run_dir: Path, top: int | None = None) -> bool:
     """report.md, tables/ and charts/ in the run folder; False (and why) when it failed."""
     try:
-        report_md = build_report(run_dir)
+        report_md = build_report(run_dir, top=top)
     except Exception as exc:  # the measurements are saved; the report can be rebuilt
         print(
             f"archbench: the report could not be built ({type(exc).__name__}: {exc}); the "
@@ -188,7 +216,10 @@ def write_report(run_dir: Path) -> bool:
 
 
 def show_layers(args: argparse.Namespace) -> int:
-    entry = archs.get_entry(args.layers)
+    chosen = select_models(args.layers, yes=True)
+    if len(chosen) != 1:
+        raise UsageError(f"--layers takes one model; '{args.layers}' selects {len(chosen)}")
+    entry = archs.get_entry(chosen[0])
     if args.depth < 1:
         raise UsageError("--depth must be at least 1")
     if args.num_classes < 1 or args.in_channels < 1:
@@ -221,12 +252,12 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.list:
-            print(list_table())
+            print(list_table(args.models))
             return 0
         if args.layers:
             return show_layers(args)
         return run(args, argv)
-    except (UsageError, archs.UnknownModelError) as exc:
+    except (UsageError, archs.UnknownModelError, archs.ModelSourceError) as exc:
         print(f"archbench: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:  # outside the measurements (those say how to resume)

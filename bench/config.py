@@ -32,6 +32,14 @@ class UsageError(Exception):
     """Bad input from the user: printed as one line, exit status 2."""
 
 
+def select_models(spec: str, yes: bool) -> list[str]:
+    """The models asked for; a glob matching more than ``archs.MAX_GLOB_MODELS`` needs --yes."""
+    try:
+        return archs.select_models(spec, max_glob=None if yes else archs.MAX_GLOB_MODELS)
+    except archs.ModelSourceError as exc:
+        raise UsageError(str(exc)) from None
+
+
 def parse_input_size(text: str | None) -> tuple[int, int] | None:
     if text is None:
         return None
@@ -78,7 +86,7 @@ def pick_device(gpu: bool) -> torch.device:
 def config_from_args(args: argparse.Namespace) -> RunConfig:
     """Every option checked, whichever phases run (a mistake is reported now, not by the
     run that adds its phase), then the data loaded when the accuracy phase runs."""
-    models = archs.select_models(args.models)
+    models = select_models(args.models or "all", args.yes)
     phases = parse_phases(args.phases)
     if getattr(args, "trace", False) and "profile" not in phases:
         raise UsageError(
@@ -93,6 +101,8 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         raise UsageError("--repeats must be at least 1")
     if args.warmup is not None and args.warmup < 0:
         raise UsageError("--warmup must be 0 or more")
+    if getattr(args, "top", None) is not None and args.top < 1:
+        raise UsageError("--top must be at least 1")
     if args.threads is not None and args.threads < 1:
         raise UsageError("--threads must be at least 1")
     try:

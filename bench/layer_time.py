@@ -411,8 +411,8 @@ def profile_layers(
     cuda = device.type == "cuda"
     timer = Timer(device)
     torch.manual_seed(0)
-    model = build().to(device=device, memory_format=mode.memory_format).train()
-    x = torch.randn(batch, *shape, device=device).contiguous(memory_format=mode.memory_format)
+    model = mode.place(build(), device).train()
+    x = mode.inputs(torch.randn(batch, *shape, device=device))
     y = torch.randint(0, num_classes, (batch,), device=device)
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
     state = mode.backends(device)

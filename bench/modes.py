@@ -1,11 +1,14 @@
 """Execution modes: precision x memory layout x compile mode, named the way users type them.
 
-A mode name joins tokens with ``+``: a precision (``fp32``, ``tf32``, ``bf16``, ``fp16``;
-``amp`` means ``bf16``), optionally ``cl`` (channels_last) and a compile token (``compile`` for
-torch.compile's default mode, ``compile-ro`` for reduce-overhead, i.e. CUDA graphs,
-``compile-max`` for max-autotune, which on a GPU also records CUDA graphs, and ``compile-max-nocg``
-for max-autotune-no-cudagraphs, so that autotuning and graphs can be told apart). Examples:
-``fp32``, ``bf16+cl``, ``bf16+cl+compile``.
+A mode name joins tokens with ``+``: a precision, optionally ``cl`` (channels_last) and a
+compile token. Precisions: ``fp32``, ``tf32``; ``bf16`` and ``fp16`` for autocast (also
+written ``amp`` (bf16), ``bf16-mixed``, ``fp16-mixed``); ``bf16-true`` and ``fp16-true`` for
+the model and its inputs cast to that dtype, no autocast, as Lightning names them and timm's
+``--precision bfloat16|float16`` runs. Compile tokens: ``compile`` for torch.compile's default
+mode, ``compile-ro`` for reduce-overhead, i.e. CUDA graphs, ``compile-max`` for max-autotune,
+which on a GPU also records CUDA graphs, and ``compile-max-nocg`` for
+max-autotune-no-cudagraphs, so that autotuning and graphs can be told apart. Examples:
+``fp32``, ``bf16+cl``, ``bf16-true+cl+compile``.
 """
 
 from __future__ import annotations
@@ -14,11 +17,12 @@ from dataclasses import dataclass
 from typing import Literal
 
 import torch
+from torch import nn
 
 from . import backends
 from .backends import BackendState
 
-Precision = Literal["fp32", "tf32", "bf16", "fp16"]
+Precision = Literal["fp32", "tf32", "bf16", "fp16", "bf16-true", "fp16-true"]
 CompileMode = Literal[
     "none", "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"
 ]
@@ -28,8 +32,14 @@ _PRECISIONS: dict[str, Precision] = {
     "tf32": "tf32",
     "bf16": "bf16",
     "amp": "bf16",
+    "bf16-mixed": "bf16",
     "fp16": "fp16",
+    "fp16-mixed": "fp16",
+    "bf16-true": "bf16-true",
+    "fp16-true": "fp16-true",
 }
+# the dtype a pure (``-true``) precision casts the model and its inputs to
+_CAST = {"bf16-true": torch.bfloat16, "fp16-true": torch.float16}
 _LAYOUTS = {"cl": True, "channels_last": True, "nchw": False}
 _COMPILE: dict[str, CompileMode] = {
     "compile": "default",
@@ -78,6 +88,27 @@ class Mode:
         return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision)
 
     @property
+    def cast_dtype(self) -> torch.dtype | None:
+        """The dtype of the weights and inputs of a pure precision; None: fp32 weights."""
+        return _CAST.get(self.precision)
+
+    @property
+    def arithmetic(self) -> str:
+        """The precision of the arithmetic, which sets the device's peak: ``bf16`` for both
+        bf16 autocast and a bf16 model."""
+        return self.precision.removesuffix("-true")
+
+    def place(self, model: nn.Module, device: torch.device) -> nn.Module:
+        """``model`` on ``device`` in this mode's layout, cast for a pure precision."""
+        return model.to(device=device, memory_format=self.memory_format, dtype=self.cast_dtype)
+
+    def inputs(self, x: torch.Tensor) -> torch.Tensor:
+        """A float batch in this mode's dtype and layout."""
+        if self.cast_dtype is not None:
+            x = x.to(self.cast_dtype)
+        return x.contiguous(memory_format=self.memory_format)
+
+    @property
     def memory_format(self) -> torch.memory_format:
         return torch.channels_last if self.channels_last else torch.contiguous_format
 
@@ -98,6 +129,8 @@ class Mode:
             "tf32": "fp32 weights, TF32 matmul/conv",
             "bf16": "bf16 autocast",
             "fp16": "fp16 autocast",
+            "bf16-true": "bf16 weights and inputs (model cast, no autocast)",
+            "fp16-true": "fp16 weights and inputs (model cast, no autocast)",
         }[self.precision]
         layout = "channels_last" if self.channels_last else "NCHW"
         compiled = "eager" if self.compile == "none" else f"torch.compile mode={self.compile}"
@@ -145,7 +178,9 @@ def parse_mode(text: str) -> Mode:
                 f"mode '{text}': '{token}' is unknown or repeated; tokens: {', '.join(known)}"
             )
     if precision is None:
-        raise ModeError(f"mode '{text}' names no precision (fp32, tf32, bf16, fp16)")
+        raise ModeError(
+            f"mode '{text}' names no precision (fp32, tf32, bf16, fp16, bf16-true, fp16-true)"
+        )
     return Mode(precision, bool(channels_last), compile_mode or "none")
 
 

@@ -67,6 +67,10 @@ NO_ARITHMETIC = frozenset(
 )
 
 
+# fvcore's names (by_operator) of the operators that multiply matrices or convolve
+PRODUCT_OPERATORS = ("conv", "linear", "matmul", "bmm", "einsum", "scaled_dot_product_attention")
+
+
 @dataclass(frozen=True)
 class LayerRow:
     path: str  # dotted module path, "" for the whole model
@@ -109,6 +113,12 @@ class StaticProfile:
     def macs_conv_linear(self) -> int:
         return self.macs_by_operator.get("conv", 0) + self.macs_by_operator.get("linear", 0)
 
+    @property
+    def macs_products(self) -> int:
+        """Convolutions, linear layers and matrix products (attention's included): what
+        torchvision's published ``_ops`` counts; ``macs`` adds normalisation and pooling."""
+        return sum(self.macs_by_operator.get(op, 0) for op in PRODUCT_OPERATORS)
+
 
 def resolve_input_size(entry: ModelEntry, input_size: int | tuple[int, int] | None):
     if input_size is None:
@@ -131,7 +141,7 @@ def profile_model(
     """
     height, width = resolve_input_size(entry, input_size)
     torch.manual_seed(0)
-    model = entry.build(num_classes=num_classes, in_channels=in_channels).eval()
+    model = entry.build(num_classes, in_channels, (height, width)).eval()
     x = torch.randn(1, in_channels, height, width)
 
     shapes = _output_shapes(model, x)
@@ -188,6 +198,7 @@ def flop_analysis(model: nn.Module, x: torch.Tensor) -> FlopCountAnalysis:
     analysis = (
         FlopCountAnalysis(model, x)
         .set_op_handle("aten::batch_norm", _batch_norm_macs)
+        .set_op_handle("aten::scaled_dot_product_attention", _attention_macs)
         .unsupported_ops_warnings(False)
         .uncalled_modules_warnings(False)
         .tracer_warnings("none")
@@ -207,6 +218,16 @@ def _batch_norm_macs(inputs: list[torch._C.Value], outputs: list[torch._C.Value]
     if uses_batch_statistics:
         return int(batchnorm_flop_jit(inputs, outputs))
     return math.prod(get_shape(outputs[0]))
+
+
+def _attention_macs(inputs: list[torch._C.Value], outputs: list[torch._C.Value]) -> int:
+    """``F.scaled_dot_product_attention`` (timm's and torchvision's ViTs): its two matrix
+    products, query x key^T and weights x value, as fvcore counts ``matmul``; the softmax and
+    scaling inside it are not counted, like every softmax."""
+    query, key, value = (get_shape(v) for v in inputs[:3])
+    heads = math.prod(query[:-2])
+    length, source = query[-2], key[-2]
+    return heads * length * source * (query[-1] + value[-1])
 
 
 def _output_shapes(model: nn.Module, x: torch.Tensor) -> dict[str, tuple[int, ...]]:

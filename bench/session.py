@@ -77,7 +77,7 @@ def run(cfg: RunConfig, out: Path, argv: list[str], resume: bool) -> Outcome:
     info["backends"] = backend_policy(cfg)
     device_name = str(info["device_name"])
     if "speed" in cfg.phases:
-        precisions = sorted({m.precision for m in cfg.modes} | {"fp32"})
+        precisions = sorted({m.arithmetic for m in cfg.modes} | {"fp32"})
         info["ceilings"] = device_ceilings(cfg.device, device_name, precisions)
     done = None
     try:

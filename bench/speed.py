@@ -98,18 +98,18 @@ def _prepared_model(
     device: torch.device,
     train: bool,
     num_classes: int,
-    in_channels: int,
+    shape: tuple[int, int, int],
 ) -> tuple[nn.Module, nn.Module]:
     torch.manual_seed(0)
-    model = entry.build(num_classes=num_classes, in_channels=in_channels)
-    model = model.to(device=device, memory_format=mode.memory_format).train(train)
+    model = entry.build(num_classes=num_classes, in_channels=shape[0], input_size=shape[1:])
+    model = mode.place(model, device).train(train)
     return model, compiled.compile_model(model, mode)
 
 
 def _inputs(
     batch: int, shape: tuple[int, int, int], num_classes: int, mode: Mode, device: torch.device
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    x = torch.randn(batch, *shape, device=device).contiguous(memory_format=mode.memory_format)
+    x = mode.inputs(torch.randn(batch, *shape, device=device))
     y = torch.randint(0, num_classes, (batch,), device=device)
     return x, y
 
@@ -179,7 +179,7 @@ def _measure(
 ) -> Measurement:
     compiled.reset(device)
     train = kind == "train"
-    raw, model = _prepared_model(entry, mode, device, train, num_classes, in_channels)
+    raw, model = _prepared_model(entry, mode, device, train, num_classes, shape)
     x, y = _inputs(batch, shape, num_classes, mode, device)
     timer, memory = Timer(device), _PeakMemory(device)
     state = mode.backends(device)

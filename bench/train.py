@@ -294,7 +294,7 @@ class _Training:
         compiled.reset(cfg.device)  # this seed's graphs only: dynamo's cache never fills up
         torch.manual_seed(seed)
         self.generator = torch.Generator(device=cfg.device).manual_seed(seed)
-        raw = entry.build(num_classes=cfg.num_classes, in_channels=cfg.in_channels)
+        raw = entry.build(cfg.num_classes, cfg.in_channels, (size, size))
         xavier_init(raw)
         raw = raw.to(device=cfg.device, memory_format=cfg.mode.memory_format).train()
         self.model = compiled.compile_model(raw, cfg.mode)

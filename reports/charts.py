@@ -41,6 +41,7 @@ FLAG_LABELS = {
     "host_bound": "host-bound: Python dispatch, MFU describes the CPU",
     "above_ceiling": "above the measured ceiling: not attainable (the ceiling read low, "
     "or the FLOP count is high)",
+    "compiled_mismatch": "compiled output differs from eager (fp64-referenced check)",
 }
 _HOST_MARKER = r"$\mathbf{h}$"  # the "h" written beside host-bound points
 _ABOVE_COLOR = "red"
@@ -127,8 +128,34 @@ def _present(flags: pd.DataFrame) -> set[str]:
 
 
 def _family_colors(families: list[str]) -> dict[str, tuple]:
-    cmap = plt.get_cmap("tab10")
-    return {f: cmap(i % 10) for i, f in enumerate(dict.fromkeys(families))}
+    """A colour per family: tab10's up to 10 families, then tab20 and tab20b's 40 (repeating
+    beyond; the marker still tells models apart)."""
+    unique = list(dict.fromkeys(families))
+    palette = list(plt.get_cmap("tab10").colors)
+    if len(unique) > len(palette):
+        palette = list(plt.get_cmap("tab20").colors) + list(plt.get_cmap("tab20b").colors)
+    return {f: palette[i % len(palette)] for i, f in enumerate(unique)}
+
+
+# the marker of each model source (the suite's own, torchvision, timm, a user's file); an
+# installed package's models take the last
+SOURCE_MARKERS = {"archbench": "o", "tv": "s", "timm": "^", "file": "D", "": "P"}
+
+
+def _source_marker(source: str) -> str:
+    return SOURCE_MARKERS.get(source, SOURCE_MARKERS[""])
+
+
+def _top(values: pd.Series, top: int | None, largest: bool = True) -> pd.Series:
+    """The ``top`` models of ``values`` (all when None), the best first if cut."""
+    values = values.dropna()
+    if top is None or len(values) <= top:
+        return values
+    return values.nlargest(top) if largest else values.nsmallest(top)
+
+
+def _top_note(shown: int, total: int, by: str) -> str:
+    return f" (top {shown} of {total} models by {by}; --top)" if shown < total else ""
 
 
 # Where a label may go: beside its point first (directions, just clear of its marker), then
@@ -197,11 +224,13 @@ def _annotate(
     )
 
 
-def label_points(ax, xs, ys, labels, fontsize: float = 8) -> None:
+def label_points(ax, xs, ys, labels, fontsize: float = 8) -> list[str]:
     """Label each point where its text overlaps no other text, marker, the legend or the axes'
     edge and lies nearer its own point than any other marker, trying places beside the point
     nearest first; a label that fits beside no place goes further out, with a leader line to
-    its point. Call it once the axes hold everything else: it measures the drawn figure."""
+    its point; a label with no free place is left off, and the labels left off are named under
+    the axes (returned too), so that no two labels ever overlap. Call it once the axes hold
+    everything else: it measures the drawn figure."""
     fig = ax.figure
     fig.canvas.draw()
     renderer = fig.canvas.get_renderer()
@@ -212,6 +241,7 @@ def label_points(ax, xs, ys, labels, fontsize: float = 8) -> None:
     if ax.get_legend() is not None:
         taken.append(ax.get_legend().get_window_extent(renderer))
     px_per_pt = fig.dpi / 72
+    left_off: list[str] = []
     for x, y, label in zip(xs, ys, labels):
         own = ax.transData.transform((x, y))
         here = np.hypot(*(centres - own).T) <= 1
@@ -223,20 +253,34 @@ def label_points(ax, xs, ys, labels, fontsize: float = 8) -> None:
         for offset in beside + _FAR:
             leader = offset not in beside
             text = _annotate(ax, label, (x, y), offset, fontsize, leader)
-            box = label_box(text, renderer).expanded(1.04, 1.15)
+            drawn = label_box(text, renderer)
+            box = drawn.expanded(1.04, 1.15)  # a margin around the text
             text.remove()
             if not (axes_box.contains(box.x0, box.y0) and axes_box.contains(box.x1, box.y1)):
                 continue
             overlaps = sum(box.overlaps(t) for t in taken)
-            nearest = all(box_distance(box, *own) < box_distance(box, *p) for p in others)
+            nearest = all(box_distance(drawn, *own) < box_distance(drawn, *p) for p in others)
             if overlaps == 0 and (leader or nearest):
                 best = (0, offset)
                 break
-            if leader and (best is None or overlaps < best[0]):
-                best = (overlaps, offset)
-        offset = best[1] if best else _FAR[0]
-        text = _annotate(ax, label, (x, y), offset, fontsize, offset not in beside)
+        if best is None or best[0] > 0:
+            left_off.append(label)
+            continue
+        text = _annotate(ax, label, (x, y), best[1], fontsize, best[1] not in beside)
         taken.append(label_box(text, renderer))
+    if left_off:
+        ax.annotate(
+            "not labelled (no room): " + ", ".join(left_off),
+            (0, 0),
+            xycoords="axes fraction",
+            xytext=(0, -36),
+            textcoords="offset points",
+            fontsize=7,
+            va="top",
+            wrap=True,
+            gid="left-off",
+        )
+    return left_off
 
 
 def _per_model(run: Run, phase: str, metric: str, mode: str | None = None) -> pd.Series:
@@ -265,6 +309,10 @@ def _throughput_flags(run: Run, mode: str, kind: str = "infer") -> pd.DataFrame:
 
 def _families(run: Run) -> pd.Series:
     return run.results.groupby("model", sort=False)["family"].first()
+
+
+def _sources(run: Run) -> pd.Series:
+    return run.results.groupby("model", sort=False)["source"].first()
 
 
 def _subtitle(run: Run) -> str:
@@ -307,19 +355,39 @@ def _tradeoff(
     logx: bool = True,
     logy: bool = False,
     flags: pd.DataFrame | None = None,
+    top: int | None = None,
+    top_by: str = "y",
 ) -> Figure | None:
-    """``flags``: per model, the flags of the throughput on one of the axes."""
+    """``flags``: per model, the flags of the throughput on one of the axes; ``top``: only the
+    models with the best ``y`` (the ``top_by`` figure)."""
     data = pd.DataFrame({"x": x, "y": y}).dropna()
     if len(data) < 2:
         return None
+    total = len(data)
+    data = data.loc[_top(data["y"], top, largest=maximize_y).index]
     data["family"] = _families(run).reindex(data.index)
+    data["source"] = _sources(run).reindex(data.index).fillna("")
     flags = (flags if flags is not None else pd.DataFrame()).reindex(data.index, fill_value=False)
     colors = _family_colors(list(data["family"]))
     fig, ax = plt.subplots(figsize=FIGSIZE, dpi=DPI, layout="constrained")
     handles: list[object] = []
-    for family, group in data.groupby("family", sort=False):
-        _scatter_flagged(ax, group["x"], group["y"], flags.loc[group.index], color=colors[family])
+    for (family, source), group in data.groupby(["family", "source"], sort=False):
+        _scatter_flagged(
+            ax,
+            group["x"],
+            group["y"],
+            flags.loc[group.index],
+            color=colors[family],
+            marker=_source_marker(source),
+        )
+    for family in dict.fromkeys(data["family"]):
         handles.append(Line2D([], [], ls="none", marker="o", color=colors[family], label=family))
+    sources = list(dict.fromkeys(data["source"]))
+    if len(sources) > 1:
+        handles += [
+            Line2D([], [], ls="none", marker=_source_marker(s), color="0.4", label=f"source {s}")
+            for s in sources
+        ]
     front = data[pareto_front(data, "x", "y", maximize_x=maximize_x, maximize_y=maximize_y)]
     front = front.sort_values("x")
     # min-x/max-y: the best y rises at each frontier point ("post"); max/max: it falls after
@@ -340,21 +408,25 @@ def _tradeoff(
         ax.set_yscale("log")
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
-    ax.set_title(f"{title}\n{_subtitle(run)}", fontsize=11)
+    shown = _top_note(len(data), total, top_by)
+    ax.set_title(f"{title}{shown}\n{_subtitle(run)}", fontsize=11)
     ax.grid(True, which="major", alpha=0.3)
     ax.margins(0.12)
+    entries = handles + _flag_handles(_present(flags))
+    # many entries: beside the axes, in columns, rather than over the points
+    outside = {"loc": "upper left", "bbox_to_anchor": (1.01, 1), "ncols": 1 + len(entries) // 26}
     ax.legend(
-        handles=handles + _flag_handles(_present(flags)),
-        loc="best",
-        fontsize=8,
-        title="family",
+        handles=entries,
+        fontsize=8 if len(entries) <= 12 else 7,
+        title="family" + (" and source" if len(sources) > 1 else ""),
         title_fontsize=8,
+        **({"loc": "best"} if len(entries) <= 12 else outside),
     )
-    label_points(ax, data["x"], data["y"], list(data.index))
+    label_points(ax, data["x"], data["y"], list(data.index), fontsize=8 if len(data) <= 20 else 7)
     return fig
 
 
-def accuracy_vs_gflops(run: Run) -> Figure | None:
+def accuracy_vs_gflops(run: Run, top: int | None = None) -> Figure | None:
     flops = _per_model(run, "static", "flops") / 1e9
     acc, setting = _accuracy(run)
     return _tradeoff(
@@ -366,10 +438,12 @@ def accuracy_vs_gflops(run: Run) -> Figure | None:
         title=f"Accuracy vs compute: Fashion-MNIST test accuracy against FLOPs\n{setting}",
         maximize_x=False,
         maximize_y=True,
+        top=top,
+        top_by="test accuracy",
     )
 
 
-def accuracy_vs_throughput(run: Run) -> Figure | None:
+def accuracy_vs_throughput(run: Run, top: int | None = None) -> Figure | None:
     mode = chart_mode(run.results)
     if mode is None:
         return None
@@ -385,10 +459,12 @@ def accuracy_vs_throughput(run: Run) -> Figure | None:
         maximize_x=True,
         maximize_y=True,
         flags=_throughput_flags(run, mode),
+        top=top,
+        top_by="test accuracy",
     )
 
 
-def throughput_vs_params(run: Run) -> Figure | None:
+def throughput_vs_params(run: Run, top: int | None = None) -> Figure | None:
     mode = chart_mode(run.results)
     if mode is None:
         return None
@@ -405,10 +481,12 @@ def throughput_vs_params(run: Run) -> Figure | None:
         maximize_y=True,
         logy=True,
         flags=_throughput_flags(run, mode),
+        top=top,
+        top_by="throughput",
     )
 
 
-def speedup_by_mode(run: Run) -> Figure | None:
+def speedup_by_mode(run: Run, top: int | None = None) -> Figure | None:
     from .tables import speedup_marks, speedup_table
 
     ratios = speedup_table(run.results)
@@ -419,6 +497,9 @@ def speedup_by_mode(run: Run) -> Figure | None:
     first = known & (known.groupby(level="model", sort=False).cumsum() == 1)
     table = ratios.where(first).groupby(level="model", sort=False).first()
     marks = speedup_marks(run.results).where(first, "").groupby(level="model", sort=False).sum()
+    total = len(table)
+    table = table.loc[_top(table.max(axis=1), top).index]
+    marks = marks.loc[table.index]
     models, modes = list(table.index), list(table.columns)
     fig, ax = plt.subplots(
         figsize=(max(10, 0.75 * len(models) * max(1, len(modes)) / 2 + 3), 6),
@@ -437,6 +518,18 @@ def speedup_by_mode(run: Run) -> Figure | None:
             if "*" in mark:  # noisy: hatched
                 bar.set(hatch="///", edgecolor="0.15", linewidth=0.5, gid="noisy")
                 present.add("noisy")
+            if "x" in mark:  # not a speed-up: a red cross over the bar
+                bar.set(edgecolor=_ABOVE_COLOR, linewidth=1.5)
+                ax.plot(
+                    bar.get_x() + bar.get_width() / 2,
+                    bar.get_height() / 2,
+                    marker="x",
+                    ms=10,
+                    mew=2.5,
+                    color=_ABOVE_COLOR,
+                    gid="compiled-mismatch",
+                )
+                present.add("compiled_mismatch")
             if "h" in mark:
                 ax.annotate(
                     "h",
@@ -454,7 +547,9 @@ def speedup_by_mode(run: Run) -> Figure | None:
     ax.set_xticks(x, models, rotation=35, ha="right")
     ax.set_ylabel("inference throughput relative to fp32 (x)")
     ax.set_title(
-        f"Speed-up of each mode over fp32, same model and batch\n{_subtitle(run)}", fontsize=11
+        f"Speed-up of each mode over fp32, same model and batch"
+        f"{_top_note(len(table), total, 'best speed-up')}\n{_subtitle(run)}",
+        fontsize=11,
     )
     ax.grid(True, axis="y", alpha=0.3)
     if "noisy" in present:
@@ -476,6 +571,19 @@ def speedup_by_mode(run: Run) -> Figure | None:
                 ms=8,
                 color="k",
                 label=FLAG_LABELS["host_bound"],
+            )
+        )
+    if "compiled_mismatch" in present:
+        handles.append(
+            Line2D(
+                [],
+                [],
+                ls="none",
+                marker="x",
+                ms=9,
+                mew=2.5,
+                color=_ABOVE_COLOR,
+                label=FLAG_LABELS["compiled_mismatch"],
             )
         )
     ax.legend(handles=handles, fontsize=8, title="mode", title_fontsize=8)
@@ -599,12 +707,13 @@ def _plot_note_accuracies(ax, run: Run, models: list[str], styles: dict, by_epoc
     return len(notes) > 0
 
 
-def latency_distributions(run: Run) -> Figure | None:
+def latency_distributions(run: Run, top: int | None = None) -> Figure | None:
     mode = chart_mode(run.results)
     samples = [s for s in run.samples if s["kind"] == "latency" and s["mode"] == mode]
     if not samples:
         return None
     samples.sort(key=lambda s: np.median(s["seconds_per_step"]))
+    total, samples = len(samples), samples[:top]
     data = [np.array(s["seconds_per_step"]) * 1e3 for s in samples]
     fig, ax = plt.subplots(
         figsize=(10, max(4, 0.4 * len(data) + 1.5)), dpi=DPI, layout="constrained"
@@ -623,7 +732,10 @@ def latency_distributions(run: Run) -> Figure | None:
     ax.set_xscale("log")
     ax.set_xlabel("batch-1 inference latency (ms, log scale); box: quartiles, whiskers: p1-p99")
     n = len(samples[0]["seconds_per_step"])
-    ax.set_title(f"Latency distributions, {mode}, {n} calls each\n{_subtitle(run)}", fontsize=11)
+    shown = _top_note(len(samples), total, "lowest median latency")
+    ax.set_title(
+        f"Latency distributions, {mode}, {n} calls each{shown}\n{_subtitle(run)}", fontsize=11
+    )
     ax.grid(True, axis="x", which="both", alpha=0.3)
     return fig
 
@@ -860,6 +972,14 @@ def layer_mac_rate(run: Run, model: tuple[str, str] | None = None) -> Figure | N
     return fig
 
 
+# the charts that compare models, which ``top`` cuts to the best models
+COMPARING = (
+    "accuracy_vs_gflops",
+    "accuracy_vs_throughput",
+    "throughput_vs_params",
+    "speedup_by_mode",
+    "latency_distributions",
+)
 CHARTS = {
     "accuracy_vs_gflops": accuracy_vs_gflops,
     "accuracy_vs_throughput": accuracy_vs_throughput,
@@ -873,12 +993,13 @@ CHARTS = {
 }
 
 
-def write_charts(run: Run, out: Path) -> dict[str, Path]:
+def write_charts(run: Run, out: Path, top: int | None = None) -> dict[str, Path]:
     """Every chart the run has data for, as out/NAME.png and out/NAME.svg (no folder when the
-    run has data for none, as a static-only run)."""
+    run has data for none, as a static-only run); ``top``: the charts that compare models
+    show the best ``top``."""
     written = {}
     for name, make in CHARTS.items():
-        fig = make(run)
+        fig = make(run, top=top) if name in COMPARING else make(run)
         if fig is None:
             continue
         out.mkdir(parents=True, exist_ok=True)

@@ -26,12 +26,21 @@ def main(argv: list[str] | None = None) -> int:
         help="write report.md, tables/ and charts/ into DIR (default: RUN_DIR)",
     )
     p.add_argument("--compare", nargs=2, type=Path, metavar=("RUN_A", "RUN_B"))
+    p.add_argument(
+        "--top",
+        type=int,
+        metavar="N",
+        help="the charts that compare models show the best N (default: every model)",
+    )
     args = p.parse_args(argv)
+    if args.top is not None and args.top < 1:
+        print("reports: error: --top must be at least 1", file=sys.stderr)
+        return 2
     if not args.run_dir and not args.compare:
         p.error("give a RUN_DIR, or --compare RUN_A RUN_B")
     try:
         if args.run_dir:
-            report = build_report(args.run_dir, args.out)
+            report = build_report(args.run_dir, args.out, args.top)
             print(f"rebuilt {report} with tables/ and charts/ beside it")
         if args.compare:
             compare(*(load_run(path) for path in args.compare))

@@ -7,12 +7,13 @@ import math
 import os
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pandas as pd
 from tabulate import tabulate
 
 from runfolder.reader import Run, load_run
-from runfolder.schema import METRICS, NOISY_REL_IQR
+from runfolder.schema import METRICS, NOISY_REL_IQR, file_stem
 
 from .charts import write_charts
 from .tables import (
@@ -174,19 +175,20 @@ def _check_writable(out: Path) -> None:
         raise ReportWriteError(f"{existing} is not writable")
 
 
-def build_report(run_dir: Path, out: Path | None = None) -> Path:
+def build_report(run_dir: Path, out: Path | None = None, top: int | None = None) -> Path:
     """Write OUT/tables/, OUT/charts/ and OUT/report.md (OUT: the run folder unless given);
-    return report.md's path. Raises ``ReportWriteError`` when OUT cannot be written."""
+    return report.md's path. ``top``: the charts that compare models show the best ``top``.
+    Raises ``ReportWriteError`` when OUT cannot be written."""
     run = load_run(run_dir)
     out = run.path if out is None else Path(out)
     _check_writable(out)
     try:
-        return _write_report(run, out)
+        return _write_report(run, out, top)
     except OSError as exc:
         raise ReportWriteError(f"{exc.strerror or exc}: {exc.filename or out}") from exc
 
 
-def _write_report(run: Run, out: Path) -> Path:
+def _write_report(run: Run, out: Path, top: int | None = None) -> Path:
     tables_dir, charts_dir = out / "tables", out / "charts"
     (tables_dir / "layers").mkdir(parents=True, exist_ok=True)
     rendered = {name: _rendered(*pair) for name, pair in report_tables(run).items()}
@@ -196,9 +198,9 @@ def _write_report(run: Run, out: Path) -> Path:
     for model, layers in run.layers.items():
         shown = layer_table(layers).set_index("path").rename(columns=LAYER_HEADERS)
         markdown, html = _rendered(shown)
-        (tables_dir / "layers" / f"{model}.md").write_text(markdown + "\n")
-        (tables_dir / "layers" / f"{model}.html").write_text(html)
-    charts = write_charts(run, charts_dir)
+        (tables_dir / "layers" / f"{file_stem(model)}.md").write_text(markdown + "\n")
+        (tables_dir / "layers" / f"{file_stem(model)}.html").write_text(html)
+    charts = write_charts(run, charts_dir, top)
 
     p = run.provenance
     lines = [
@@ -259,7 +261,8 @@ def _write_report(run: Run, out: Path) -> Path:
         ]
     if run.layers:
         lines += ["", "## Per-layer tables", ""]
-        lines += [f"- [{m}](tables/layers/{m}.md)" for m in run.layers]
+        # the link is a URL: the file's own %-escapes are escaped once more
+        lines += [f"- [{m}](tables/layers/{quote(file_stem(m))}.md)" for m in run.layers]
     lines += ["", "## The metrics in results.csv", "", metrics_glossary(run.results)]
     report = out / "report.md"
     report.write_text("\n".join(lines) + "\n")

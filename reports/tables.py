@@ -48,13 +48,29 @@ def si(value: float, digits: int = 3) -> str:
     return f"{value:.{digits}g}"
 
 
+def by_source(results: pd.DataFrame) -> list[str]:
+    """The models of ``results`` grouped by source (the suite's, torchvision's, timm's, ...), in
+    the order the sources and, within each, the models first appear."""
+    first = results.groupby("model", sort=False)["source"].first()
+    rank = {s: i for i, s in enumerate(dict.fromkeys(first))}
+    return sorted(first.index, key=lambda m: rank[first[m]])  # stable: run order within
+
+
+def _add_source(table: pd.DataFrame, results: pd.DataFrame) -> None:
+    """A source column after the family, when the models come from more than one."""
+    sources = results.groupby("model")["source"].first()
+    if sources.nunique() > 1:
+        at = list(table.columns).index("family") + 1 if "family" in table else 0
+        table.insert(at, "source", sources.reindex(table.index))
+
+
 def static_summary(results: pd.DataFrame) -> pd.DataFrame:
     """One row per model: input, parameters, size, MACs, FLOPs, uncounted ops, error.
 
-    Models keep the order in which they appear in ``results``.
+    Models are grouped by source (``by_source``), in the order they appear in ``results``.
     """
     static = results[results["phase"] == "static"]
-    order = list(dict.fromkeys(static["model"]))
+    order = by_source(static)
     figures = static[static["metric"] != ERROR_METRIC].pivot_table(
         index="model", columns="metric", values="value", aggfunc="first"
     )
@@ -67,6 +83,7 @@ def static_summary(results: pd.DataFrame) -> pd.DataFrame:
     for metric, header in STATIC_SUMMARY_COLUMNS.items():
         table[header] = figures[metric] if metric in figures else float("nan")
     table["error"] = errors.reindex(order).fillna("")
+    _add_source(table, static)
     return table
 
 
@@ -91,12 +108,13 @@ def format_static_summary(table: pd.DataFrame) -> str:
     }
     for column, fmt in formats.items():
         shown[column] = shown[column].map(fmt)
+    text_columns = 4 if "source" in shown else 3  # model, family[, source], input
     text = tabulate(
         shown,
         headers="keys",
         showindex=False,
         disable_numparse=True,
-        colalign=("left", "left", "left") + ("right",) * (len(shown.columns) - 3),
+        colalign=("left",) * text_columns + ("right",) * (len(shown.columns) - text_columns),
     )
     failed = table[table["error"] != ""]
     if len(failed):
@@ -155,23 +173,32 @@ KINDS = ("infer", "train")
 # A speed figure's flags, each with the mark it puts after a number. above_ceiling: TFLOP/s
 # above the run's final ceiling for the precision (run.json's); mfu_over_100: MFU > 100%, MFU
 # dividing by the peak measured when the run began, which the final ceiling may exceed.
-FLAG_MARKS = {"noisy": "*", "host_bound": "h", "above_ceiling": "!", "mfu_over_100": "!"}
+FLAG_MARKS = {
+    "noisy": "*",
+    "host_bound": "h",
+    "above_ceiling": "!",
+    "mfu_over_100": "!",
+    "compiled_mismatch": "x",
+}
 MARK_NOTES = {
     "*": f"noisy: IQR/median > {NOISY_REL_IQR:.0%}",
     "h": "host-bound: Python dispatch, MFU describes the CPU (the host's enqueue loop took "
     f">= {HOST_BOUND_RATIO:.0%} of the GPU time)",
     "!": "above the measured ceiling (TFLOP/s above the run's ceiling for the precision, or "
     "MFU > 100%): the ceiling read low or the FLOP count is high",
+    "x": "compiled output differs from eager: further from an fp64 run than the eager model "
+    "in the same mode allows (bench.agreement); the speed-up is not one",
 }
 FLAG_COLUMNS = {
     "noisy": "noisy",
     "host_bound": "host-bound",
     "above_ceiling": "above ceiling",
     "mfu_over_100": "MFU > 100%",
+    "compiled_mismatch": "differs from eager",
 }
 # which flags each figure carries, by the metric's suffix (infer_throughput -> throughput)
 _FLAGS_OF = {
-    "throughput": ("noisy", "host_bound"),
+    "throughput": ("noisy", "host_bound", "compiled_mismatch"),
     "tflops": ("host_bound", "above_ceiling"),
     "mfu": ("host_bound", "above_ceiling", "mfu_over_100"),
 }
@@ -207,7 +234,10 @@ def figure_flags(results: pd.DataFrame, ceilings: dict[str, Any] | None = None) 
     compute = (ceilings or {}).get("compute", {})
     precision = speed.groupby(["model", "mode", "batch"], sort=False)["precision"].first()
     ceiling = np.array(
-        [compute.get(precision[key], {}).get("tflops", np.nan) for key in wide.index],
+        [
+            compute.get(precision[key].removesuffix("-true"), {}).get("tflops", np.nan)
+            for key in wide.index
+        ],
         dtype=float,
     )
 
@@ -223,6 +253,10 @@ def figure_flags(results: pd.DataFrame, ceilings: dict[str, Any] | None = None) 
             np.isnan(ceiling), mfu_over_100, figure(f"{kind}_tflops") > ceiling
         )
         flags[f"{kind}_mfu_over_100"] = mfu_over_100
+        # checked once per model and mode (at its first batch): it holds at every batch
+        mismatch = pd.Series(figure(f"{kind}_compiled_mismatch") == 1, index=wide.index)
+        by_mode = mismatch.groupby(level=["model", "mode"], sort=False).transform("any")
+        flags[f"{kind}_compiled_mismatch"] = by_mode.to_numpy()
     return flags[columns]
 
 
@@ -512,8 +546,10 @@ _SUMMARY_SPEED = (
 def model_summary(results: pd.DataFrame) -> pd.DataFrame:
     """A row per model: size and cost, accuracy, and per mode the inference throughput (at the
     first batch measured), batch-1 latency, peak memory and MFU. Units in every header."""
-    models = list(dict.fromkeys(results["model"]))
+    models = by_source(results)
     table = pd.DataFrame(index=pd.Index(models, name="model"))
+    if results["source"].nunique() > 1:
+        table["source"] = results.groupby("model")["source"].first()
     static = _values(results, "static").pivot_table(
         index="model", columns="metric", values="value", aggfunc="first"
     )

@@ -10,7 +10,13 @@ from pathlib import Path
 import pandas as pd
 
 from .folders import read_provenance
-from .schema import INTEGER_COLUMNS, MEMORY_METRICS, RESULT_COLUMNS, TEXT_COLUMNS
+from .schema import (
+    INTEGER_COLUMNS,
+    MEMORY_METRICS,
+    RESULT_COLUMNS,
+    TEXT_COLUMNS,
+    model_of_stem,
+)
 
 
 class RunFolderError(Exception):
@@ -33,7 +39,10 @@ class Run:
 def read_results(path: Path) -> pd.DataFrame:
     """results.csv with text columns as text ('' when empty) and the whole-number columns as
     numbers (NaN when empty)."""
-    frame = _upgraded(pd.read_csv(path, dtype={c: "string" for c in TEXT_COLUMNS}))
+    frame = pd.read_csv(path, dtype={c: "string" for c in TEXT_COLUMNS})
+    if "source" not in frame.columns and "model" in frame.columns:
+        frame["source"] = "archbench"  # before other sources, every model was the suite's
+    frame = _upgraded(frame)
     missing = set(RESULT_COLUMNS) - set(frame.columns)
     if missing:
         raise RunFolderError(
@@ -92,9 +101,12 @@ def load_run(path: Path) -> Run:
         ]
     for folder, target in (("layers", run.layers), ("confusion", run.confusion)):
         for f in sorted((path / folder).glob("*.csv")) if (path / folder).is_dir() else []:
-            target[f.stem] = pd.read_csv(f, index_col=0 if folder == "confusion" else None)
+            target[model_of_stem(f.stem)] = pd.read_csv(
+                f, index_col=0 if folder == "confusion" else None
+            )
     for f in sorted((path / "profile").glob("*__*.csv")) if (path / "profile").is_dir() else []:
-        model, _, mode = f.stem.rpartition("__")
+        stem, _, mode = f.stem.rpartition("__")
+        model = model_of_stem(stem)
         frame = pd.read_csv(f, dtype={"path": "string", "type": "string", "kind": "string"})
         run.profiles[(model, mode)] = frame.fillna({"path": "", "type": ""})
     return run

@@ -4,7 +4,9 @@ reads it).
 A run's results are one tidy table, a row per measured figure. Every fact a reader needs is a
 column of its own, never parsed out of a name or of the ``method`` prose:
 
-- ``model``, ``family``, ``phase``: what was measured, in which phase.
+- ``model``, ``family``, ``phase``: what was measured, in which phase; ``source``: where the
+  model comes from (``archbench`` for the suite's own, ``tv`` torchvision, ``timm``, ``file``
+  for a user's file, or the name of the package that registered it).
 - ``mode``: the execution mode's name (``fp32``, ``bf16+cl+compile``, ...), of speed figures
   and of the accuracy phase's training; ``precision``, ``layout`` (``nchw`` or
   ``channels_last``) and ``compile`` (torch.compile's mode, ``none`` when eager) are its parts.
@@ -27,11 +29,13 @@ column of its own, never parsed out of a name or of the ``method`` prose:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from urllib.parse import quote, unquote
 
 # the columns that say what a figure is about (all but metric, value, unit, method, error)
 FACT_COLUMNS: tuple[str, ...] = (
     "model",
     "family",
+    "source",
     "phase",
     "mode",
     "precision",
@@ -178,6 +182,30 @@ METRICS: dict[str, Metric] = {
         # speed phase: per model, mode and batch; raw samples are in samples.jsonl
         *_throughput_metrics("infer", "inference (no grad)"),
         *_throughput_metrics("train", "training step: forward, backward, SGD step"),
+        *(
+            metric
+            for kind, what in (("infer", "eval-mode logits"), ("train", "one SGD step's update"))
+            for metric in (
+                Metric(
+                    f"{kind}_eager_error",
+                    "%",
+                    f"compiled modes' check: {what} of the eager model in the mode, relative "
+                    "L2 error against an fp64 run",
+                ),
+                Metric(
+                    f"{kind}_compiled_error",
+                    "%",
+                    f"compiled modes' check: {what} of the compiled model, relative L2 error "
+                    "against an fp64 run",
+                ),
+                Metric(
+                    f"{kind}_compiled_mismatch",
+                    "flag",
+                    f"compiled modes' check: 1 when the compiled {what} is further from fp64 "
+                    "than eager's allows (bench.agreement)",
+                ),
+            )
+        ),
         Metric("latency_p50", "ms", "batch-1 inference latency, median"),
         Metric("latency_p90", "ms", "batch-1 inference latency, 90th percentile"),
         Metric("latency_p99", "ms", "batch-1 inference latency, 99th percentile"),
@@ -284,3 +312,13 @@ MEMORY_METRICS = frozenset({"peak_rss", "peak_rss_added"})
 def unit_of(metric: str) -> str:
     """The unit of ``metric``; a metric not declared here cannot be written."""
     return METRICS[metric].unit
+
+
+def file_stem(model: str) -> str:
+    """A model's name as a file name in the run folder: ``tv:resnet50`` as ``tv%3Aresnet50``
+    (a colon is not allowed in Windows file names), read back by ``model_of_stem``."""
+    return quote(model, safe="")
+
+
+def model_of_stem(stem: str) -> str:
+    return unquote(stem)

@@ -29,6 +29,7 @@ from .schema import (
     LAYER_COLUMNS,
     PROFILE_COLUMNS,
     RESULT_COLUMNS,
+    file_stem,
 )
 
 
@@ -45,11 +46,16 @@ class RunWriter:
         self.rows: list[Row] = []
         (run_dir / "layers").mkdir(parents=True, exist_ok=True)
         self._csv_path = run_dir / "results.csv"
-        if existing is None:
-            with self._csv_path.open("w", newline="") as f:
-                csv.DictWriter(f, fieldnames=RESULT_COLUMNS).writeheader()
-        else:
+        if existing is not None:
             self.rows = [_as_written(row) for row in existing.to_dict("records")]
+        with self._csv_path.open("a+", newline="") as f:
+            f.seek(0)
+            header = f.readline().strip()
+        if header != ",".join(RESULT_COLUMNS):  # new, or written by an older archbench
+            with self._csv_path.open("w", newline="") as f:
+                writer = csv.DictWriter(f, fieldnames=RESULT_COLUMNS)
+                writer.writeheader()
+                writer.writerows(self.rows)
         self._write_json("run.json", self.provenance)
 
     def add(self, rows: list[Row]) -> None:
@@ -61,20 +67,20 @@ class RunWriter:
         missing = set(LAYER_COLUMNS) - set(layers.columns)
         if missing:
             raise ValueError(f"{model}'s layer table lacks the columns {sorted(missing)}")
-        layers.to_csv(self.run_dir / "layers" / f"{model}.csv", index=False)
+        layers.to_csv(self.run_dir / "layers" / f"{file_stem(model)}.csv", index=False)
 
     def add_profile(self, model: str, mode: str, layers: pd.DataFrame) -> Path:
         """The profile phase's per-layer table of ``model`` in ``mode``."""
         if tuple(layers.columns) != PROFILE_COLUMNS:
             raise ValueError(f"{model}'s profile table has not the columns {PROFILE_COLUMNS}")
-        path = self.run_dir / "profile" / f"{model}__{mode}.csv"
+        path = self.run_dir / "profile" / f"{file_stem(model)}__{mode}.csv"
         path.parent.mkdir(exist_ok=True)
         layers.to_csv(path, index=False)
         return path
 
     def trace_path(self, model: str, mode: str) -> Path:
         """Where the trace of ``model`` in ``mode`` goes (its writer makes the folder)."""
-        return self.run_dir / "traces" / f"{model}__{mode}.json"
+        return self.run_dir / "traces" / f"{file_stem(model)}__{mode}.json"
 
     def drop_curves(self, models: set[str]) -> None:
         """Forget the curves of models whose accuracy phase did not finish (before a resume)."""
@@ -94,7 +100,7 @@ class RunWriter:
 
     def add_confusion(self, model: str, confusion: pd.DataFrame) -> None:
         (self.run_dir / "confusion").mkdir(exist_ok=True)
-        confusion.to_csv(self.run_dir / "confusion" / f"{model}.csv")
+        confusion.to_csv(self.run_dir / "confusion" / f"{file_stem(model)}.csv")
 
     def add_samples(self, records: list[dict[str, object]]) -> None:
         with (self.run_dir / "samples.jsonl").open("a") as f:

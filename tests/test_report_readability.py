@@ -552,3 +552,76 @@ def test_a_model_not_trained_shows_its_estimate_in_the_accuracy_table():
     )
     text = format_accuracy_summary(accuracy_summary(rows))
     assert "not trained: est. s" in text and "5,321" in text
+
+
+# -- 6. sixty models from three sources --------------------------------------------------------
+
+
+def write_sixty_model_run(run_dir: Path) -> Path:
+    """60 models from three sources and 20 families, with sizes and speeds spread as a real
+    zoo's are (log-uniform), and one mode."""
+    rng = np.random.default_rng(0)
+    writer = RunWriter(run_dir, {"device_name": "test CPU", "torch": "2"})
+    rows = []
+    for i in range(60):
+        source = ("archbench", "tv", "timm")[i % 3]
+        model = f"{'' if source == 'archbench' else source + ':'}net_{i:02d}"
+        family = f"family_{i % 20:02d}"
+        params = 10 ** rng.uniform(4.5, 8)
+        speed = 10 ** rng.uniform(1, 4.5)
+        rows += [
+            row(model, family, "static", "params", params, source=source),
+            row(
+                model,
+                family,
+                "speed",
+                "infer_throughput",
+                speed,
+                mode="fp32",
+                batch=8,
+                source=source,
+            ),
+        ]
+    writer.add(rows)
+    writer.finish("complete")
+    return run_dir
+
+
+def test_sixty_models_from_three_sources_stay_readable(tmp_path):
+    """Colour by family, marker by source, both in the legend beside the axes; no two labels
+    overlap, and a model whose label found no room is named under the chart."""
+    run = load_run(write_sixty_model_run(tmp_path / "run"))
+    fig = charts.throughput_vs_params(run)
+    ax = fig.axes[0]
+    assert_labels_readable(ax)
+    labelled = {t.get_text() for t in labels_of(ax)}
+    (note,) = [t for t in ax.texts if t.get_gid() == "left-off"] or [None]
+    left_off = set(note.get_text().split(": ", 1)[1].split(", ")) if note else set()
+    assert labelled | left_off == set(run.results["model"]) and not labelled & left_off
+    assert len(labelled) >= 30
+    markers = {c.get_paths()[0].vertices.shape for c in ax.collections if len(c.get_offsets())}
+    assert len(markers) >= 3  # circle, square, triangle
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert {"source archbench", "source tv", "source timm"} <= set(legend)
+    assert sum(t.startswith("family_") for t in legend) == 20
+    fig.canvas.draw()
+    legend_box = ax.get_legend().get_window_extent()
+    assert legend_box.x0 >= ax.get_window_extent().x1  # beside the axes, not over the points
+    plt.close(fig)
+
+
+def test_top_n_keeps_the_best_models_of_each_chart(tmp_path, capsys):
+    run_dir = write_sixty_model_run(tmp_path / "run")
+    run = load_run(run_dir)
+    fig = charts.throughput_vs_params(run, top=20)
+    ax = fig.axes[0]
+    shown = sum(len(c.get_offsets()) for c in ax.collections if c.get_gid() is None)
+    speeds = run.results[run.results["metric"] == "infer_throughput"].set_index("model")["value"]
+    labelled = {t.get_text() for t in labels_of(ax)}
+    assert labelled <= set(speeds.nlargest(20).index) and len(labelled) == 20
+    assert shown >= 20 and "top 20 of 60 models by throughput" in title(fig)
+    assert_labels_readable(ax)
+    plt.close(fig)
+    assert reports_main([str(run_dir), "--top", "20"]) == 0
+    assert reports_main([str(run_dir), "--top", "0"]) == 2
+    assert "--top must be at least 1" in capsys.readouterr().err

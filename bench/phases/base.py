@@ -106,4 +106,4 @@ class PerModelPhase:
 
 
 def model_facts(entry: ModelEntry, phase: str) -> dict[str, object]:
-    return {"model": entry.name, "family": entry.family, "phase": phase}
+    return {"model": entry.name, "family": entry.family, "source": entry.source, "phase": phase}

@@ -118,7 +118,7 @@ class ProfilePhase:
             t0 = time.perf_counter()
             try:
                 p = profile_layers(
-                    lambda: entry.build(cfg.num_classes, cfg.in_channels),
+                    lambda: entry.build(cfg.num_classes, cfg.in_channels, (h, w)),
                     entry.name,
                     mode,
                     cfg.device,

@@ -17,11 +17,18 @@ from archs import ModelEntry
 from runfolder.rows import Row, error_row, result_row
 from runfolder.schema import HOST_BOUND_RATIO
 
+from .. import failures
+from ..agreement import MULTIPLIER, Agreement, compare_compiled
 from ..estimate import TRAIN_FACTOR, SpeedWork, speed_seconds
 from ..modes import Mode
 from ..peaks import Peak, device_peak
 from ..speed import REMEASURE_REL_IQR, Measurement, SpeedConfig, SpeedResult, measure_speed
 from .base import RunAborted, RunConfig, RunContext, model_facts
+
+# the batch of the compiled modes' check against eager (it compiles graphs of its own): 16
+# keeps BatchNorm's batch statistics well conditioned (at 4, ResNet-18's fp32 training step
+# read 4x further from fp64 compiled than eager, a false mismatch) and the fp64 run small
+CHECK_BATCH = 16
 
 
 def speed_config(cfg: RunConfig, mode: Mode, batch: int, first_batch: bool) -> SpeedConfig:
@@ -149,6 +156,34 @@ def speed_rows(
     return rows
 
 
+def agreement_rows(agreement: Agreement, facts: dict[str, object], batch: int) -> list[Row]:
+    """The compiled mode's check against eager (``bench.agreement``) as rows."""
+    at = facts | {"batch": batch}
+    method = (
+        f"relative L2 error against the same model in fp64 on the same batch of {batch}; "
+        f"mismatch: compiled > {MULTIPLIER:g} x eager + {agreement.floor:g}; torch "
+        f"{torch.__version__}"
+    )
+    figures = {
+        "infer": (agreement.infer_eager, agreement.infer_compiled, agreement.infer_mismatch),
+        "train": (agreement.train_eager, agreement.train_compiled, agreement.train_mismatch),
+    }
+    rows = []
+    for kind, (eager, fast, mismatch) in figures.items():
+        rows.append(result_row(at, f"{kind}_eager_error", 100 * eager, method))
+        rows.append(result_row(at, f"{kind}_compiled_error", 100 * fast, method))
+        rows.append(result_row(at, f"{kind}_compiled_mismatch", int(mismatch), method))
+    return rows
+
+
+def agreement_summary(agreement: Agreement) -> str:
+    verdict = {False: "agree", True: "MISMATCH"}
+    return (
+        f"compiled vs eager (fp64 reference): logits {verdict[agreement.infer_mismatch]}, "
+        f"training step {verdict[agreement.train_mismatch]}"
+    )
+
+
 def sample_records(result: SpeedResult) -> list[dict[str, object]]:
     return [
         {
@@ -198,7 +233,7 @@ class SpeedPhase:
             if (entry.name, mode.name, batch) in done:
                 ctx.say(f"{mode.name} b{batch}: already in the run folder, skipped")
                 continue
-            peak = device_peak(cfg.device, ctx.device_name, mode.precision)
+            peak = device_peak(cfg.device, ctx.device_name, mode.arithmetic)
             t0 = time.perf_counter()
             result = measure_speed(
                 entry,
@@ -213,6 +248,10 @@ class SpeedPhase:
             yield speed_rows(result, entry, speed_cfg, flops, peak, ctx.device_name)
             measured = ", ".join(measurement_summary(m) for m in result.measurements)
             failed = "; ".join(f"{kind} FAILED: {e}" for kind, e in result.errors.items())
+            if mode.compile != "none" and batch == cfg.batch_sizes[0] and not result.context_lost:
+                checked, check_failed = self.check_compiled(entry, ctx, mode, batch)
+                yield checked
+                measured = "; ".join(filter(None, [measured, check_failed]))
             ctx.say(
                 f"{mode.name} b{batch}: {'; '.join(filter(None, [measured, failed]))} "
                 f"({time.perf_counter() - t0:.1f} s)"
@@ -225,6 +264,22 @@ class SpeedPhase:
                     for m, b, _ in runs[k + 1 :]
                 ]
                 raise RunAborted(entry.name, result.context_lost)
+
+    def check_compiled(
+        self, entry: ModelEntry, ctx: RunContext, mode: Mode, batch: int
+    ) -> tuple[list[Row], str]:
+        """Rows of the compiled mode's check against eager, and its progress line."""
+        cfg = ctx.cfg
+        facts = model_facts(entry, self.name) | mode.facts() | {"requested_batch": batch}
+        shape = (cfg.in_channels, *cfg.input_hw(entry))
+        try:
+            agreement = compare_compiled(
+                entry, mode, cfg.device, shape, CHECK_BATCH, cfg.num_classes
+            )
+        except Exception as exc:  # the figures stand; the check's failure is its own row
+            message = f"compiled vs eager check: {failures.describe(exc)}"
+            return [error_row(facts | {"batch": CHECK_BATCH}, message)], message
+        return agreement_rows(agreement, facts, CHECK_BATCH), agreement_summary(agreement)
 
     def estimate_s(self, entry: ModelEntry, ctx: RunContext, peak_tflops: float) -> float:
         cfg = ctx.cfg
