@@ -67,6 +67,9 @@ NO_ARITHMETIC = frozenset(
 )
 
 
+ATTENTION = "aten::scaled_dot_product_attention"
+# what the fused attention computes that ATTENTION's handle does not count, as listed
+ATTENTION_SOFTMAX = "aten::softmax (in scaled_dot_product_attention)"
 # fvcore's names (by_operator) of the operators that multiply matrices or convolve
 PRODUCT_OPERATORS = ("conv", "linear", "matmul", "bmm", "einsum", "scaled_dot_product_attention")
 
@@ -145,7 +148,8 @@ def profile_model(
     x = torch.randn(1, in_channels, height, width)
 
     shapes = _output_shapes(model, x)
-    analysis = flop_analysis(model, x)
+    attention = AttentionMacs()
+    analysis = flop_analysis(model, x, attention)
     fvcore_logger = logging.getLogger("fvcore")
     level = fvcore_logger.level
     fvcore_logger.setLevel(logging.ERROR)  # unsupported ops are returned, not logged
@@ -155,6 +159,8 @@ def profile_model(
         unsupported = dict(sorted(analysis.unsupported_ops().items()))
     finally:
         fvcore_logger.setLevel(level)
+    if attention.calls:
+        unsupported[ATTENTION_SOFTMAX] = attention.calls
 
     layers = [
         LayerRow(
@@ -185,7 +191,9 @@ def profile_model(
     )
 
 
-def flop_analysis(model: nn.Module, x: torch.Tensor) -> FlopCountAnalysis:
+def flop_analysis(
+    model: nn.Module, x: torch.Tensor, attention: AttentionMacs | None = None
+) -> FlopCountAnalysis:
     """fvcore's analysis with our BatchNorm handle, reporting every operator it leaves uncounted.
 
     fvcore reports an operator with no handle as unsupported, except those on its own ignore
@@ -198,7 +206,7 @@ def flop_analysis(model: nn.Module, x: torch.Tensor) -> FlopCountAnalysis:
     analysis = (
         FlopCountAnalysis(model, x)
         .set_op_handle("aten::batch_norm", _batch_norm_macs)
-        .set_op_handle("aten::scaled_dot_product_attention", _attention_macs)
+        .set_op_handle(ATTENTION, attention or AttentionMacs())
         .unsupported_ops_warnings(False)
         .uncalled_modules_warnings(False)
         .tracer_warnings("none")
@@ -220,10 +228,21 @@ def _batch_norm_macs(inputs: list[torch._C.Value], outputs: list[torch._C.Value]
     return math.prod(get_shape(outputs[0]))
 
 
-def _attention_macs(inputs: list[torch._C.Value], outputs: list[torch._C.Value]) -> int:
-    """``F.scaled_dot_product_attention`` (timm's and torchvision's ViTs): its two matrix
-    products, query x key^T and weights x value, as fvcore counts ``matmul``; the softmax and
-    scaling inside it are not counted, like every softmax."""
+class AttentionMacs:
+    """fvcore's handle of ``F.scaled_dot_product_attention`` (timm's and torchvision's ViTs):
+    its two matrix products, query x key^T and weights x value, as fvcore counts ``matmul``.
+    The softmax and scaling inside it are not counted, like every softmax; ``calls`` counts
+    the attention calls traced, so that ``profile_model`` lists those softmaxes as uncounted."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self, inputs: list[torch._C.Value], outputs: list[torch._C.Value]) -> int:
+        self.calls += 1
+        return _attention_macs(inputs)
+
+
+def _attention_macs(inputs: list[torch._C.Value]) -> int:
     query, key, value = (get_shape(v) for v in inputs[:3])
     heads = math.prod(query[:-2])
     length, source = query[-2], key[-2]

@@ -20,7 +20,7 @@ from torch.overrides import TorchFunctionMode
 from torchvision import models as tvm
 
 import archs
-from bench.profile import PRODUCT_OPERATORS, profile_model
+from bench.profile import ATTENTION_SOFTMAX, PRODUCT_OPERATORS, profile_model
 
 # at least one per family the issue names; weights whose published figures are at 224x224
 ZOO = {
@@ -100,9 +100,15 @@ def test_squeezenet_total_is_the_published_figure():
 
 def test_attention_products_are_counted():
     """ViT-B/32's attention (scaled_dot_product_attention, 12 layers x 12 heads, 50 tokens of
-    64) is 2 x 12 x 12 x 50^2 x 64 MACs; without it the count would miss _ops by 0.046 G."""
+    64) is 2 x 12 x 12 x 50^2 x 64 MACs; without it the count would miss _ops by 0.046 G.
+    Swin's attention is written out: its matmuls counted, its softmax listed as uncounted."""
     p = profile_model(archs.get_entry("tv:vit_b_32"), 224, 1000, 3)
     assert p.macs_by_operator["scaled_dot_product_attention"] == 2 * 12 * 12 * 50**2 * 64
     assert "aten::scaled_dot_product_attention" not in p.unsupported_ops
+    # the softmax inside it is not counted, and listed so, once per layer
+    assert p.unsupported_ops[ATTENTION_SOFTMAX] == 12
     assert "aten::softmax" not in p.macs_by_operator
     assert math.isclose(p.macs_products / 1e9, 4.409, abs_tol=5e-4)
+
+    swin = profile_model(archs.get_entry("tv:swin_t"), 224, 1000, 3)
+    assert swin.macs_by_operator["matmul"] > 0 and swin.unsupported_ops["aten::softmax"] == 12

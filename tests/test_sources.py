@@ -270,3 +270,18 @@ def test_an_installed_package_registers_through_the_entry_point_group(tmp_path):
     assert done.returncode == 0, done.stderr
     results = read_results(only_run_dir(out) / "results.csv")
     assert set(results["source"]) == {"acme-nets"}
+
+
+def test_layers_of_a_zoo_model(capsys):
+    assert cli.main(["--layers", "tv:squeezenet1_1"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("tv:squeezenet1_1: input 1x1x224x224")
+    assert "torchvision.models.squeezenet1_1(weights=None)" in out
+    assert cli.main(["--layers", "tv:squeezenet*"]) == 2
+    assert "--layers takes one model; 'tv:squeezenet*' selects 2" in capsys.readouterr().err
+
+
+def test_top_must_be_positive(tmp_path, capsys):
+    args = ["--models", "lenet", "--phases", "static", "--top", "0", "--out", str(tmp_path)]
+    assert cli.main(args) == 2
+    assert "--top must be at least 1" in capsys.readouterr().err
