@@ -35,9 +35,10 @@ def accuracy(flops=1e9, **kw) -> float:
     return accuracy_seconds(AccuracyWork(**{**base, **kw}), 989.4, GPU)
 
 
-def test_a_compiled_mode_adds_a_compile_per_measurement():
+def test_a_compiled_mode_adds_a_compile_per_measurement_and_two_for_its_check():
+    """Inference and training measured: two compiles; the check against eager: two more."""
     compiled, eager = speed(modes=("bf16+compile",)), speed()
-    assert compiled - eager == pytest.approx(2 * COMPILE_S["default"], rel=0.05)
+    assert compiled - eager == pytest.approx(4 * COMPILE_S["default"], rel=0.05)
 
 
 def test_training_time_follows_the_steps_and_the_flops():
