@@ -627,15 +627,20 @@ def examples_seen(run: Run, curves: pd.DataFrame) -> pd.Series:
     return pd.Series(seen, index=curves.index, dtype=float)
 
 
-def learning_curves(run: Run) -> Figure | None:
+def learning_curves(run: Run, top: int | None = None) -> Figure | None:
     """Test accuracy by epoch (when every model ran the same epochs, at least ``FEW_EPOCHS``),
-    else by training examples seen; and by training seconds."""
+    else by training examples seen; and by training seconds. ``top``: the models with the
+    best final test accuracy."""
     if run.curves is None or run.curves.empty:
         return None
     setting, others = _accuracy_setting(run)
     curves = run.curves[~run.curves["model"].isin(others)]
     mean = curves.groupby(["model", "epoch"], sort=False)[["train_seconds", "test_acc"]].mean()
-    models = list(dict.fromkeys(curves["model"]))
+    final = mean.groupby(level="model", sort=False)["test_acc"].last()
+    kept = _top(final, top).index
+    shown = _top_note(len(kept), len(final), "final test accuracy")
+    mean = mean[mean.index.get_level_values("model").isin(kept)]
+    models = [m for m in dict.fromkeys(curves["model"]) if m in kept]
     epochs = set(mean.groupby(level="model").size())
     by_epoch = len(epochs) == 1 and min(epochs) >= FEW_EPOCHS
     seen = None if by_epoch else examples_seen(run, mean)
@@ -680,7 +685,9 @@ def learning_curves(run: Run) -> Figure | None:
         ax.set_ylabel("test accuracy (%)")
         ax.grid(True, alpha=0.3)
     ax2.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8)
-    fig.suptitle(f"Learning curves (mean over seeds)\n{setting}\n{_subtitle(run)}", fontsize=11)
+    fig.suptitle(
+        f"Learning curves (mean over seeds){shown}\n{setting}\n{_subtitle(run)}", fontsize=11
+    )
     return fig
 
 
@@ -979,6 +986,7 @@ COMPARING = (
     "throughput_vs_params",
     "speedup_by_mode",
     "latency_distributions",
+    "learning_curves",
 )
 CHARTS = {
     "accuracy_vs_gflops": accuracy_vs_gflops,

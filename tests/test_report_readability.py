@@ -625,3 +625,13 @@ def test_top_n_keeps_the_best_models_of_each_chart(tmp_path, capsys):
     assert reports_main([str(run_dir), "--top", "20"]) == 0
     assert reports_main([str(run_dir), "--top", "0"]) == 2
     assert "--top must be at least 1" in capsys.readouterr().err
+
+
+def test_top_n_learning_curves_keep_the_most_accurate(built):
+    run = load_run(built)
+    final = run.curves.groupby("model")["test_acc"].last()
+    fig = charts.learning_curves(run, top=2)
+    drawn = {line.get_label() for line in fig.axes[1].get_lines()}
+    assert drawn == set(final.nlargest(2).index)
+    assert f"top 2 of {len(final)} models by final test accuracy" in fig._suptitle.get_text()
+    plt.close(fig)

@@ -248,7 +248,8 @@ class SpeedPhase:
             yield speed_rows(result, entry, speed_cfg, flops, peak, ctx.device_name)
             measured = ", ".join(measurement_summary(m) for m in result.measurements)
             failed = "; ".join(f"{kind} FAILED: {e}" for kind, e in result.errors.items())
-            if mode.compile != "none" and batch == cfg.batch_sizes[0] and not result.context_lost:
+            checked = mode.compile != "none" and batch == cfg.batch_sizes[0]
+            if checked and result.measurements and not result.context_lost:
                 checked, check_failed = self.check_compiled(entry, ctx, mode, batch)
                 yield checked
                 measured = "; ".join(filter(None, [measured, check_failed]))
