@@ -16,7 +16,7 @@ import difflib
 import fnmatch
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from torch import nn
 
@@ -67,7 +67,7 @@ class ModelEntry:
     source: str = "archbench"
     # a builder that sizes the model to its input (a ViT's position embeddings) takes
     # input_size=(H, W); the others build one model for every size
-    sized: bool = field(default=False, compare=False)
+    sized: bool = False
 
     def build(
         self, num_classes: int = 10, in_channels: int = 1, input_size: tuple[int, int] | None = None

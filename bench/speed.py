@@ -175,7 +175,6 @@ def _measure(
     shape: tuple[int, int, int],
     cfg: SpeedConfig,
     num_classes: int,
-    in_channels: int,
 ) -> Measurement:
     compiled.reset(device)
     train = kind == "train"
@@ -265,7 +264,6 @@ def measure_speed(
             shape=shape,
             cfg=cfg,
             num_classes=num_classes,
-            in_channels=in_channels,
         )
         try:
             result.measurements.append(_steadiest(run, kind, cfg, device))
