@@ -128,6 +128,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", type=Path, default=Path("runs"), help="where run folders go (default runs/)"
     )
     p.add_argument(
+        "--shard",
+        metavar="K/N",
+        help="measure the K-th of N shards of the run's work (balanced by estimated cost); "
+        "merge the shards' run folders with `python -m reports merge`",
+    )
+    p.add_argument(
         "--top",
         type=int,
         metavar="N",

@@ -16,6 +16,7 @@ from .data import DataError, load_fashion_mnist
 from .loader import to_device
 from .modes import ModeError, parse_modes
 from .phases import PHASES, RunConfig
+from .shard import parse_shard
 from .speed import CPU_BATCH, GPU_BATCH
 from .train import AccuracyConfig, Budget, parse_budget, training_mode
 
@@ -111,6 +112,13 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         raise UsageError(str(exc)) from None
     batch_sizes = parse_batch_sizes(args.batch_sizes, device)
     budget, seeds = training_options(args, device)
+    shard = None
+    if getattr(args, "shard", None) is not None:
+        try:
+            parsed = parse_shard(args.shard)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        shard = (parsed.index, parsed.count)
     set_threads(args.threads)
     accuracy, data = None, None
     if "accuracy" in phases:
@@ -135,6 +143,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         data=data,
         compiled_latency=args.compiled_latency,
         trace=getattr(args, "trace", False),
+        shard=shard,
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import shlex
 import socket
@@ -119,7 +120,13 @@ def collect(device: torch.device, argv: list[str]) -> dict[str, object]:
         cudnn = torch.backends.cudnn
         info["cudnn"] = cudnn.version() if cudnn.is_available() else None
         info["cuda_driver"] = _nvidia_driver()
+    slurm = {k.lower(): os.environ[k] for k in SLURM_IDS if os.environ.get(k)}
+    if slurm:  # which job and array task of a cluster ran it
+        info["slurm"] = slurm
     return info
+
+
+SLURM_IDS = ("SLURM_JOB_ID", "SLURM_ARRAY_JOB_ID", "SLURM_ARRAY_TASK_ID", "SLURM_NODELIST")
 
 
 def _nvidia_driver() -> str | None:

@@ -19,6 +19,7 @@ from .phases.base import model_facts
 from .phases.static import profile_error
 from .profile import profile_model
 from .provenance import device_description
+from .shard import partition, work_items
 
 Done = dict[str, frozenset[tuple]]  # phase name -> the keys a run folder already holds
 
@@ -63,7 +64,7 @@ def memory_rows(entry: archs.ModelEntry, phase: str, peak: PeakRss) -> list[Row]
     ]
 
 
-def estimate_run(ctx: RunContext, peak_tflops: float) -> Progress:
+def estimate_run(ctx: RunContext, peak_tflops: float, models: list[str]) -> Progress:
     """The time each model should take, summed over its phases."""
     return Progress(
         {
@@ -71,9 +72,25 @@ def estimate_run(ctx: RunContext, peak_tflops: float) -> Progress:
                 PHASES[phase].estimate_s(archs.get_entry(name), ctx, peak_tflops)
                 for phase in ctx.cfg.phases
             )
-            for name in ctx.cfg.models
+            for name in models
         }
     )
+
+
+def take_shard(ctx: RunContext, done: Done) -> list[str]:
+    """This shard's items (``bench.shard``): the other shards' items join ``done``, so the
+    phases skip them; run.json records the shard and every item's owner. Returns the models
+    with an item in this shard."""
+    index, count = ctx.cfg.shard
+    owner = partition(work_items(ctx), count)
+    for (phase, *key), k in owner.items():
+        if k != index:
+            done[phase] = done.get(phase, frozenset()) | {tuple(key)}
+    ctx.skipped = "another shard's or already in the run folder"
+    ctx.folder.record(shard=f"{index}/{count}", work=[[k, *item] for item, k in owner.items()])
+    mine = [item for item, k in owner.items() if k == index]
+    _say(f"shard {index}/{count}: {plural(len(mine), 'item')} of {len(owner)}")
+    return [m for m in ctx.cfg.models if any(item[1] == m for item in mine)]
 
 
 def run_models(
@@ -82,26 +99,29 @@ def run_models(
     """Measure every model in every phase; each model's failures become its rows and the run
     goes on (a sticky CUDA error raises ``RunAborted`` after its rows are written). What
     ``done`` holds (a resumed run's measurements) is skipped. Returns the seconds per phase."""
-    done = done or {}
+    done = dict(done or {})
     ctx = RunContext(cfg, device_description(cfg.device), writer, say=_say)
     t_static = time.perf_counter()
     static_peaks = profile_all(ctx)
     totals = {phase: 0.0 for phase in cfg.phases}
     # every model is profiled first, for the estimate and the speed phase's FLOPs
     totals["static"] = time.perf_counter() - t_static
+    models = cfg.models
+    if cfg.shard is not None:
+        models = take_shard(ctx, done)
     progress = None
     if peak_tflops:
-        progress = estimate_run(ctx, peak_tflops)
+        progress = estimate_run(ctx, peak_tflops, models)
         _say(
             f"estimate: about {duration(progress.total_estimate)} for "
-            f"{plural(len(cfg.models), 'model')} (from each model's FLOPs at "
+            f"{plural(len(models), 'model')} (from each model's FLOPs at "
             f"{ASSUMED_EFFICIENCY:.0%} of the device's {peak_tflops:.3g} TFLOP/s, refined as "
             "models finish)"
         )
-    width = len(str(len(cfg.models)))
-    for i, name in enumerate(cfg.models, 1):
+    width = len(str(len(models)))
+    for i, name in enumerate(models, 1):
         entry = archs.get_entry(name)
-        tag = f"[{i:>{width}}/{len(cfg.models)}] {name}"
+        tag = f"[{i:>{width}}/{len(models)}] {name}"
         ctx.say = lambda text, tag=tag: _say(f"{tag} {text}")
         t_model = time.perf_counter()
         spent: dict[str, float] = {}

@@ -1,6 +1,7 @@
 """``python -m reports RUN_DIR`` rebuilds a run's tables, charts and report.md from its stored
 results (``--out DIR`` writes them elsewhere); ``python -m reports --compare RUN_A RUN_B``
-prints the figures of both side by side, after a warning for each way they differ in setup."""
+prints the figures of both side by side, after a warning for each way they differ in setup;
+``python -m reports merge RUN_DIR... --out MERGED`` merges the run folders of ``--shard``s."""
 
 from __future__ import annotations
 
@@ -12,11 +13,37 @@ from tabulate import tabulate
 
 from runfolder.reader import Run, RunFolderError, load_run
 
+from .merge import MergeError, merge_runs, parse_merge_args
 from .report import ReportWriteError, build_report, compare_runs, compare_warnings
 from .tables import readable
 
 
+def merge_main(argv: list[str]) -> int:
+    """``merge RUN_DIR... --out MERGED``: the merged run folder and its report."""
+    try:
+        paths, out = parse_merge_args(argv)
+        merged = merge_runs(paths, out)
+        report = build_report(merged.path)
+    except (MergeError, RunFolderError) as exc:
+        print(f"reports: error: {exc}", file=sys.stderr)
+        return 2
+    except ReportWriteError as exc:
+        print(f"reports: error: cannot write the merged report ({exc})", file=sys.stderr)
+        return 2
+    print(f"merged {len(paths)} runs ({merged.rows} rows) into {merged.path}; report: {report}")
+    if merged.missing:
+        print(
+            f"reports: {len(merged.missing)} items were dealt to a shard but are in no run "
+            f"merged (the rest is merged): {', '.join(merged.missing)}",
+            file=sys.stderr,
+        )
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["merge"]:
+        return merge_main(argv[1:])
     p = argparse.ArgumentParser(prog="python -m reports", description=__doc__.split(";")[0])
     p.add_argument("run_dir", nargs="?", type=Path, help="a run folder (runs/...)")
     p.add_argument(

@@ -65,6 +65,17 @@ NOISY_REL_IQR = 0.05  # IQR/median above this flags a measurement as noisy
 HOST_BOUND_RATIO = 0.9  # enqueue time / event time at or above this flags a figure host-bound
 ACCURACY_TARGETS = (85, 90, 93)  # test accuracy (%) whose time-to-reach is reported
 
+# what identifies one measured item of each phase: the columns its rows share (a model's
+# static profile, a speed measurement per mode and asked-for batch, ...); a phase not named
+# here measures once per model. Resuming skips items; --shard deals them out; merge checks
+# that no two runs hold one.
+ITEM_KEYS: dict[str, tuple[str, ...]] = {
+    "static": ("model",),
+    "speed": ("model", "mode", "requested_batch"),
+    "accuracy": ("model",),
+    "profile": ("model", "mode"),
+}
+
 LAYER_COLUMNS: tuple[str, ...] = ("path", "type", "depth", "output_shape", "params", "macs")
 
 # the profile phase's per-layer table (RUN_DIR/profile/MODEL__MODE.csv): per training step of

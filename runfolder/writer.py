@@ -47,7 +47,7 @@ class RunWriter:
         (run_dir / "layers").mkdir(parents=True, exist_ok=True)
         self._csv_path = run_dir / "results.csv"
         if existing is not None:
-            self.rows = [_as_written(row) for row in existing.to_dict("records")]
+            self.rows = [as_written(row) for row in existing.to_dict("records")]
         with self._csv_path.open("a+", newline="") as f:
             f.seek(0)
             header = f.readline().strip()
@@ -107,6 +107,11 @@ class RunWriter:
             for record in records:
                 f.write(json.dumps(record) + "\n")
 
+    def record(self, **facts: object) -> None:
+        """Add ``facts`` to the provenance in run.json now (what a run learns once started)."""
+        self.provenance.update(facts)
+        self._write_json("run.json", self.provenance)
+
     def finish(self, status: str) -> None:
         self.provenance.update(status=status, finished=now())
         self._write_json("run.json", self.provenance)
@@ -124,7 +129,7 @@ class RunWriter:
         tmp.replace(self.run_dir / name)
 
 
-def _as_written(row: dict[str, object]) -> Row:
+def as_written(row: dict[str, object]) -> Row:
     """A row read back, as the writer made it: whole numbers as int, empty as ''."""
     out = dict(row)
     for column in (*INTEGER_COLUMNS, "budget"):

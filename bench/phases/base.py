@@ -35,6 +35,7 @@ class RunConfig:
     data: tuple[Split, Split] | None = None  # training and test splits on the device
     compiled_latency: bool = False  # batch-1 latency in compiled modes too (a compile each)
     trace: bool = False  # the profile phase writes a Chrome trace per model and mode
+    shard: tuple[int, int] | None = None  # (K, N): this run measures the K-th of N shards
 
     def input_hw(self, entry: ModelEntry) -> tuple[int, int]:
         return self.input_size or (entry.input_size, entry.input_size)
@@ -53,6 +54,9 @@ class RunContext:
     profiles: dict[str, StaticProfile | None] = field(default_factory=dict)
     profile_errors: dict[str, str] = field(default_factory=dict)
     say: Callable[[str], None] = print
+    # why an item is skipped: in the run folder already (resumed), or, in a shard, that too
+    # or another shard's (``bench.shard``)
+    skipped: str = "already in the run folder"
 
 
 class RunAborted(Exception):
@@ -83,6 +87,11 @@ class Phase(Protocol):
         """Seconds this phase should take for ``entry`` (``bench.estimate``'s assumptions)."""
         ...
 
+    def work(self, entry: ModelEntry, ctx: RunContext, peak_tflops: float) -> dict[tuple, float]:
+        """The keys this phase will measure for ``entry`` (those ``done_keys`` reads back; the
+        model's name first), each with its estimated seconds: what ``--shard`` deals out."""
+        ...
+
 
 class PerModelPhase:
     """A phase measured once per model: done for a model when the run folder holds any of
@@ -97,12 +106,18 @@ class PerModelPhase:
         self, entry: ModelEntry, ctx: RunContext, done: frozenset[tuple]
     ) -> Iterator[list[Row]]:
         if (entry.name,) in done:
-            ctx.say(f"{self.name}: already in the run folder, skipped")
+            ctx.say(f"{self.name}: {ctx.skipped}, skipped")
             return
         yield from self.measure(entry, ctx)
 
     def measure(self, entry: ModelEntry, ctx: RunContext) -> Iterator[list[Row]]:
         raise NotImplementedError
+
+    def estimate_s(self, entry: ModelEntry, ctx: RunContext, peak_tflops: float) -> float:
+        raise NotImplementedError
+
+    def work(self, entry: ModelEntry, ctx: RunContext, peak_tflops: float) -> dict[tuple, float]:
+        return {(entry.name,): self.estimate_s(entry, ctx, peak_tflops)}
 
 
 def model_facts(entry: ModelEntry, phase: str) -> dict[str, object]:

@@ -110,7 +110,7 @@ class ProfilePhase:
         h, w = cfg.input_hw(entry)
         for mode, stands_for in profile_modes(cfg).items():
             if (entry.name, mode.name) in done:
-                ctx.say(f"profile {mode.name}: already in the run folder, skipped")
+                ctx.say(f"profile {mode.name}: {ctx.skipped}, skipped")
                 continue
             facts = model_facts(entry, self.name) | mode.facts()
             facts |= {"batch": batch, "requested_batch": batch}
@@ -148,6 +148,11 @@ class ProfilePhase:
                 f" slowest {top['path'] or '(model)'} {top['self_share']:.0f}%; profiler "
                 f"overhead {100 * p.overhead:.0f}% ({time.perf_counter() - t0:.1f} s)"
             )
+
+    def work(self, entry: ModelEntry, ctx: RunContext, peak_tflops: float) -> dict[tuple, float]:
+        modes = profile_modes(ctx.cfg)
+        each = self.estimate_s(entry, ctx, peak_tflops) / max(len(modes), 1)
+        return {(entry.name, mode.name): each for mode in modes}
 
     def estimate_s(self, entry: ModelEntry, ctx: RunContext, peak_tflops: float) -> float:
         """About three training measurements and one inference per mode: the full step and

@@ -231,7 +231,7 @@ class SpeedPhase:
         runs = speed_runs(cfg)
         for k, (mode, batch, speed_cfg) in enumerate(runs):
             if (entry.name, mode.name, batch) in done:
-                ctx.say(f"{mode.name} b{batch}: already in the run folder, skipped")
+                ctx.say(f"{mode.name} b{batch}: {ctx.skipped}, skipped")
                 continue
             peak = device_peak(cfg.device, ctx.device_name, mode.arithmetic)
             t0 = time.perf_counter()
@@ -283,19 +283,33 @@ class SpeedPhase:
         return agreement_rows(agreement, facts, CHECK_BATCH), agreement_summary(agreement)
 
     def estimate_s(self, entry: ModelEntry, ctx: RunContext, peak_tflops: float) -> float:
-        cfg = ctx.cfg
-        runs = speed_runs(cfg)
-        if not runs:
-            return 0.0
-        profile = ctx.profiles.get(entry.name)
-        first = runs[0][2]
-        work = SpeedWork(
-            flops_per_sample=float(profile.flops) if profile else 0.0,
-            layers=profile.leaf_layers if profile else 1,
-            runs=[(mode, b, sc.kinds) for mode, b, sc in runs],
-            repeats=first.repeats,
-            warmup=first.warmup,
-            min_block_s=first.min_block_s,
-            latency_samples=first.latency_samples,
-        )
-        return speed_seconds(work, peak_tflops, cfg.device)
+        return _speed_seconds(entry, ctx, speed_runs(ctx.cfg), peak_tflops)
+
+    def work(self, entry: ModelEntry, ctx: RunContext, peak_tflops: float) -> dict[tuple, float]:
+        return {
+            (entry.name, run[0].name, run[1]): _speed_seconds(entry, ctx, [run], peak_tflops)
+            for run in speed_runs(ctx.cfg)
+        }
+
+
+def _speed_seconds(
+    entry: ModelEntry,
+    ctx: RunContext,
+    runs: list[tuple[Mode, int, SpeedConfig]],
+    peak_tflops: float,
+) -> float:
+    """The estimated seconds of ``runs`` of ``entry`` (``bench.estimate``)."""
+    if not runs:
+        return 0.0
+    profile = ctx.profiles.get(entry.name)
+    first = runs[0][2]
+    work = SpeedWork(
+        flops_per_sample=float(profile.flops) if profile else 0.0,
+        layers=profile.leaf_layers if profile else 1,
+        runs=[(mode, b, sc.kinds) for mode, b, sc in runs],
+        repeats=first.repeats,
+        warmup=first.warmup,
+        min_block_s=first.min_block_s,
+        latency_samples=first.latency_samples,
+    )
+    return speed_seconds(work, peak_tflops, ctx.cfg.device)

@@ -1,0 +1,154 @@
+"""Shards into one run folder: ``python -m reports merge RUN_DIR... --out MERGED``.
+
+The runs must belong together: the same code commit, the same command but ``--shard``, the
+same device. Every item (``runfolder.schema.ITEM_KEYS``: a model's static profile, a speed
+measurement per mode and batch, ...) may be held by one run only; the items the shards were
+dealt (run.json's ``work``) that no run holds are listed by name, and what is there is still
+merged. The merged folder has its rows, per-layer and per-model files, curves and samples, and
+its own report.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from runfolder.reader import Run, load_run
+from runfolder.schema import ITEM_KEYS, MEMORY_METRICS
+from runfolder.writer import RunWriter, as_written
+
+# files each run holds per model, copied into the merged folder as they are
+PER_MODEL_FOLDERS = ("layers", "profile", "confusion", "traces")
+
+
+class MergeError(ValueError):
+    """Runs that cannot be merged: one line for the user."""
+
+
+@dataclass
+class Merged:
+    path: Path
+    rows: int
+    missing: list[str] = field(default_factory=list)  # items dealt to a shard, held by none
+
+
+# options that say where a run goes or which share it measures, not what it measures
+_PLACEMENT = ("--shard", "--out")
+
+
+def without_shard(argv: list[str]) -> list[str]:
+    """A command's arguments without ``--shard K/N`` and ``--out DIR`` (either spelling)."""
+    out, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg in _PLACEMENT:
+            skip = True
+        elif not arg.startswith(tuple(f"{o}=" for o in _PLACEMENT)):
+            out.append(arg)
+    return out
+
+
+def item_keys(results: pd.DataFrame) -> list[tuple]:
+    """Each row's item, ``(phase, model, ...)``; memory rows belong to no item (None)."""
+    keys: list[tuple] = []
+    for row in results.itertuples(index=False):
+        if row.metric in MEMORY_METRICS:
+            keys.append(None)
+            continue
+        columns = ITEM_KEYS.get(row.phase, ("model",))
+        values = [getattr(row, c) for c in columns]
+        keys.append((row.phase, *(int(v) if isinstance(v, float) else v for v in values)))
+    return keys
+
+
+def _check_together(runs: list[Run]) -> None:
+    def differing(what: str, values: list[object]) -> None:
+        if len({repr(v) for v in values}) > 1:
+            shown = "; ".join(f"{r.path.name}: {v}" for r, v in zip(runs, values))
+            raise MergeError(f"the runs do not belong together: their {what} differ ({shown})")
+
+    differing("code commits", [r.provenance.get("git_commit") for r in runs])
+    differing(
+        "commands (but --shard and --out)",
+        [" ".join(without_shard(r.provenance.get("argv", []))) for r in runs],
+    )
+    differing("devices", [r.provenance.get("device_name") for r in runs])
+
+
+def merge_runs(paths: list[Path], out: Path) -> Merged:
+    if len(paths) < 2:
+        raise MergeError("give at least two run folders to merge")
+    runs = [load_run(p) for p in paths]
+    _check_together(runs)
+    held: dict[tuple, str] = {}
+    for run in runs:
+        for key in dict.fromkeys(k for k in item_keys(run.results) if k is not None):
+            if key in held:
+                raise MergeError(
+                    f"{_name(key)} is in both {held[key]} and {run.path.name}: merge each "
+                    "shard once"
+                )
+            held[key] = run.path.name
+    dealt = {tuple(item[1:]) for r in runs for item in r.provenance.get("work", [])}
+    missing = sorted(_name(k) for k in dealt - set(held))
+    shards = sorted({str(r.provenance.get("shard", "")) for r in runs} - {""})
+    if out.exists() and any(out.iterdir()):
+        raise MergeError(f"--out {out} is not empty: give a new folder")
+    out.mkdir(parents=True, exist_ok=True)
+    first = runs[0].provenance
+    provenance = {k: v for k, v in first.items() if k not in ("shard", "work", "status")}
+    provenance |= {
+        "merged_from": [
+            {
+                "run": str(r.path),
+                "shard": r.provenance.get("shard"),
+                "host": r.provenance.get("host"),
+                "slurm": r.provenance.get("slurm"),
+            }
+            for r in runs
+        ],
+        "shards": shards,
+        "missing": missing,
+        "argv": without_shard(first.get("argv", [])),
+    }
+    writer = RunWriter(out, provenance)
+    for run in runs:
+        writer.add([as_written(row) for row in run.results.to_dict("records")])
+        if run.samples:
+            writer.add_samples(run.samples)
+        if run.curves is not None:
+            writer.add_curves(run.curves.to_dict("records"))
+        for folder in PER_MODEL_FOLDERS:
+            source = run.path / folder
+            if source.is_dir():
+                shutil.copytree(source, out / folder, dirs_exist_ok=True)
+    writer.finish("complete" if not missing else "incomplete")
+    return Merged(out, len(writer.rows), missing)
+
+
+def _name(key: tuple) -> str:
+    phase, *rest = key
+    return f"{phase} {' '.join(map(str, rest))}"
+
+
+def parse_merge_args(argv: list[str]) -> tuple[list[Path], Path]:
+    """``RUN_DIR... --out MERGED``."""
+    paths, out, rest = [], None, list(argv)
+    while rest:
+        arg = rest.pop(0)
+        if arg == "--out" and rest:
+            out = Path(rest.pop(0))
+        elif m := re.fullmatch(r"--out=(.+)", arg):
+            out = Path(m.group(1))
+        elif arg.startswith("-"):
+            raise MergeError(f"merge: unknown option {arg} (usage: merge RUN_DIR... --out DIR)")
+        else:
+            paths.append(Path(arg))
+    if out is None:
+        raise MergeError("merge: --out DIR is required (usage: merge RUN_DIR... --out DIR)")
+    return paths, out

@@ -1,0 +1,128 @@
+"""--shard K/N and ``python -m reports merge``: two shards of a small run, merged, hold the rows
+of the same run unsharded; runs that do not belong together are refused."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bench import cli
+from bench.shard import Shard, parse_shard, partition
+from reports.cli import main as reports_main
+from reports.merge import item_keys, without_shard
+from runfolder.reader import load_run
+
+ARGS = [
+    *("--models", "lenet,lenet_bn,small_cnn", "--phases", "static,speed,accuracy"),
+    *("--modes", "fp32", "--batch-sizes", "4,8", "--repeats", "2", "--warmup", "1"),
+    *("--budget", "steps=2", "--train-limit", "32", "--eval-limit", "32"),
+]
+
+
+def only_run_dir(out: Path) -> Path:
+    (run_dir,) = [p for p in out.iterdir() if p.is_dir()]
+    return run_dir
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """The run unsharded, its two shards, and the shards merged."""
+    root = tmp_path_factory.mktemp("shards")
+    made = {}
+    for name, extra in (("whole", []), ("one", ["--shard", "1/2"]), ("two", ["--shard", "2/2"])):
+        assert cli.main([*ARGS, *extra, "--out", str(root / name)]) == 0
+        made[name] = only_run_dir(root / name)
+    merged = root / "merged"
+    assert reports_main(["merge", str(made["one"]), str(made["two"]), "--out", str(merged)]) == 0
+    made["merged"] = merged
+    return made
+
+
+def keys(run_dir: Path) -> set:
+    return {k for k in item_keys(load_run(run_dir).results) if k is not None}
+
+
+def test_two_shards_merged_hold_the_unsharded_runs_items(runs):
+    one, two = keys(runs["one"]), keys(runs["two"])
+    assert one and two and not one & two  # each item measured once
+    assert one | two == keys(runs["whole"]) == keys(runs["merged"])
+
+
+def test_merged_static_figures_equal_the_unsharded(runs):
+    def static(run_dir):
+        r = load_run(run_dir).results
+        rows = r[(r["phase"] == "static") & ~r["metric"].str.startswith("peak_rss")]
+        return dict(zip(zip(rows["model"], rows["metric"]), rows["value"]))
+
+    assert static(runs["merged"]) == static(runs["whole"])
+
+
+def test_shards_record_their_share_and_the_merge_its_sources(runs):
+    prov = json.loads((runs["one"] / "run.json").read_text())
+    assert prov["shard"] == "1/2"
+    dealt = {tuple(item[1:]): item[0] for item in prov["work"]}
+    assert set(dealt.values()) == {1, 2} and len(dealt) == len(keys(runs["whole"]))
+    merged = json.loads((runs["merged"] / "run.json").read_text())
+    assert merged["status"] == "complete" and merged["missing"] == []
+    assert [m["shard"] for m in merged["merged_from"]] == ["1/2", "2/2"]
+    assert "--shard" not in merged["argv"] and "--out" not in merged["argv"]
+    assert (runs["merged"] / "report.md").is_file()
+    assert {p.name for p in (runs["merged"] / "layers").iterdir()} == {
+        "lenet.csv",
+        "lenet_bn.csv",
+        "small_cnn.csv",
+    }
+
+
+def test_a_missing_shard_is_named_and_the_rest_merged(runs, tmp_path, capsys):
+    out = tmp_path / "half"
+    # a shard merged with a copy of the unsharded run would hold items twice; alone it is
+    # refused (two runs at least), so merge shard 1 with an empty-handed shard 2: its results
+    # cut to nothing
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for f in ("run.json", "results.csv"):
+        (empty / f).write_text((runs["two"] / f).read_text())
+    header = (empty / "results.csv").read_text().splitlines()[0]
+    (empty / "results.csv").write_text(header + "\n")
+    assert reports_main(["merge", str(runs["one"]), str(empty), "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "were dealt to a shard but are in no run merged" in err
+    merged = json.loads((out / "run.json").read_text())
+    assert merged["status"] == "incomplete" and merged["missing"]
+    assert keys(out) == keys(runs["one"])
+
+
+def test_merging_a_shard_twice_or_unlike_runs_exits_2(runs, tmp_path, capsys):
+    twice = ["merge", str(runs["one"]), str(runs["one"]), "--out", str(tmp_path / "a")]
+    assert reports_main(twice) == 2
+    assert "is in both" in capsys.readouterr().err
+    unlike = ["merge", str(runs["one"]), str(runs["whole"]), "--out", str(tmp_path / "b")]
+    assert reports_main(unlike) == 2  # the unsharded run holds shard 1's items too
+    assert "is in both" in capsys.readouterr().err
+    other = tmp_path / "other"
+    other.mkdir()
+    prov = json.loads((runs["two"] / "run.json").read_text())
+    (other / "run.json").write_text(json.dumps(prov | {"argv": [*prov["argv"], "--threads", "1"]}))
+    (other / "results.csv").write_text((runs["two"] / "results.csv").read_text())
+    args = ["merge", str(runs["one"]), str(other), "--out", str(tmp_path / "c")]
+    assert reports_main(args) == 2
+    assert "their commands (but --shard and --out) differ" in capsys.readouterr().err
+    assert reports_main(["merge", str(runs["one"]), str(runs["two"])]) == 2
+    assert "--out DIR is required" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("text", ["0/2", "3/2", "1-2", "x/y", "1/0"])
+def test_a_bad_shard_spec_exits_2(text, capsys):
+    assert cli.main(["--models", "lenet", "--phases", "static", "--shard", text]) == 2
+    assert "--shard" in capsys.readouterr().err
+
+
+def test_the_partition_balances_costs_and_is_the_same_every_time():
+    items = {("speed", f"m{i}", "fp32", 8): float(c) for i, c in enumerate([9, 7, 6, 5, 4, 3, 2])}
+    owner = partition(items, 3)
+    loads = [sum(c for item, c in items.items() if owner[item] == k) for k in (1, 2, 3)]
+    assert max(loads) - min(loads) <= 3 and sum(loads) == 36
+    assert partition(dict(reversed(items.items())), 3) == owner
+    assert parse_shard("2/3") == Shard(2, 3)
+    assert without_shard(["--models", "x", "--shard", "1/2", "--shard=2/2"]) == ["--models", "x"]
