@@ -3,8 +3,8 @@ rebuilds a run's tables and charts, ``nox -s gate`` checks for size and speed re
 ``nox -s tests`` runs the tests, ``nox -s lint`` runs ruff, ``nox -s gpu-check`` proves the GPU
 figures.
 
-Both sessions share one virtual environment, ``.nox/archbench`` (the project with its test and
-timm extras): torch is gigabytes, so it is installed once, and again only when
+Both sessions share one virtual environment, ``.nox/archbench`` (the project with its test,
+timm and cluster extras): torch is gigabytes, so it is installed once, and again only when
 ``pyproject.toml`` changes. The project is installed editable, so code changes need no
 reinstall.
 """
@@ -33,7 +33,9 @@ def _venv_python(session: nox.Session) -> str:
         session.run(sys.executable, "-m", "venv", str(VENV), external=True)
     if not stamp.exists() or stamp.read_text() != wanted:
         session.run(str(python), "-m", "pip", "install", "--upgrade", "pip", external=True)
-        session.run(str(python), "-m", "pip", "install", "-e", f"{ROOT}[test,timm]", external=True)
+        session.run(
+            str(python), "-m", "pip", "install", "-e", f"{ROOT}[test,timm,cluster]", external=True
+        )
         stamp.write_text(wanted)
     return str(python)
 

@@ -16,7 +16,7 @@ from reports.summary import MACS_NOTE, console_summary
 from reports.tables import format_layer_table, layer_table
 from runfolder.reader import load_run
 
-from . import failures, session
+from . import failures, launch, session
 from .config import (
     CPU_CAP_S,
     CPU_TRAIN_LIMIT,
@@ -134,6 +134,17 @@ def build_parser() -> argparse.ArgumentParser:
         "merge the shards' run folders with `python -m reports merge`",
     )
     p.add_argument(
+        "--launcher",
+        choices=("local", "slurm"),
+        help="run --shards N shards as submitit jobs (local processes, or a Slurm array), "
+        "then merge them into one run folder",
+    )
+    p.add_argument("--shards", type=int, metavar="N", help="how many shards --launcher runs")
+    p.add_argument("--slurm-partition", help="Slurm partition of the shards' jobs")
+    p.add_argument("--slurm-gpus-per-task", type=int, metavar="G", help="GPUs per shard")
+    p.add_argument("--slurm-time", type=int, default=60, metavar="MIN", help="time limit per shard")
+    p.add_argument("--slurm-account", help="Slurm account to charge")
+    p.add_argument(
         "--top",
         type=int,
         metavar="N",
@@ -180,6 +191,8 @@ def static_method_note() -> str:
 
 def run(args: argparse.Namespace, argv: list[str]) -> int:
     cfg = config_from_args(args)
+    if args.launcher or args.shards is not None:
+        return launch_shards(args, argv)
     outcome = session.run(cfg, args.out, argv, args.resume)
     if outcome.status == "already-complete":
         return 0
@@ -190,6 +203,23 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     failed = print_summary(outcome.run_dir, len(cfg.models))
     built = write_report(outcome.run_dir, args.top)
     return 1 if failed or not built else 0
+
+
+def launch_shards(args: argparse.Namespace, argv: list[str]) -> int:
+    """``--launcher`` with ``--shards N``: every option checked already (``config_from_args``)."""
+    if not args.launcher or args.shards is None:
+        raise UsageError("--launcher and --shards go together (e.g. --launcher local --shards 4)")
+    if args.shards < 1:
+        raise UsageError("--shards must be at least 1")
+    if args.shard or args.resume:
+        raise UsageError(
+            "--launcher runs every shard: leave out --shard and --resume (a failed shard is "
+            "resumed by the launcher)"
+        )
+    slurm = launch.SlurmOptions(
+        args.slurm_partition, args.slurm_gpus_per_task, args.slurm_time, args.slurm_account
+    )
+    return launch.launch(argv, args.out, args.shards, args.launcher, slurm)
 
 
 def print_summary(run_dir: Path, models: int) -> list[str]:

@@ -126,3 +126,36 @@ def test_the_partition_balances_costs_and_is_the_same_every_time():
     assert partition(dict(reversed(items.items())), 3) == owner
     assert parse_shard("2/3") == Shard(2, 3)
     assert without_shard(["--models", "x", "--shard", "1/2", "--shard=2/2"]) == ["--models", "x"]
+
+
+def test_the_local_launcher_runs_the_shards_and_merges_them(tmp_path, capsys):
+    """--launcher local: the shards as submitit's local jobs, then one merged run folder
+    holding every item of the run."""
+    args = [
+        *("--models", "lenet,lenet_bn", "--phases", "static,speed", "--modes", "fp32"),
+        *("--batch-sizes", "4,8", "--repeats", "2", "--warmup", "1"),
+    ]
+    assert cli.main([*args, "--launcher", "local", "--shards", "2", "--out", str(tmp_path)]) == 0
+    err = capsys.readouterr().err
+    assert "2 shards submitted through submitit (local" in err and "merged 2 shards" in err
+    (merged,) = [p for p in tmp_path.iterdir() if p.name != "shards"]
+    prov = json.loads((merged / "run.json").read_text())
+    assert prov["status"] == "complete" and prov["shards"] == ["1/2", "2/2"]
+    dealt = {
+        tuple(item[1:])
+        for item in json.loads(
+            (next((tmp_path / "shards" / "1").iterdir()) / "run.json").read_text()
+        )["work"]
+    }
+    assert keys(merged) == dealt and (merged / "report.md").is_file()
+
+
+def test_launcher_options_are_checked(tmp_path, capsys, monkeypatch):
+    base = ["--models", "lenet", "--phases", "static", "--out", str(tmp_path)]
+    assert cli.main([*base, "--launcher", "local"]) == 2
+    assert "--launcher and --shards go together" in capsys.readouterr().err
+    assert cli.main([*base, "--launcher", "local", "--shards", "2", "--shard", "1/2"]) == 2
+    assert "leave out --shard" in capsys.readouterr().err
+    monkeypatch.setitem(__import__("sys").modules, "submitit", None)
+    assert cli.main([*base, "--launcher", "slurm", "--shards", "2"]) == 2
+    assert "pip install 'archbench[cluster]'" in capsys.readouterr().err

@@ -1,0 +1,149 @@
+"""``--launcher local|slurm --shards N``: the run's N shards (``bench.shard``) as jobs of
+submitit, the launcher research codebases use, then one merged run folder.
+
+``slurm`` submits one array task per shard (partition, GPUs per task, time limit and account
+from the ``--slurm-*`` options); ``local`` runs the shards as local processes through
+submitit's local executor, the same code path on one machine (the tests use it). Each shard
+is ``python -m bench`` with the same arguments, ``--shard K/N`` and ``--out OUT/shards/K``.
+The launcher waits, saying which shards have ended; a shard whose job failed (a lost node, a
+crash: not a model's error row) is submitted once more with ``--resume``, so it keeps what it
+measured, then reported. At the end the shards' run folders are merged into a new run folder
+under ``--out`` with its report (``reports.merge``).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from reports.merge import MergeError, merge_runs
+from reports.report import build_report
+from runfolder.folders import new_run_dir
+
+from .config import UsageError
+from .estimate import duration
+
+SUBMITIT_INSTALL = "pip install 'archbench[cluster]' (or pip install submitit)"
+POLL_S = 2.0
+
+
+@dataclass(frozen=True)
+class SlurmOptions:
+    partition: str | None = None
+    gpus_per_task: int | None = None
+    time_min: int = 60
+    account: str | None = None
+
+
+def _say(text: str) -> None:
+    print(f"archbench: {text}", file=sys.stderr, flush=True)
+
+
+def shard_argv(argv: list[str], index: int, count: int, out: Path) -> list[str]:
+    """The command of shard ``index``: the launch's arguments without the launch options,
+    with ``--shard`` and its own ``--out``."""
+    dropped = {"--launcher", "--shards", "--out", *SLURM_FLAGS}
+    kept, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg in dropped:
+            skip = True
+        elif not arg.startswith(tuple(f"{d}=" for d in dropped)):
+            kept.append(arg)
+    return [*kept, "--shard", f"{index}/{count}", "--out", str(out)]
+
+
+SLURM_FLAGS = ("--slurm-partition", "--slurm-gpus-per-task", "--slurm-time", "--slurm-account")
+
+
+def run_shard(argv: list[str]) -> int:
+    """One shard, in the job's process: ``python -m bench ARGV``'s exit status."""
+    from .cli import main
+
+    return main(argv)
+
+
+def _executor(launcher: str, folder: Path, slurm: SlurmOptions):
+    try:
+        import submitit
+    except ImportError:
+        raise UsageError(f"--launcher needs submitit: {SUBMITIT_INSTALL}") from None
+    if launcher == "local":
+        return submitit.LocalExecutor(folder=folder)
+    executor = submitit.AutoExecutor(folder=folder, cluster="slurm")
+    params: dict[str, object] = {"timeout_min": slurm.time_min, "tasks_per_node": 1}
+    if slurm.partition:
+        params["slurm_partition"] = slurm.partition
+    if slurm.gpus_per_task:
+        params["slurm_gpus_per_task"] = slurm.gpus_per_task
+    if slurm.account:
+        params["slurm_account"] = slurm.account
+    executor.update_parameters(**params)
+    return executor
+
+
+def launch(argv: list[str], out: Path, shards: int, launcher: str, slurm: SlurmOptions) -> int:
+    """Run the shards as jobs, wait, resubmit a failed one once, merge; the exit status."""
+    root = out / "shards"
+    executor = _executor(launcher, root / "jobs", slurm)
+    commands = {k: shard_argv(argv, k, shards, root / str(k)) for k in range(1, shards + 1)}
+    try:
+        jobs = dict(zip(commands, executor.map_array(run_shard, list(commands.values()))))
+    except Exception as exc:  # a submission the cluster refused
+        raise UsageError(f"--launcher {launcher}: submitting the shards failed: {exc}") from None
+    ids = ", ".join(str(j.job_id) for j in jobs.values())
+    _say(f"{shards} shards submitted through submitit ({launcher}; jobs {ids}); logs in {root}")
+    t0, retried, status = time.monotonic(), set(), {}
+    while jobs:
+        time.sleep(POLL_S)
+        for k, job in list(jobs.items()):
+            if not job.done():
+                continue
+            del jobs[k]
+            try:
+                status[k] = job.result()
+            except Exception as exc:  # the job itself failed: a lost node, a crash
+                if k in retried:
+                    status[k] = None
+                    _say(f"shard {k}/{shards} failed again ({_first_line(exc)}); left out")
+                    continue
+                retried.add(k)
+                _say(f"shard {k}/{shards} failed ({_first_line(exc)}); submitted again")
+                jobs[k] = executor.submit(run_shard, [*commands[k], "--resume"])
+                continue
+            running = f"{len(jobs)} running" if jobs else "all ended"
+            _say(
+                f"shard {k}/{shards} ended (exit {status[k]}) after "
+                f"{duration(time.monotonic() - t0)}; {running}"
+            )
+    return _merge(root, out, shards, status)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[-1] if text else type(exc).__name__
+
+
+def _merge(root: Path, out: Path, shards: int, status: dict[int, int | None]) -> int:
+    runs = [
+        max((p.parent for p in (root / str(k)).glob("*/run.json")), key=lambda p: p.name)
+        for k in range(1, shards + 1)
+        if status.get(k) in (0, 1) and (root / str(k)).is_dir()
+    ]
+    if len(runs) < 2:
+        _say(f"{len(runs)} of {shards} shards finished: nothing to merge; see {root}")
+        return 1
+    merged_dir = new_run_dir(out)
+    try:
+        merged = merge_runs(runs, merged_dir)
+    except MergeError as exc:
+        raise UsageError(str(exc)) from None
+    report = build_report(merged.path)
+    _say(f"merged {len(runs)} shards into {merged.path}; report: {report}")
+    if merged.missing:
+        _say(f"{len(merged.missing)} items are missing: {', '.join(merged.missing)}")
+    failed = len(runs) < shards or merged.missing or any(s != 0 for s in status.values())
+    return 1 if failed else 0
