@@ -134,6 +134,12 @@ def build_parser() -> argparse.ArgumentParser:
         "merge the shards' run folders with `python -m reports merge`",
     )
     p.add_argument(
+        "--ddp-processes",
+        type=int,
+        metavar="N",
+        help="the ddp phase's DistributedDataParallel processes (default: every GPU; 2 on the CPU)",
+    )
+    p.add_argument(
         "--launcher",
         choices=("local", "slurm"),
         help="run --shards N shards as submitit jobs (local processes, or a Slurm array), "

@@ -144,7 +144,23 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         compiled_latency=args.compiled_latency,
         trace=getattr(args, "trace", False),
         shard=shard,
+        ddp_processes=ddp_processes(args, device),
     )
+
+
+def ddp_processes(args: argparse.Namespace, device: torch.device) -> int:
+    """--ddp-processes, else every GPU, else 2 on the CPU."""
+    n = getattr(args, "ddp_processes", None)
+    if n is None:
+        return max(torch.cuda.device_count(), 1) if device.type == "cuda" else 2
+    if n < 1:
+        raise UsageError("--ddp-processes must be at least 1")
+    if device.type == "cuda" and n > torch.cuda.device_count():
+        raise UsageError(
+            f"--ddp-processes {n}: this machine has {torch.cuda.device_count()} CUDA devices "
+            "(one process each)"
+        )
+    return n
 
 
 def training_options(

@@ -94,7 +94,7 @@ def run(cfg: RunConfig, out: Path, argv: list[str], resume: bool) -> Outcome:
             _say(f"resuming {run_dir} ({plural(len(existing), 'row')} already there)")
     except OSError as exc:
         raise out_error(run_dir, exc) from None
-    timed = {"speed", "profile"} & set(cfg.phases)
+    timed = {"speed", "profile", "ddp"} & set(cfg.phases)
     modes = ",".join(m.name for m in cfg.modes) if timed else "-"
     _say(
         f"{plural(len(cfg.models), 'model')}, phases {','.join(cfg.phases)}, modes {modes}, "

@@ -24,6 +24,7 @@ from .tables import (
     accuracy_settings,
     accuracy_summary,
     ceiling_source,
+    ddp_summary,
     footnotes,
     layer_table,
     markdown_notes,
@@ -105,6 +106,9 @@ def report_tables(run: Run) -> dict[str, tuple[pd.DataFrame, pd.DataFrame]]:
         if settings.nunique() > 1:  # a merged run: each model's own, beside its figures
             accuracy.insert(0, "budget; images", settings.reindex(accuracy.index).fillna(""))
         tables["accuracy"] = (accuracy, pd.DataFrame(index=accuracy.index))
+    if "ddp" in phases:
+        ddp = ddp_summary(r).reset_index()
+        tables["ddp"] = (ddp, pd.DataFrame(index=ddp.index))
     memory = memory_summary(r)
     if not memory.empty:
         tables["memory"] = (memory, pd.DataFrame(index=memory.index))
@@ -239,6 +243,7 @@ def _write_report(run: Run, out: Path, top: int | None = None) -> Path:
         "speedup": "Speed-up over fp32 (inference, same batch)",
         "accuracy": accuracy_title(run),
         "memory": "Peak resident memory of the process, per phase (CPU memory)",
+        "ddp": "Data-parallel training (DistributedDataParallel, torchrun)",
     }
     for name, (markdown, _) in rendered.items():
         lines += ["", f"## {titles[name]}", "", markdown]

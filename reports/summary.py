@@ -5,11 +5,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tabulate import tabulate
+
 from runfolder.reader import Run, phase_rows
 from runfolder.schema import ACCURACY_TARGETS, ERROR_METRIC
 
 from .tables import (
     accuracy_summary,
+    ddp_summary,
     format_accuracy_summary,
     format_speed_summary,
     format_static_summary,
@@ -84,8 +87,14 @@ def console_summary(run: Run) -> tuple[str, list[str]]:
         )
         parts.append(format_accuracy_summary(acc))
         failed |= set(acc.index[acc["error"] != ""])
-    if "profile" in phases:
-        rows = results[results["phase"] == "profile"]
+    if "ddp" in phases:
+        ddp = ddp_summary(results)
+        parts.append(
+            "Data-parallel training (DistributedDataParallel, torchrun; samples/s)\n\n"
+            + tabulate(ddp.drop(columns=["error"]).reset_index(), headers="keys", showindex=False)
+        )
+    for phase in ("profile", "ddp"):  # their errors are rows of their own
+        rows = results[results["phase"] == phase]
         failed |= set(rows.loc[rows["metric"] == ERROR_METRIC, "model"])
     rss = results[results["metric"] == "peak_rss"]
     if len(rss):

@@ -435,6 +435,29 @@ def accuracy_summary(results: pd.DataFrame) -> pd.DataFrame:
     return table[[*present, "error"]]
 
 
+DDP_COLUMNS = {
+    "ddp_processes": "processes",
+    "ddp_throughput": "train samples/s, all",
+    "ddp_throughput_per_process": "per process",
+    "ddp_single_throughput": "1 process",
+    "ddp_scaling_efficiency": "scaling efficiency %",
+}
+
+
+def ddp_summary(results: pd.DataFrame) -> pd.DataFrame:
+    """A row per model and mode of the ddp phase: throughput with N processes, per process,
+    with one, and the scaling efficiency; an error column where it failed."""
+    rows = phase_rows(results, "ddp")
+    figures = rows[rows["metric"] != ERROR_METRIC].pivot_table(
+        index=["model", "mode", "batch"], columns="metric", values="value", aggfunc="first"
+    )
+    table = figures.reindex(columns=list(DDP_COLUMNS)).rename(columns=DDP_COLUMNS)
+    errors = rows[rows["metric"] == ERROR_METRIC].set_index(["model", "mode", "batch"])["error"]
+    table = table.reindex(table.index.union(errors.index))
+    table["error"] = errors.reindex(table.index).fillna("")
+    return table.rename_axis(["model", "mode", "batch per process"])
+
+
 def memory_summary(results: pd.DataFrame) -> pd.DataFrame:
     """The process's peak resident memory (MB) per model while each phase ran, and how much of
     it that phase added; the largest where a resumed run measured a phase twice."""

@@ -74,6 +74,7 @@ ITEM_KEYS: dict[str, tuple[str, ...]] = {
     "speed": ("model", "mode", "requested_batch"),
     "accuracy": ("model",),
     "profile": ("model", "mode"),
+    "ddp": ("model", "mode"),
 }
 
 LAYER_COLUMNS: tuple[str, ...] = ("path", "type", "depth", "output_shape", "params", "macs")
@@ -216,6 +217,16 @@ METRICS: dict[str, Metric] = {
                     "than eager's allows (bench.agreement)",
                 ),
             )
+        ),
+        # ddp phase: per model and eager mode, at the first batch (per process)
+        Metric("ddp_processes", "count", "DistributedDataParallel processes (torchrun)"),
+        Metric("ddp_throughput", "samples/s", "training samples/s of all processes together"),
+        Metric("ddp_throughput_per_process", "samples/s", "ddp_throughput / processes"),
+        Metric("ddp_single_throughput", "samples/s", "the same measured with one process"),
+        Metric(
+            "ddp_scaling_efficiency",
+            "%",
+            "ddp_throughput / (processes x ddp_single_throughput)",
         ),
         Metric("latency_p50", "ms", "batch-1 inference latency, median"),
         Metric("latency_p90", "ms", "batch-1 inference latency, 90th percentile"),

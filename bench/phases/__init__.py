@@ -7,12 +7,14 @@ from __future__ import annotations
 
 from .accuracy import AccuracyPhase
 from .base import Phase, RunAborted, RunConfig, RunContext
+from .ddp import DdpPhase
 from .profile import ProfilePhase
 from .speed import SpeedPhase
 from .static import StaticPhase
 
 PHASES: dict[str, Phase] = {
-    phase.name: phase for phase in (StaticPhase(), SpeedPhase(), ProfilePhase(), AccuracyPhase())
+    phase.name: phase
+    for phase in (StaticPhase(), SpeedPhase(), DdpPhase(), ProfilePhase(), AccuracyPhase())
 }
 # what runs without --phases: the profile phase is asked for by name (see README, "The profile
 # phase": on the CPU it adds about as much time as the speed phase)

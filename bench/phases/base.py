@@ -36,6 +36,7 @@ class RunConfig:
     compiled_latency: bool = False  # batch-1 latency in compiled modes too (a compile each)
     trace: bool = False  # the profile phase writes a Chrome trace per model and mode
     shard: tuple[int, int] | None = None  # (K, N): this run measures the K-th of N shards
+    ddp_processes: int = 2  # the ddp phase's processes (torchrun)
 
     def input_hw(self, entry: ModelEntry) -> tuple[int, int]:
         return self.input_size or (entry.input_size, entry.input_size)

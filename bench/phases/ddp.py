@@ -1,0 +1,177 @@
+"""The ddp phase: training throughput with DistributedDataParallel over N processes started by
+torchrun (gloo on the CPU, NCCL on GPUs, one GPU each), against the same measurement with one
+process: throughput in all, per process, and the scaling efficiency
+``throughput(N) / (N x throughput(1))``.
+
+Each eager mode of the run is measured at the first batch size, which is each process's batch
+(the global batch is N times it), on synthetic data (``bench.ddp_worker``). On the CPU each
+process gets the run's threads divided by N, in the one-process measurement too, so that the
+efficiency is that of adding processes, not of sharing one process's threads.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from dataclasses import asdict
+from pathlib import Path
+from typing import ClassVar
+
+import pandas as pd
+import torch
+
+from archs import ModelEntry
+from runfolder.rows import Row, error_row, result_row
+
+from ..ddp_worker import DdpJob, DdpResult
+from ..estimate import TRAIN_FACTOR, step_seconds
+from ..modes import Mode
+from .base import RunContext, model_facts
+
+STEPS, WARMUP = 10, 3
+TIMEOUT_S = 900
+START_S = 10.0  # starting torchrun's processes and importing torch, per launch (estimate)
+
+
+def ddp_modes(modes: list[Mode]) -> list[Mode]:
+    """The run's eager modes (DDP of a compiled model is not measured)."""
+    return [m for m in modes if m.compile == "none"]
+
+
+def model_spec(entry: ModelEntry) -> str:
+    """How the worker process names the model: a user's file by its path and builder."""
+    if entry.source == "file":
+        return f"{entry.builder.__code__.co_filename}:{entry.builder.__name__}"
+    return entry.name
+
+
+def launch(job: DdpJob, processes: int) -> DdpResult:
+    """torchrun with ``processes`` workers on this machine; the result rank 0 wrote."""
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc-per-node",
+        str(processes),
+        "-m",
+        "bench.ddp_worker",
+        json.dumps(asdict(job)),
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT_S, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"torchrun with {processes} processes failed: {_cause(done.stderr)}")
+    return DdpResult(**json.loads(Path(job.out).read_text()))
+
+
+def _cause(stderr: str) -> str:
+    """The worker's own exception from torchrun's output (``[rank0]: RuntimeError: ...``),
+    rather than torchrun's ChildFailedError about it."""
+    lines = [re.sub(r"^\[rank\d+\]:\s*", "", line) for line in stderr.splitlines()]
+    raised = [
+        line
+        for line in lines
+        if re.match(r"^[\w.]*(Error|Exception): ", line) and "ChildFailedError" not in line
+    ]
+    return (raised or [line for line in lines if line.strip()] or ["no output"])[-1].strip()
+
+
+class DdpPhase:
+    name: ClassVar[str] = "ddp"
+
+    def done_keys(self, results: pd.DataFrame) -> frozenset[tuple]:
+        rows = results[results["phase"] == self.name]
+        return frozenset(zip(rows["model"], rows["mode"]))
+
+    def run(
+        self, entry: ModelEntry, ctx: RunContext, done: frozenset[tuple]
+    ) -> Iterator[list[Row]]:
+        cfg = ctx.cfg
+        processes = cfg.ddp_processes
+        batch = cfg.batch_sizes[0]
+        threads = max(1, torch.get_num_threads() // processes)
+        for mode in ddp_modes(cfg.modes):
+            if (entry.name, mode.name) in done:
+                ctx.say(f"ddp {mode.name}: {ctx.skipped}, skipped")
+                continue
+            facts = model_facts(entry, self.name) | mode.facts()
+            facts |= {"batch": batch, "requested_batch": batch}
+            with tempfile.TemporaryDirectory() as tmp:
+                job = DdpJob(
+                    model=model_spec(entry),
+                    mode=mode.name,
+                    batch=batch,
+                    steps=STEPS,
+                    warmup=WARMUP,
+                    input_size=cfg.input_hw(entry),
+                    in_channels=cfg.in_channels,
+                    num_classes=cfg.num_classes,
+                    gpu=cfg.device.type == "cuda",
+                    threads=threads,
+                    out=str(Path(tmp) / "result.json"),
+                )
+                try:
+                    one = launch(job, 1)
+                    many = launch(job, processes)
+                except Exception as exc:  # this model's failure is its row
+                    message = f"ddp: {exc}"
+                    ctx.say(f"ddp {mode.name} FAILED: {message}")
+                    yield [error_row(facts, message)]
+                    continue
+            yield ddp_rows(facts, job, one, many, cfg.device)
+            ctx.say(
+                f"ddp {mode.name} b{batch}/process: {processes} processes "
+                f"{many.throughput(job):,.0f}/s, 1 process {one.throughput(job):,.0f}/s, "
+                f"scaling efficiency {efficiency(job, one, many):.0%}"
+            )
+
+    def estimate_s(self, entry: ModelEntry, ctx: RunContext, peak_tflops: float) -> float:
+        cfg = ctx.cfg
+        profile = ctx.profiles.get(entry.name)
+        flops = float(profile.flops) if profile else 0.0
+        layers = profile.leaf_layers if profile else 1
+        batch = cfg.batch_sizes[0]
+        step = step_seconds(flops * TRAIN_FACTOR * batch, layers, peak_tflops, cfg.device, True)
+        per_launch = START_S + (STEPS + WARMUP) * step * 2  # the all-reduce, about a step
+        return 2 * per_launch * len(ddp_modes(cfg.modes))
+
+    def work(self, entry: ModelEntry, ctx: RunContext, peak_tflops: float) -> dict[tuple, float]:
+        modes = ddp_modes(ctx.cfg.modes)
+        each = self.estimate_s(entry, ctx, peak_tflops) / max(len(modes), 1)
+        return {(entry.name, mode.name): each for mode in modes}
+
+
+def efficiency(job: DdpJob, one: DdpResult, many: DdpResult) -> float:
+    return many.throughput(job) / (many.processes * one.throughput(job))
+
+
+def ddp_rows(
+    facts: dict[str, object], job: DdpJob, one: DdpResult, many: DdpResult, device
+) -> list[Row]:
+    where = f"{many.processes} processes" + (
+        ", one GPU each" if job.gpu else f", {job.threads} CPU threads each"
+    )
+    method = (
+        f"DistributedDataParallel ({many.backend}) over {where}, started by torchrun; "
+        f"synthetic {job.in_channels}x{job.input_size[0]}x{job.input_size[1]} inputs, batch "
+        f"{job.batch} per process; {job.warmup} warm-up steps, then {job.steps} SGD steps timed "
+        f"between barriers, the slowest process's time; torch {torch.__version__}"
+    )
+    single = f"the same with 1 process ({one.backend}); {method.split('; ', 1)[1]}"
+    total, alone = many.throughput(job), one.throughput(job)
+    return [
+        result_row(facts, "ddp_processes", many.processes, method),
+        result_row(facts, "ddp_throughput", total, method),
+        result_row(facts, "ddp_throughput_per_process", total / many.processes, method),
+        result_row(facts, "ddp_single_throughput", alone, single),
+        result_row(
+            facts,
+            "ddp_scaling_efficiency",
+            100 * efficiency(job, one, many),
+            f"throughput with {many.processes} processes / ({many.processes} x with 1); {method}",
+        ),
+    ]
