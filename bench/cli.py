@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from pathlib import Path
 
+import torch
 from tabulate import tabulate
 
 import archs
@@ -146,6 +148,11 @@ def build_parser() -> argparse.ArgumentParser:
         "then merge them into one run folder",
     )
     p.add_argument("--shards", type=int, metavar="N", help="how many shards --launcher runs")
+    p.add_argument(
+        "--devices",
+        metavar="cuda:0,cuda:1,...",
+        help="one shard per GPU at once (local jobs, each seeing its GPU), then merged",
+    )
     p.add_argument("--slurm-partition", help="Slurm partition of the shards' jobs")
     p.add_argument("--slurm-gpus-per-task", type=int, metavar="G", help="GPUs per shard")
     p.add_argument("--slurm-time", type=int, default=60, metavar="MIN", help="time limit per shard")
@@ -197,6 +204,8 @@ def static_method_note() -> str:
 
 def run(args: argparse.Namespace, argv: list[str]) -> int:
     cfg = config_from_args(args)
+    if args.devices:
+        return launch_on_devices(args, argv)
     if args.launcher or args.shards is not None:
         return launch_shards(args, argv)
     outcome = session.run(cfg, args.out, argv, args.resume)
@@ -226,6 +235,27 @@ def launch_shards(args: argparse.Namespace, argv: list[str]) -> int:
         args.slurm_partition, args.slurm_gpus_per_task, args.slurm_time, args.slurm_account
     )
     return launch.launch(argv, args.out, args.shards, args.launcher, slurm)
+
+
+def launch_on_devices(args: argparse.Namespace, argv: list[str]) -> int:
+    """``--devices cuda:0,cuda:1,...``: one shard per GPU at once, local jobs, merged."""
+    gpus = []
+    for token in (t.strip() for t in args.devices.split(",") if t.strip()):
+        m = re.fullmatch(r"cuda:(\d+)", token)
+        if not m:
+            raise UsageError(f"--devices takes cuda:N, comma-separated; got '{token}'")
+        gpus.append(int(m.group(1)))
+    if len(gpus) < 2 or len(set(gpus)) != len(gpus):
+        raise UsageError("--devices needs two or more different GPUs (cuda:0,cuda:1)")
+    if max(gpus) >= torch.cuda.device_count():
+        raise UsageError(
+            f"--devices: cuda:{max(gpus)} does not exist ({torch.cuda.device_count()} CUDA "
+            "devices here)"
+        )
+    if args.launcher or args.shards is not None or args.shard:
+        raise UsageError("--devices makes one shard per GPU: leave out --launcher and --shard(s)")
+    shard_args = argv if "--gpu" in argv else [*argv, "--gpu"]
+    return launch.launch(shard_args, args.out, len(gpus), "local", launch.SlurmOptions(), gpus)
 
 
 def print_summary(run_dir: Path, models: int) -> list[str]:

@@ -13,6 +13,7 @@ under ``--out`` with its report (``reports.merge``).
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -44,7 +45,7 @@ def _say(text: str) -> None:
 def shard_argv(argv: list[str], index: int, count: int, out: Path) -> list[str]:
     """The command of shard ``index``: the launch's arguments without the launch options,
     with ``--shard`` and its own ``--out``."""
-    dropped = {"--launcher", "--shards", "--out", *SLURM_FLAGS}
+    dropped = {"--launcher", "--shards", "--out", "--devices", *SLURM_FLAGS}
     kept, skip = [], False
     for arg in argv:
         if skip:
@@ -59,8 +60,11 @@ def shard_argv(argv: list[str], index: int, count: int, out: Path) -> list[str]:
 SLURM_FLAGS = ("--slurm-partition", "--slurm-gpus-per-task", "--slurm-time", "--slurm-account")
 
 
-def run_shard(argv: list[str]) -> int:
-    """One shard, in the job's process: ``python -m bench ARGV``'s exit status."""
+def run_shard(argv: list[str], visible: str | None = None) -> int:
+    """One shard, in the job's process: ``python -m bench ARGV``'s exit status; ``visible``:
+    the one GPU it may see (``--devices``), set before CUDA starts in this process."""
+    if visible is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = visible
     from .cli import main
 
     return main(argv)
@@ -85,13 +89,23 @@ def _executor(launcher: str, folder: Path, slurm: SlurmOptions):
     return executor
 
 
-def launch(argv: list[str], out: Path, shards: int, launcher: str, slurm: SlurmOptions) -> int:
-    """Run the shards as jobs, wait, resubmit a failed one once, merge; the exit status."""
+def launch(
+    argv: list[str],
+    out: Path,
+    shards: int,
+    launcher: str,
+    slurm: SlurmOptions,
+    gpus: list[int] | None = None,
+) -> int:
+    """Run the shards as jobs, wait, resubmit a failed one once, merge; the exit status.
+    ``gpus``: one shard per GPU index at once, each seeing only its own."""
     root = out / "shards"
     executor = _executor(launcher, root / "jobs", slurm)
     commands = {k: shard_argv(argv, k, shards, root / str(k)) for k in range(1, shards + 1)}
+    visible = {k: str(gpus[k - 1]) if gpus else None for k in commands}
     try:
-        jobs = dict(zip(commands, executor.map_array(run_shard, list(commands.values()))))
+        submitted = executor.map_array(run_shard, list(commands.values()), list(visible.values()))
+        jobs = dict(zip(commands, submitted))
     except Exception as exc:  # a submission the cluster refused
         raise UsageError(f"--launcher {launcher}: submitting the shards failed: {exc}") from None
     ids = ", ".join(str(j.job_id) for j in jobs.values())
@@ -112,7 +126,7 @@ def launch(argv: list[str], out: Path, shards: int, launcher: str, slurm: SlurmO
                     continue
                 retried.add(k)
                 _say(f"shard {k}/{shards} failed ({_first_line(exc)}); submitted again")
-                jobs[k] = executor.submit(run_shard, [*commands[k], "--resume"])
+                jobs[k] = executor.submit(run_shard, [*commands[k], "--resume"], visible[k])
                 continue
             running = f"{len(jobs)} running" if jobs else "all ended"
             _say(

@@ -159,3 +159,24 @@ def test_launcher_options_are_checked(tmp_path, capsys, monkeypatch):
     monkeypatch.setitem(__import__("sys").modules, "submitit", None)
     assert cli.main([*base, "--launcher", "slurm", "--shards", "2"]) == 2
     assert "pip install 'archbench[cluster]'" in capsys.readouterr().err
+
+
+def test_devices_are_checked_before_anything_runs(tmp_path, capsys):
+    base = ["--models", "lenet", "--phases", "static", "--out", str(tmp_path)]
+    assert cli.main([*base, "--devices", "cuda:0,cuda:1"]) == 2
+    assert "cuda:1 does not exist" in capsys.readouterr().err
+    assert cli.main([*base, "--devices", "cuda:0"]) == 2
+    assert "two or more different GPUs" in capsys.readouterr().err
+    assert cli.main([*base, "--devices", "gpu0,gpu1"]) == 2
+    assert "--devices takes cuda:N" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())
+
+
+def test_each_shard_gets_its_own_share_and_folder():
+    from bench.launch import shard_argv
+
+    argv = ["--models", "x", "--launcher", "slurm", "--shards", "4", "--slurm-time", "30"]
+    argv += ["--devices", "cuda:0,cuda:1", "--out", "runs"]
+    assert shard_argv(argv, 2, 4, Path("runs/shards/2")) == [
+        *("--models", "x", "--shard", "2/4", "--out", "runs/shards/2"),
+    ]
