@@ -21,7 +21,7 @@ from pathlib import Path
 
 from reports.merge import MergeError, merge_runs
 from reports.report import build_report
-from runfolder.folders import new_run_dir
+from runfolder.folders import drop_options, new_run_dir
 
 from .config import UsageError
 from .estimate import duration
@@ -45,15 +45,7 @@ def _say(text: str) -> None:
 def shard_argv(argv: list[str], index: int, count: int, out: Path) -> list[str]:
     """The command of shard ``index``: the launch's arguments without the launch options,
     with ``--shard`` and its own ``--out``."""
-    dropped = {"--launcher", "--shards", "--out", "--devices", *SLURM_FLAGS}
-    kept, skip = [], False
-    for arg in argv:
-        if skip:
-            skip = False
-        elif arg in dropped:
-            skip = True
-        elif not arg.startswith(tuple(f"{d}=" for d in dropped)):
-            kept.append(arg)
+    kept = drop_options(argv, ("--launcher", "--shards", "--out", "--devices", *SLURM_FLAGS))
     return [*kept, "--shard", f"{index}/{count}", "--out", str(out)]
 
 

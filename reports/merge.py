@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from runfolder.folders import drop_options
 from runfolder.reader import Run, load_run
 from runfolder.schema import ITEM_KEYS, MEMORY_METRICS
 from runfolder.writer import RunWriter, as_written
@@ -42,15 +43,7 @@ _PLACEMENT = ("--shard", "--out")
 
 def without_shard(argv: list[str]) -> list[str]:
     """A command's arguments without ``--shard K/N`` and ``--out DIR`` (either spelling)."""
-    out, skip = [], False
-    for arg in argv:
-        if skip:
-            skip = False
-        elif arg in _PLACEMENT:
-            skip = True
-        elif not arg.startswith(tuple(f"{o}=" for o in _PLACEMENT)):
-            out.append(arg)
-    return out
+    return drop_options(argv, _PLACEMENT)
 
 
 def item_keys(results: pd.DataFrame) -> list[tuple]:

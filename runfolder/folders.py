@@ -50,3 +50,16 @@ def resumed_provenance(previous: dict[str, object], current: dict[str, object]) 
         started=previous.get("started", current.get("started")),
         resumed=[*previous.get("resumed", []), now()],  # type: ignore[misc]
     )
+
+
+def drop_options(argv: list[str], options: tuple[str, ...]) -> list[str]:
+    """``argv`` without each of ``options`` and its value (``--out DIR`` or ``--out=DIR``)."""
+    kept, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg in options:
+            skip = True
+        elif not arg.startswith(tuple(f"{o}=" for o in options)):
+            kept.append(arg)
+    return kept
