@@ -3,6 +3,7 @@ the run lacks what the chart needs (for example no accuracy phase)."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 
@@ -28,6 +29,7 @@ from .tables import (  # noqa: E402
     ceiling_source,
     chart_mode,
     common_accuracy_setting,
+    device_comparison,
     figure_flags,
     flags_at,
 )
@@ -590,6 +592,45 @@ def speedup_by_mode(run: Run, top: int | None = None) -> Figure | None:
     return fig
 
 
+def throughput_by_device(run: Run, top: int | None = None) -> Figure | None:
+    """Grouped bars: each model's inference throughput on each device, in the mode measured
+    for the most models, at the first batch both devices ran with the same input."""
+    table = device_comparison(run.results)
+    mode = chart_mode(run.results)
+    if table.empty or mode is None:
+        return None
+    devices = [c for c in table.columns if " / " not in c]
+    shown = table.xs(mode, level="mode").dropna(how="all", subset=devices)
+    shown = shown.groupby(level="model", sort=False).first()[devices]
+    total = len(shown)
+    shown = shown.loc[_top(shown.max(axis=1), top).index]
+    if shown.empty:
+        return None
+    fig, ax = plt.subplots(
+        figsize=(max(10, 0.6 * len(shown) * len(devices) / 2 + 3), 6),
+        dpi=DPI,
+        layout="constrained",
+    )
+    width = 0.8 / len(devices)
+    x = np.arange(len(shown))
+    for i, device in enumerate(devices):
+        offset = (i - (len(devices) - 1) / 2) * width
+        ax.bar(x + offset, shown[device], width, color=f"C{i % 10}", label=device)
+    ax.set_yscale("log")
+    ax.set_xticks(x, list(shown.index), rotation=35, ha="right")
+    ax.set_ylabel(f"inference throughput (samples/s, {mode}, log scale)")
+    named = {**run.provenance, "device_name": " vs ".join(devices)}
+    every_device = dataclasses.replace(run, provenance=named)
+    ax.set_title(
+        f"Throughput per model on each device, same mode, batch and input"
+        f"{_top_note(len(shown), total, 'best throughput')}\n{_subtitle(every_device)}",
+        fontsize=11,
+    )
+    ax.grid(True, axis="y", which="major", alpha=0.3)
+    ax.legend(fontsize=8, title="device", title_fontsize=8)
+    return fig
+
+
 _MARKERS = "osD^vP*X<>phH8d"
 FEW_EPOCHS = 3  # fewer: curves by examples seen, not piled up at epochs 1 and 2
 
@@ -987,12 +1028,14 @@ COMPARING = (
     "speedup_by_mode",
     "latency_distributions",
     "learning_curves",
+    "throughput_by_device",
 )
 CHARTS = {
     "accuracy_vs_gflops": accuracy_vs_gflops,
     "accuracy_vs_throughput": accuracy_vs_throughput,
     "throughput_vs_params": throughput_vs_params,
     "speedup_by_mode": speedup_by_mode,
+    "throughput_by_device": throughput_by_device,
     "learning_curves": learning_curves,
     "latency_distributions": latency_distributions,
     "roofline": roofline,
@@ -1006,8 +1049,15 @@ def write_charts(run: Run, out: Path, top: int | None = None) -> dict[str, Path]
     run has data for none, as a static-only run); ``top``: the charts that compare models
     show the best ``top``."""
     written = {}
+    devices = list(dict.fromkeys(run.results["device"]))
+    # a run merged across devices: the first device's figures, and the devices compared
+    first = run
+    if len(devices) > 1:
+        rows = run.results[run.results["device"] == devices[0]]
+        first = dataclasses.replace(run, results=rows)
     for name, make in CHARTS.items():
-        fig = make(run, top=top) if name in COMPARING else make(run)
+        shown = run if name == "throughput_by_device" else first
+        fig = make(shown, top=top) if name in COMPARING else make(shown)
         if fig is None:
             continue
         out.mkdir(parents=True, exist_ok=True)

@@ -21,8 +21,8 @@ from .tables import readable
 def merge_main(argv: list[str]) -> int:
     """``merge RUN_DIR... --out MERGED``: the merged run folder and its report."""
     try:
-        paths, out = parse_merge_args(argv)
-        merged = merge_runs(paths, out)
+        paths, out, across_devices = parse_merge_args(argv)
+        merged = merge_runs(paths, out, across_devices)
         report = build_report(merged.path)
     except (MergeError, RunFolderError) as exc:
         print(f"reports: error: {exc}", file=sys.stderr)

@@ -1,11 +1,12 @@
 """Shards into one run folder: ``python -m reports merge RUN_DIR... --out MERGED``.
 
-The runs must belong together: the same code commit, the same command but ``--shard``, the
-same device. Every item (``runfolder.schema.ITEM_KEYS``: a model's static profile, a speed
-measurement per mode and batch, ...) may be held by one run only; the items the shards were
-dealt (run.json's ``work``) that no run holds are listed by name, and what is there is still
-merged. The merged folder has its rows, per-layer and per-model files, curves and samples, and
-its own report.
+The runs must belong together: the same code commit, the same command but ``--shard`` and
+``--out``, the same device; with ``--across-devices``, runs of one command on several devices
+(``--gpu`` may differ), each row keeping its ``device``, compared in the report. Every item
+(``runfolder.schema.ITEM_KEYS``: a model's static profile, a speed measurement per mode and
+batch, ...) of a device may be held by one run only; the items the shards were dealt (run.json's
+``work``) that no run holds are listed by name, and what is there is still merged. The merged
+folder has its rows, per-layer and per-model files, curves and samples, and its own report.
 """
 
 from __future__ import annotations
@@ -59,35 +60,50 @@ def item_keys(results: pd.DataFrame) -> list[tuple]:
     return keys
 
 
-def _check_together(runs: list[Run]) -> None:
+def _check_together(runs: list[Run], across_devices: bool) -> None:
     def differing(what: str, values: list[object]) -> None:
         if len({repr(v) for v in values}) > 1:
             shown = "; ".join(f"{r.path.name}: {v}" for r, v in zip(runs, values))
-            raise MergeError(f"the runs do not belong together: their {what} differ ({shown})")
+            hint = "" if across_devices or what != "devices" else "; add --across-devices"
+            raise MergeError(
+                f"the runs do not belong together: their {what} differ ({shown}){hint}"
+            )
+
+    def command(run: Run) -> str:
+        argv = without_shard(run.provenance.get("argv", []))
+        # across devices, which device a run picked is the point: --gpu may differ
+        return " ".join(a for a in argv if not (across_devices and a == "--gpu"))
 
     differing("code commits", [r.provenance.get("git_commit") for r in runs])
-    differing(
-        "commands (but --shard and --out)",
-        [" ".join(without_shard(r.provenance.get("argv", []))) for r in runs],
-    )
-    differing("devices", [r.provenance.get("device_name") for r in runs])
+    what = "commands (but --shard, --out" + (" and --gpu)" if across_devices else ")")
+    differing(what, [command(r) for r in runs])
+    if not across_devices:
+        differing("devices", [r.provenance.get("device_name") for r in runs])
 
 
-def merge_runs(paths: list[Path], out: Path) -> Merged:
+def merge_runs(paths: list[Path], out: Path, across_devices: bool = False) -> Merged:
+    """``paths``' run folders as one in ``out``; ``across_devices``: runs of the same command
+    on different devices, side by side (each row keeps its device)."""
     if len(paths) < 2:
         raise MergeError("give at least two run folders to merge")
     runs = [load_run(p) for p in paths]
-    _check_together(runs)
+    _check_together(runs, across_devices)
     held: dict[tuple, str] = {}
     for run in runs:
-        for key in dict.fromkeys(k for k in item_keys(run.results) if k is not None):
+        device = str(run.provenance.get("device_name", ""))
+        for item in dict.fromkeys(k for k in item_keys(run.results) if k is not None):
+            key = (device, *item)
             if key in held:
                 raise MergeError(
                     f"{_name(key)} is in both {held[key]} and {run.path.name}: merge each "
                     "shard once"
                 )
             held[key] = run.path.name
-    dealt = {tuple(item[1:]) for r in runs for item in r.provenance.get("work", [])}
+    dealt = {
+        (str(r.provenance.get("device_name", "")), *item[1:])
+        for r in runs
+        for item in r.provenance.get("work", [])
+    }
     missing = sorted(_name(k) for k in dealt - set(held))
     shards = sorted({str(r.provenance.get("shard", "")) for r in runs} - {""})
     if out.exists() and any(out.iterdir()):
@@ -125,23 +141,29 @@ def merge_runs(paths: list[Path], out: Path) -> Merged:
 
 
 def _name(key: tuple) -> str:
-    phase, *rest = key
-    return f"{phase} {' '.join(map(str, rest))}"
+    """``speed lenet fp32 8 (on AMD EPYC)`` for ``(device, phase, model, ...)``."""
+    device, phase, *rest = key
+    return f"{phase} {' '.join(map(str, rest))} (on {device})"
 
 
-def parse_merge_args(argv: list[str]) -> tuple[list[Path], Path]:
-    """``RUN_DIR... --out MERGED``."""
-    paths, out, rest = [], None, list(argv)
+def parse_merge_args(argv: list[str]) -> tuple[list[Path], Path, bool]:
+    """``RUN_DIR... --out MERGED [--across-devices]``."""
+    paths, out, across, rest = [], None, False, list(argv)
     while rest:
         arg = rest.pop(0)
-        if arg == "--out" and rest:
+        if arg == "--across-devices":
+            across = True
+        elif arg == "--out" and rest:
             out = Path(rest.pop(0))
         elif m := re.fullmatch(r"--out=(.+)", arg):
             out = Path(m.group(1))
         elif arg.startswith("-"):
-            raise MergeError(f"merge: unknown option {arg} (usage: merge RUN_DIR... --out DIR)")
+            raise MergeError(f"merge: unknown option {arg} ({USAGE})")
         else:
             paths.append(Path(arg))
     if out is None:
-        raise MergeError("merge: --out DIR is required (usage: merge RUN_DIR... --out DIR)")
-    return paths, out
+        raise MergeError(f"merge: --out DIR is required ({USAGE})")
+    return paths, out, across
+
+
+USAGE = "usage: merge RUN_DIR... --out DIR [--across-devices]"

@@ -3,6 +3,7 @@ made from the stored results alone: rebuilding never measures again."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 from pathlib import Path
@@ -25,6 +26,7 @@ from .tables import (
     accuracy_summary,
     ceiling_source,
     ddp_summary,
+    device_comparison,
     footnotes,
     layer_table,
     markdown_notes,
@@ -60,6 +62,8 @@ CHART_CAPTIONS = {
     "speedup_by_mode": "Each execution mode's inference throughput over fp32's.",
     "learning_curves": "Test accuracy by epoch and by training second.",
     "latency_distributions": "Batch-1 latency: quartiles, p1-p99 whiskers, outliers.",
+    "throughput_by_device": "A run merged across devices: each model's inference throughput "
+    "on each device, in one mode, at the same batch and input size.",
     "roofline": "Achieved TFLOP/s against estimated arithmetic intensity (FLOPs over the "
     "parameters read once plus each leaf layer's output written and read once). A red ring: "
     "above the measured ceiling, not an attainable figure.",
@@ -77,9 +81,37 @@ FLAG_CAPTIONS = {
 }
 
 
+def devices_of(run: Run) -> list[str]:
+    return list(dict.fromkeys(run.results["device"]))
+
+
+def on_device(run: Run, device: str) -> Run:
+    """The part of a run (merged across devices) measured on ``device``."""
+    rows = run.results[run.results["device"] == device]
+    return dataclasses.replace(
+        run, results=rows, provenance={**run.provenance, "device_name": device}
+    )
+
+
 def report_tables(run: Run) -> dict[str, tuple[pd.DataFrame, pd.DataFrame]]:
     """Each table with its marks (``tables.speed_marks``: text by row and column, for the
-    figures that can carry one); speed figures are judged against run.json's ceilings."""
+    figures that can carry one); speed figures are judged against run.json's ceilings. A run
+    merged across devices has each table per device (``NAME@N``, N the device's place), then
+    the devices compared."""
+    devices = devices_of(run)
+    if len(devices) == 1:
+        return _tables(run)
+    tables = {
+        f"{name}@{i}": pair
+        for i, device in enumerate(devices, 1)
+        for name, pair in _tables(on_device(run, device)).items()
+    }
+    compared = device_comparison(run.results)
+    tables["devices"] = (compared.reset_index(), pd.DataFrame(index=range(len(compared))))
+    return tables
+
+
+def _tables(run: Run) -> dict[str, tuple[pd.DataFrame, pd.DataFrame]]:
     r = run.results
     ceilings = run.provenance.get("ceilings")
     summary = model_summary(r)
@@ -244,9 +276,14 @@ def _write_report(run: Run, out: Path, top: int | None = None) -> Path:
         "accuracy": accuracy_title(run),
         "memory": "Peak resident memory of the process, per phase (CPU memory)",
         "ddp": "Data-parallel training (DistributedDataParallel, torchrun)",
+        "devices": "Devices compared: inference throughput (samples/s) and ratios, same model, "
+        "mode, batch and input",
     }
+    devices = devices_of(run)
     for name, (markdown, _) in rendered.items():
-        lines += ["", f"## {titles[name]}", "", markdown]
+        table, _, place = name.partition("@")
+        on = f" on {devices[int(place) - 1]}" if place else ""
+        lines += ["", f"## {titles[table]}{on}", "", markdown]
     if charts:
         lines += ["", "## Charts"]
         for name, path in charts.items():

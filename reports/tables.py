@@ -506,6 +506,44 @@ def _values(results: pd.DataFrame, phase: str) -> pd.DataFrame:
     return rows[rows["metric"] != ERROR_METRIC]
 
 
+def device_comparison(results: pd.DataFrame, metric: str = "infer_throughput") -> pd.DataFrame:
+    """A run merged across devices: per model, mode, batch and input, ``metric`` on each device
+    and its ratio to the first device's. A figure is set beside another only with the same
+    model, mode, batch and input size (an input size differing between devices is a row of its
+    own). Empty when the run has one device."""
+    speed = _values(results, "speed")
+    rows = speed[speed["metric"] == metric]
+    devices = list(dict.fromkeys(rows["device"]))
+    if len(devices) < 2:
+        return pd.DataFrame()
+    static = _values(results, "static").pivot_table(
+        index=["model", "device"], columns="metric", values="value", aggfunc="first"
+    )
+
+    def input_of(model: str, device: str) -> str:
+        try:
+            figures = static.loc[(model, device)]
+            return "x".join(str(int(figures[k])) for k in ("input_height", "input_width"))
+        except KeyError:
+            return ""
+
+    rows = rows.assign(
+        batch=rows["requested_batch"].astype(int),
+        input=[input_of(m, d) for m, d in zip(rows["model"], rows["device"])],
+    )
+    table = rows.pivot_table(
+        index=["model", "mode", "batch", "input"],
+        columns="device",
+        values="value",
+        aggfunc="first",
+        sort=False,
+    )[devices]
+    base = devices[0]
+    for device in devices[1:]:
+        table[f"{device} / {base}"] = table[device] / table[base]
+    return table
+
+
 def chart_mode(results: pd.DataFrame) -> str | None:
     """The speed mode the trade-off charts use: the one measured for the most models, the
     last measured on a tie (the default matrix ends with its fastest mode)."""

@@ -42,6 +42,8 @@ def read_results(path: Path) -> pd.DataFrame:
     frame = pd.read_csv(path, dtype={c: "string" for c in TEXT_COLUMNS})
     if "source" not in frame.columns and "model" in frame.columns:
         frame["source"] = "archbench"  # before other sources, every model was the suite's
+    if "device" not in frame.columns and "model" in frame.columns:
+        frame["device"] = pd.NA  # before the column: the run's, filled in by load_run
     frame = _upgraded(frame)
     missing = set(RESULT_COLUMNS) - set(frame.columns)
     if missing:
@@ -91,6 +93,8 @@ def load_run(path: Path) -> Run:
     if not csv.is_file():
         raise RunFolderError(f"{path} is not a run folder (no results.csv)")
     run = Run(path, read_results(csv), read_provenance(path))
+    device = str(run.provenance.get("device_name", ""))
+    run.results["device"] = run.results["device"].replace("", device)
     if (path / "curves.csv").is_file():
         run.curves = pd.read_csv(path / "curves.csv")
     if (path / "samples.jsonl").is_file():

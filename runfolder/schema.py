@@ -6,7 +6,8 @@ column of its own, never parsed out of a name or of the ``method`` prose:
 
 - ``model``, ``family``, ``phase``: what was measured, in which phase; ``source``: where the
   model comes from (``archbench`` for the suite's own, ``tv`` torchvision, ``timm``, ``file``
-  for a user's file, or the name of the package that registered it).
+  for a user's file, or the name of the package that registered it); ``device``: the device
+  it ran on (run.json's ``device_name``), so that runs on several devices merge into one table.
 - ``mode``: the execution mode's name (``fp32``, ``bf16+cl+compile``, ...), of speed figures
   and of the accuracy phase's training; ``precision``, ``layout`` (``nchw`` or
   ``channels_last``) and ``compile`` (torch.compile's mode, ``none`` when eager) are its parts.
@@ -36,6 +37,7 @@ FACT_COLUMNS: tuple[str, ...] = (
     "model",
     "family",
     "source",
+    "device",
     "phase",
     "mode",
     "precision",

@@ -59,6 +59,9 @@ class RunWriter:
         self._write_json("run.json", self.provenance)
 
     def add(self, rows: list[Row]) -> None:
+        """Append ``rows``; a row without its device gets the run's (run.json's device_name)."""
+        device = self.provenance.get("device_name", "")
+        rows = [row if row.get("device") else {**row, "device": device} for row in rows]
         with self._csv_path.open("a", newline="") as f:
             csv.DictWriter(f, fieldnames=RESULT_COLUMNS).writerows(rows)
         self.rows.extend(rows)

@@ -180,3 +180,55 @@ def test_each_shard_gets_its_own_share_and_folder():
     assert shard_argv(argv, 2, 4, Path("runs/shards/2")) == [
         *("--models", "x", "--shard", "2/4", "--out", "runs/shards/2"),
     ]
+
+
+def write_device_run(run_dir: Path, device: str, speeds: dict[str, float], size: int) -> Path:
+    """A run of one command on ``device``: figures given, the rows as the phases write them."""
+    from make_rows import row
+
+    from runfolder.writer import RunWriter
+
+    argv = ["--models", ",".join(speeds), "--phases", "static,speed", "--out", str(run_dir)]
+    writer = RunWriter(run_dir, {"device_name": device, "git_commit": "abc", "argv": argv})
+    rows = []
+    for model, speed in speeds.items():
+        rows += [
+            row(model, "f", "static", "input_height", size),
+            row(model, "f", "static", "input_width", size),
+            row(model, "f", "speed", "infer_throughput", speed, mode="fp32", batch=8),
+        ]
+    writer.add(rows)
+    writer.finish("complete")
+    return run_dir
+
+
+def test_runs_on_two_devices_merge_side_by_side(tmp_path, capsys):
+    a = write_device_run(tmp_path / "a", "GPU A", {"m1": 100.0, "m2": 50.0, "m3": 10.0}, 32)
+    b = write_device_run(tmp_path / "b", "GPU B", {"m1": 300.0, "m2": 100.0, "m3": 40.0}, 32)
+    assert reports_main(["merge", str(a), str(b), "--out", str(tmp_path / "same")]) == 2
+    err = capsys.readouterr().err
+    assert "their devices differ" in err and "add --across-devices" in err
+    out = tmp_path / "merged"
+    assert reports_main(["merge", str(a), str(b), "--out", str(out), "--across-devices"]) == 0
+    from reports import charts
+    from reports.tables import device_comparison
+
+    run = load_run(out)
+    table = device_comparison(run.results)
+    assert list(table.columns) == ["GPU A", "GPU B", "GPU B / GPU A"]
+    ratios = table["GPU B / GPU A"].droplevel(["mode", "batch", "input"])
+    assert ratios.to_dict() == {"m1": 3.0, "m2": 2.0, "m3": 4.0}
+    fig = charts.throughput_by_device(run)
+    assert sum(len(c.patches) for c in fig.axes[0].containers) == 6
+    assert "Devices compared" in (out / "report.md").read_text()
+
+
+def test_figures_at_other_input_sizes_are_not_compared(tmp_path):
+    a = write_device_run(tmp_path / "a", "GPU A", {"m1": 100.0}, 32)
+    b = write_device_run(tmp_path / "b", "GPU B", {"m1": 300.0}, 64)
+    out = tmp_path / "merged"
+    assert reports_main(["merge", str(a), str(b), "--out", str(out), "--across-devices"]) == 0
+    from reports.tables import device_comparison
+
+    table = device_comparison(load_run(out).results)
+    assert len(table) == 2 and table["GPU B / GPU A"].isna().all()
