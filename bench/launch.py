@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -88,15 +89,17 @@ def launch(
     launcher: str,
     slurm: SlurmOptions,
     gpus: list[int] | None = None,
+    runner: Callable[[list[str], str | None], int] = run_shard,
 ) -> int:
     """Run the shards as jobs, wait, resubmit a failed one once, merge; the exit status.
-    ``gpus``: one shard per GPU index at once, each seeing only its own."""
+    ``gpus``: one shard per GPU index at once, each seeing only its own; ``runner``: what a
+    job runs (``run_shard``; importable in the job's process)."""
     root = out / "shards"
     executor = _executor(launcher, root / "jobs", slurm)
     commands = {k: shard_argv(argv, k, shards, root / str(k)) for k in range(1, shards + 1)}
     visible = {k: str(gpus[k - 1]) if gpus else None for k in commands}
     try:
-        submitted = executor.map_array(run_shard, list(commands.values()), list(visible.values()))
+        submitted = executor.map_array(runner, list(commands.values()), list(visible.values()))
         jobs = dict(zip(commands, submitted))
     except Exception as exc:  # a submission the cluster refused
         raise UsageError(f"--launcher {launcher}: submitting the shards failed: {exc}") from None
@@ -118,7 +121,7 @@ def launch(
                     continue
                 retried.add(k)
                 _say(f"shard {k}/{shards} failed ({_first_line(exc)}); submitted again")
-                jobs[k] = executor.submit(run_shard, [*commands[k], "--resume"], visible[k])
+                jobs[k] = executor.submit(runner, [*commands[k], "--resume"], visible[k])
                 continue
             running = f"{len(jobs)} running" if jobs else "all ended"
             _say(

@@ -2,6 +2,8 @@
 of the same run unsharded; runs that do not belong together are refused."""
 
 import json
+import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -232,3 +234,24 @@ def test_figures_at_other_input_sizes_are_not_compared(tmp_path):
 
     table = device_comparison(load_run(out).results)
     assert len(table) == 2 and table["GPU B / GPU A"].isna().all()
+
+
+def test_a_shard_whose_job_died_is_submitted_again_and_merged(tmp_path, monkeypatch, capsys):
+    """Shard 2's first job dies (os._exit, as a lost node would end it): the launcher submits
+    it once more with --resume and merges both."""
+    import crashing_shard
+
+    from bench import launch
+
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(Path(__file__).parent), *sys.path]))
+    monkeypatch.setenv("ARCHBENCH_TEST_MARKER", str(tmp_path / "crashed"))
+    argv = ["--models", "lenet,lenet_bn", "--phases", "static", "--out", str(tmp_path)]
+    status = launch.launch(
+        argv, tmp_path, 2, "local", launch.SlurmOptions(), runner=crashing_shard.crash_once
+    )
+    err = capsys.readouterr().err
+    assert (tmp_path / "crashed").is_file()
+    assert "shard 2/2 failed" in err and "submitted again" in err
+    assert status == 0 and "merged 2 shards" in err
+    (merged,) = [p for p in tmp_path.iterdir() if p.is_dir() and p.name != "shards"]
+    assert {k[1] for k in keys(merged)} == {"lenet", "lenet_bn"}
