@@ -75,7 +75,11 @@ def _check_together(runs: list[Run], across_devices: bool) -> None:
         return " ".join(a for a in argv if not (across_devices and a == "--gpu"))
 
     differing("code commits", [r.provenance.get("git_commit") for r in runs])
-    what = "commands (but --shard, --out" + (" and --gpu)" if across_devices else ")")
+    what = (
+        "commands (but --shard, --out and --gpu)"
+        if across_devices
+        else "commands (but --shard and --out)"
+    )
     differing(what, [command(r) for r in runs])
     if not across_devices:
         differing("devices", [r.provenance.get("device_name") for r in runs])
