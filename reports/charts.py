@@ -194,6 +194,21 @@ def _marker_boxes(ax) -> list[Bbox]:
     return boxes
 
 
+def _line_boxes(ax) -> list[Bbox]:
+    """A thin box around each horizontal or vertical segment of the axes' lines (a Pareto
+    frontier's steps, a roofline's ceilings), in display coordinates: a label must not be
+    struck through. Sloped segments are left out: their boxes would cover what they do not."""
+    boxes = []
+    for line in ax.lines:
+        points = line.get_transform().transform(line.get_path().vertices)
+        for (x0, y0), (x1, y1) in zip(points[:-1], points[1:]):
+            if not np.all(np.isfinite([x0, y0, x1, y1])):
+                continue
+            if abs(x1 - x0) < 1 or abs(y1 - y0) < 1:
+                boxes.append(Bbox.from_extents(min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1)))
+    return boxes
+
+
 def box_distance(box: Bbox, x: float, y: float) -> float:
     """From the point (x, y) to the nearest edge of ``box`` (0 inside it), display units."""
     return float(np.hypot(max(box.x0 - x, 0, x - box.x1), max(box.y0 - y, 0, y - box.y1)))
@@ -239,7 +254,7 @@ def label_points(ax, xs, ys, labels, fontsize: float = 8) -> list[str]:
     axes_box = ax.get_window_extent(renderer)
     markers = _marker_boxes(ax)
     centres = np.array([[(b.x0 + b.x1) / 2, (b.y0 + b.y1) / 2] for b in markers]).reshape(-1, 2)
-    taken = markers + [t.get_window_extent(renderer) for t in ax.texts]
+    taken = markers + [t.get_window_extent(renderer) for t in ax.texts] + _line_boxes(ax)
     if ax.get_legend() is not None:
         taken.append(ax.get_legend().get_window_extent(renderer))
     px_per_pt = fig.dpi / 72

@@ -78,7 +78,8 @@ def marker_centres(ax) -> np.ndarray:
 
 def assert_labels_readable(ax) -> None:
     """Each label is nearer its own point than any other marker, or joined to it by a leader
-    line; no label overlaps another label, a marker, the legend or the axes' edge."""
+    line; no label overlaps another label, a marker, the legend, the axes' edge or a
+    horizontal or vertical line (a Pareto step, a ceiling)."""
     fig = ax.figure
     fig.canvas.draw()
     renderer = fig.canvas.get_renderer()
@@ -98,6 +99,7 @@ def assert_labels_readable(ax) -> None:
         assert axes.contains(box.x0, box.y0) and axes.contains(box.x1, box.y1), text.get_text()
         if ax.get_legend() is not None:
             assert not box.overlaps(ax.get_legend().get_window_extent(renderer)), text.get_text()
+        assert not any(box.overlaps(line) for line in charts._line_boxes(ax)), text.get_text()
         boxes.append((text.get_text(), box))
     for i, (name, box) in enumerate(boxes):
         for other, other_box in boxes[i + 1 :]:
