@@ -123,3 +123,26 @@ class PerModelPhase:
 
 def model_facts(entry: ModelEntry, phase: str) -> dict[str, object]:
     return {"model": entry.name, "family": entry.family, "source": entry.source, "phase": phase}
+
+
+class PerModePhase:
+    """A phase measured once per model and mode (the profile and ddp phases): its items are
+    (model, mode), its modes those ``modes`` picks from the run's, and its estimate split
+    evenly among them. Subclasses write ``modes``, ``run`` and ``estimate_s``."""
+
+    name: ClassVar[str]
+
+    def modes(self, cfg: RunConfig) -> list[Mode]:
+        raise NotImplementedError
+
+    def estimate_s(self, entry: ModelEntry, ctx: RunContext, peak_tflops: float) -> float:
+        raise NotImplementedError
+
+    def done_keys(self, results: pd.DataFrame) -> frozenset[tuple]:
+        rows = results[results["phase"] == self.name]
+        return frozenset(zip(rows["model"], rows["mode"]))
+
+    def work(self, entry: ModelEntry, ctx: RunContext, peak_tflops: float) -> dict[tuple, float]:
+        modes = self.modes(ctx.cfg)
+        each = self.estimate_s(entry, ctx, peak_tflops) / max(len(modes), 1)
+        return {(entry.name, mode.name): each for mode in modes}

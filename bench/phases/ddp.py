@@ -21,7 +21,6 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import ClassVar
 
-import pandas as pd
 import torch
 
 from archs import ModelEntry
@@ -30,7 +29,7 @@ from runfolder.rows import Row, error_row, result_row
 from ..ddp_worker import DdpJob, DdpResult
 from ..estimate import TRAIN_FACTOR, step_seconds
 from ..modes import Mode
-from .base import RunContext, model_facts
+from .base import PerModePhase, RunConfig, RunContext, model_facts
 
 STEPS, WARMUP = 10, 3
 TIMEOUT_S = 900
@@ -80,12 +79,11 @@ def _cause(stderr: str) -> str:
     return (raised or [line for line in lines if line.strip()] or ["no output"])[-1].strip()
 
 
-class DdpPhase:
+class DdpPhase(PerModePhase):
     name: ClassVar[str] = "ddp"
 
-    def done_keys(self, results: pd.DataFrame) -> frozenset[tuple]:
-        rows = results[results["phase"] == self.name]
-        return frozenset(zip(rows["model"], rows["mode"]))
+    def modes(self, cfg: RunConfig) -> list[Mode]:
+        return ddp_modes(cfg.modes)
 
     def run(
         self, entry: ModelEntry, ctx: RunContext, done: frozenset[tuple]
@@ -138,11 +136,6 @@ class DdpPhase:
         step = step_seconds(flops * TRAIN_FACTOR * batch, layers, peak_tflops, cfg.device, True)
         per_launch = START_S + (STEPS + WARMUP) * step * 2  # the all-reduce, about a step
         return 2 * per_launch * len(ddp_modes(cfg.modes))
-
-    def work(self, entry: ModelEntry, ctx: RunContext, peak_tflops: float) -> dict[tuple, float]:
-        modes = ddp_modes(ctx.cfg.modes)
-        each = self.estimate_s(entry, ctx, peak_tflops) / max(len(modes), 1)
-        return {(entry.name, mode.name): each for mode in modes}
 
 
 def efficiency(job: DdpJob, one: DdpResult, many: DdpResult) -> float:

@@ -18,7 +18,6 @@ import time
 from collections.abc import Iterator, Sequence
 from typing import ClassVar
 
-import pandas as pd
 import torch
 
 from archs import ModelEntry
@@ -30,7 +29,7 @@ from ..failures import describe
 from ..layer_time import LayerProfile, profile_layers
 from ..modes import Mode
 from ..speed import SpeedConfig
-from .base import RunConfig, RunContext, model_facts
+from .base import PerModePhase, RunConfig, RunContext, model_facts
 
 PROFILED_STEPS = 3
 
@@ -93,12 +92,11 @@ def profile_rows(
     return rows
 
 
-class ProfilePhase:
+class ProfilePhase(PerModePhase):
     name: ClassVar[str] = "profile"
 
-    def done_keys(self, results: pd.DataFrame) -> frozenset[tuple]:
-        rows = results[results["phase"] == self.name]
-        return frozenset(zip(rows["model"], rows["mode"]))
+    def modes(self, cfg: RunConfig) -> list[Mode]:
+        return list(profile_modes(cfg))
 
     def run(
         self, entry: ModelEntry, ctx: RunContext, done: frozenset[tuple]
@@ -148,11 +146,6 @@ class ProfilePhase:
                 f" slowest {top['path'] or '(model)'} {top['self_share']:.0f}%; profiler "
                 f"overhead {100 * p.overhead:.0f}% ({time.perf_counter() - t0:.1f} s)"
             )
-
-    def work(self, entry: ModelEntry, ctx: RunContext, peak_tflops: float) -> dict[tuple, float]:
-        modes = profile_modes(ctx.cfg)
-        each = self.estimate_s(entry, ctx, peak_tflops) / max(len(modes), 1)
-        return {(entry.name, mode.name): each for mode in modes}
 
     def estimate_s(self, entry: ModelEntry, ctx: RunContext, peak_tflops: float) -> float:
         """About three training measurements and one inference per mode: the full step and
