@@ -83,9 +83,12 @@ def take_shard(ctx: RunContext, done: Done) -> list[str]:
     with an item in this shard."""
     index, count = ctx.cfg.shard
     owner = partition(work_items(ctx), count)
+    elsewhere: dict[str, set[tuple]] = {}
     for (phase, *key), k in owner.items():
         if k != index:
-            done[phase] = done.get(phase, frozenset()) | {tuple(key)}
+            elsewhere.setdefault(phase, set()).add(tuple(key))
+    for phase, keys in elsewhere.items():
+        done[phase] = done.get(phase, frozenset()) | keys
     ctx.skipped = "another shard's or already in the run folder"
     ctx.folder.record(shard=f"{index}/{count}", work=[[k, *item] for item, k in owner.items()])
     mine = [item for item, k in owner.items() if k == index]

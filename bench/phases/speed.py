@@ -248,11 +248,11 @@ class SpeedPhase:
             yield speed_rows(result, entry, speed_cfg, flops, peak, ctx.device_name)
             measured = ", ".join(measurement_summary(m) for m in result.measurements)
             failed = "; ".join(f"{kind} FAILED: {e}" for kind, e in result.errors.items())
-            checked = mode.compile != "none" and batch == cfg.batch_sizes[0]
-            if checked and result.measurements and not result.context_lost:
-                checked, check_failed = self.check_compiled(entry, ctx, mode, batch)
-                yield checked
-                measured = "; ".join(filter(None, [measured, check_failed]))
+            first_compiled = mode.compile != "none" and batch == cfg.batch_sizes[0]
+            if first_compiled and result.measurements and not result.context_lost:
+                check_rows, check_line = self.check_compiled(entry, ctx, mode, batch)
+                yield check_rows
+                measured = "; ".join(filter(None, [measured, check_line]))
             ctx.say(
                 f"{mode.name} b{batch}: {'; '.join(filter(None, [measured, failed]))} "
                 f"({time.perf_counter() - t0:.1f} s)"
