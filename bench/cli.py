@@ -116,6 +116,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--train-compile", action="store_true", help="torch.compile the training model")
     p.add_argument(
+        "--accuracy-processes",
+        type=int,
+        metavar="N",
+        help="train with DistributedDataParallel over N processes started by torchrun (one "
+        "GPU each; gloo on the CPU), the model's batch split across them, and once more with "
+        "one process for the scaling efficiency (default 1: no DDP)",
+    )
+    p.add_argument(
         "--compiled-latency",
         action="store_true",
         help="measure batch-1 latency in compiled modes too (one more compile per "

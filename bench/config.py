@@ -120,7 +120,16 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
             raise UsageError(str(exc)) from None
         shard = (parsed.index, parsed.count)
     set_threads(args.threads)
-    accuracy, data = None, None
+    accuracy_processes = 1
+    if getattr(args, "accuracy_processes", None) is not None:
+        if "accuracy" not in phases:
+            raise UsageError(
+                "--accuracy-processes trains the accuracy phase's models: add accuracy to --phases"
+            )
+        accuracy_processes = checked_processes(
+            "--accuracy-processes", args.accuracy_processes, device
+        )
+    accuracy, data, data_dir = None, None, None
     if "accuracy" in phases:
         accuracy = accuracy_config(args, device, budget, seeds)
         try:
@@ -128,6 +137,7 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         except DataError as exc:
             raise UsageError(str(exc)) from None
         data = to_device(dataset, device, accuracy.train_limit, accuracy.eval_limit)
+        data_dir = dataset.source
     return RunConfig(
         models=models,
         phases=phases,
@@ -145,6 +155,8 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
         trace=getattr(args, "trace", False),
         shard=shard,
         ddp_processes=ddp_processes(args, device),
+        accuracy_processes=accuracy_processes,
+        data_dir=data_dir,
     )
 
 
@@ -153,11 +165,16 @@ def ddp_processes(args: argparse.Namespace, device: torch.device) -> int:
     n = getattr(args, "ddp_processes", None)
     if n is None:
         return max(torch.cuda.device_count(), 1) if device.type == "cuda" else 2
+    return checked_processes("--ddp-processes", n, device)
+
+
+def checked_processes(flag: str, n: int, device: torch.device) -> int:
+    """A number of torchrun processes: at least 1, and one GPU each on GPUs."""
     if n < 1:
-        raise UsageError("--ddp-processes must be at least 1")
+        raise UsageError(f"{flag} must be at least 1")
     if device.type == "cuda" and n > torch.cuda.device_count():
         raise UsageError(
-            f"--ddp-processes {n}: this machine has {torch.cuda.device_count()} CUDA devices "
+            f"{flag} {n}: this machine has {torch.cuda.device_count()} CUDA devices "
             "(one process each)"
         )
     return n

@@ -31,9 +31,12 @@ from .data import CLASSES
 from .loader import Split, batch_indices, model_input
 from .modes import Mode
 from .timing import sync
+from .training_group import TrainingGroup
 
 CHECK_EVERY = 50  # steps between host syncs for the divergence check and the seconds budget
 LABELS = len(CLASSES)  # Fashion-MNIST's labels are 0-9
+ALONE = TrainingGroup()  # training in this process only
+AUGMENT_SEED_STRIDE = 1_000_003  # a group's processes draw flips and crops from seeds this apart
 
 
 @dataclass(frozen=True)
@@ -285,19 +288,27 @@ class _Training:
         cfg: AccuracyConfig,
         seed: int,
         size: int,
+        group: TrainingGroup = ALONE,
     ) -> None:
-        self.train, self.test, self.cfg, self.size = train, test, cfg, size
+        self.train, self.test, self.cfg, self.size, self.group = train, test, cfg, size, group
         batch = cfg.batch_size(entry, len(train))
         # a smaller batch than the entry's takes a proportionally smaller rate (linear scaling)
         peak_lr = entry.train.lr * batch / entry.train.batch_size
         self.result = SeedResult(entry.name, seed, batch, peak_lr)
         compiled.reset(cfg.device)  # this seed's graphs only: dynamo's cache never fills up
         torch.manual_seed(seed)
+        # the batches' order: the same on every process of a group, each taking its share
         self.generator = torch.Generator(device=cfg.device).manual_seed(seed)
+        self.augment_generator = self.generator
+        if group.distributed:  # each process its own flips and crops
+            self.augment_generator = torch.Generator(device=cfg.device).manual_seed(
+                seed + AUGMENT_SEED_STRIDE * (group.rank + 1)
+            )
         raw = entry.build(cfg.num_classes, cfg.in_channels, (size, size))
-        xavier_init(raw)
+        xavier_init(raw)  # the same weights on every process: the seed is
         raw = raw.to(device=cfg.device, memory_format=cfg.mode.memory_format).train()
-        self.model = compiled.compile_model(raw, cfg.mode)
+        self.raw = raw
+        self.model = compiled.compile_model(group.wrap(raw, cfg.device), cfg.mode)
         self.optimizer = _sgd(raw, peak_lr, cfg)
         fp16 = cfg.mode.precision == "fp16"
         self.scaler = torch.amp.GradScaler(cfg.device.type) if fp16 else None
@@ -316,15 +327,17 @@ class _Training:
         return lr_at(min(progress, 1.0), self.result.lr, self.cfg.warmup)
 
     def step(self, idx: torch.Tensor, lr: float) -> tuple[torch.Tensor, torch.Tensor]:
-        """One SGD step on the batch ``idx``: its loss and its count of right predictions."""
+        """One SGD step on the batch ``idx`` (this process's share of it): its loss and its
+        count of right predictions."""
         cfg = self.cfg
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
+        for param_group in self.optimizer.param_groups:
+            param_group["lr"] = lr
+        idx = self.group.part(idx)
         x = model_input(
             self.train.images[idx],
             self.size,
             augment=True,
-            generator=self.generator,
+            generator=self.augment_generator,
             memory_format=cfg.mode.memory_format,
             in_channels=cfg.in_channels,
         )
@@ -338,17 +351,19 @@ class _Training:
         return loss.detach().float(), (out.argmax(1) == y).sum()
 
     def stop_now(self, loss_sum: torch.Tensor, t0: float) -> bool:
-        """After a step: diverged (checked every ``CHECK_EVERY`` steps) or out of budget."""
-        r, budget, device = self.result, self.cfg.budget, self.cfg.device
+        """After a step: diverged (checked every ``CHECK_EVERY`` steps) or out of budget, on
+        any process of the group."""
+        r, budget, device, group = self.result, self.cfg.budget, self.cfg.device, self.group
         check = r.steps % CHECK_EVERY == 0
         if check:
             sync(device)
-            if not torch.isfinite(loss_sum):
+            if group.any(not bool(torch.isfinite(loss_sum)), device):
                 r.diverged = True
                 return True
         # the CPU runs synchronously, so its clock can be read every step
         if budget.kind == "seconds" and (check or device.type == "cpu"):
-            if r.train_seconds + time.perf_counter() - t0 >= budget.value:
+            spent = r.train_seconds + time.perf_counter() - t0
+            if group.any(spent >= budget.value, device):
                 self.out_of_budget = True
         if self.total_steps and r.steps >= self.total_steps:
             self.out_of_budget = True
@@ -406,10 +421,19 @@ class _Training:
     def record(self, loss_sum: torch.Tensor, correct: torch.Tensor, seen: int) -> EpochRecord:
         """Evaluate on the test split and record the epoch: its training loss and accuracy from
         ``train_epoch``'s sums, its test accuracy, and the training seconds so far."""
-        r = self.result
+        r, group, device = self.result, self.group, self.cfg.device
+        # a group's figures are of all its processes: losses averaged, right predictions summed
+        loss_sum = group.summed(loss_sum, device) / group.size
+        correct = group.summed(correct, device)
         if not torch.isfinite(loss_sum):
             r.diverged = True
-        r.confusion = evaluate(self.model, self.test, self.size, self.cfg)
+        group.share_buffers(self.raw)
+        # each process evaluates its share of the test set
+        test = self.test
+        if group.distributed:
+            share = slice(group.rank, None, group.size)
+            test = Split(test.images[share], test.labels[share])
+        r.confusion = group.summed(evaluate(self.model, test, self.size, self.cfg), device)
         record = EpochRecord(
             len(r.epochs) + 1,
             r.train_seconds,
@@ -429,13 +453,14 @@ class _Training:
         if r.steps == 1:
             # the first step also pays one-time costs, so it stops a model only when even
             # half its pace would break the cap (a VGG step at 224x224 takes a minute on a CPU)
-            estimate = r.first_step_s * self.total_steps
+            estimate = self.group.largest(r.first_step_s * self.total_steps, self.cfg.device)
             if estimate / 2 > cap:
                 raise OverCap(estimate, r.batch_size / r.first_step_s, cap)
             return
         sync(self.cfg.device)
         per_step = timed_s / (r.steps - 1)
         estimate = r.first_step_s + per_step * (self.total_steps - 1)
+        estimate = self.group.largest(estimate, self.cfg.device)
         if estimate > cap:
             raise OverCap(estimate, r.batch_size / per_step, cap)
 
@@ -466,15 +491,18 @@ def train_model(
     seed: int,
     size: int | None = None,
     progress: Callable[[str], None] = lambda _: None,
+    group: TrainingGroup = ALONE,
 ) -> SeedResult:
     """Train a fresh ``entry`` with ``seed`` until ``cfg.budget`` runs out or the loss diverges,
     evaluating on ``test`` after each epoch (and when the budget ends inside one); ``progress``
-    gets a line per epoch. ``size``: the input size (the model's own by default).
+    gets a line per epoch. ``size``: the input size (the model's own by default). In a
+    ``group`` of processes (torchrun), each trains on its share of every batch, the batch and
+    the figures being the group's.
 
     Raises ``compiled.RanEager`` when a compiled mode's first step compiled nothing, and
     dynamo's ``FailOnRecompileLimitHit`` instead of running eager past its recompile limit."""
     with backends.applied(cfg.mode.backends(cfg.device)), compiled.no_eager_fallback():
-        run = _Training(entry, train, test, cfg, seed, size or entry.input_size)
+        run = _Training(entry, train, test, cfg, seed, size or entry.input_size, group)
         while not run.finished:
             progress(run.report(run.epoch()))
     return run.result

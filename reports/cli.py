@@ -13,8 +13,9 @@ from tabulate import tabulate
 
 from runfolder.reader import Run, RunFolderError, load_run
 
+from .compare import compare_runs, compare_warnings
 from .merge import MergeError, merge_runs, parse_merge_args
-from .report import ReportWriteError, build_report, compare_runs, compare_warnings
+from .report import ReportWriteError, build_report
 from .tables import readable
 
 

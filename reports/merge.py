@@ -129,19 +129,37 @@ def merge_runs(paths: list[Path], out: Path, across_devices: bool = False) -> Me
         "missing": missing,
         "argv": without_shard(first.get("argv", [])),
     }
+    devices = list(dict.fromkeys(str(r.provenance.get("device_name", "")) for r in runs))
+    if len(devices) > 1:
+        provenance["device_folders"] = {d: str(device_folder(d)) for d in devices[1:]}
     writer = RunWriter(out, provenance)
+    other_curves: dict[str, list[pd.DataFrame]] = {}
     for run in runs:
         writer.add([as_written(row) for row in run.results.to_dict("records")])
         if run.samples:
             writer.add_samples(run.samples)
-        if run.curves is not None:
+        device = str(run.provenance.get("device_name", ""))
+        # the first device's files are the run's own (its charts show that device); each
+        # other device's go to a folder of its own, where no model's file overwrites another's
+        place = out if device == devices[0] else out / device_folder(device)
+        if run.curves is not None and place == out:
             writer.add_curves(run.curves.to_dict("records"))
+        elif run.curves is not None:
+            other_curves.setdefault(device, []).append(run.curves)
         for folder in PER_MODEL_FOLDERS:
             source = run.path / folder
             if source.is_dir():
-                shutil.copytree(source, out / folder, dirs_exist_ok=True)
+                shutil.copytree(source, place / folder, dirs_exist_ok=True)
+    for device, frames in other_curves.items():
+        pd.concat(frames).to_csv(out / device_folder(device) / "curves.csv", index=False)
     writer.finish("complete" if not missing else "incomplete")
     return Merged(out, len(writer.rows), missing)
+
+
+def device_folder(device: str) -> Path:
+    """Where a merge across devices keeps a device's per-model files and learning curves,
+    but the first device's: ``devices/NVIDIA-L4``."""
+    return Path("devices") / (re.sub(r"[^A-Za-z0-9._-]+", "-", device).strip("-") or "device")
 
 
 def _name(key: tuple) -> str:

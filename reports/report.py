@@ -4,7 +4,6 @@ made from the stored results alone: rebuilding never measures again."""
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 from pathlib import Path
 from typing import Any
@@ -21,13 +20,13 @@ from .tables import (
     FLAG_COLUMNS,
     LAYER_HEADERS,
     SLOWEST_LAYERS,
-    accuracy_setting_parts,
     accuracy_settings,
     accuracy_summary,
     ceiling_source,
     ddp_summary,
     device_comparison,
     footnotes,
+    has_ddp,
     layer_table,
     markdown_notes,
     memory_summary,
@@ -138,7 +137,7 @@ def _tables(run: Run) -> dict[str, tuple[pd.DataFrame, pd.DataFrame]]:
         if settings.nunique() > 1:  # a merged run: each model's own, beside its figures
             accuracy.insert(0, "budget; images", settings.reindex(accuracy.index).fillna(""))
         tables["accuracy"] = (accuracy, pd.DataFrame(index=accuracy.index))
-    if "ddp" in phases:
+    if has_ddp(r):
         ddp = ddp_summary(r).reset_index()
         tables["ddp"] = (ddp, pd.DataFrame(index=ddp.index))
     memory = memory_summary(r)
@@ -316,92 +315,3 @@ def metrics_glossary(results: pd.DataFrame) -> str:
     present = [m for m in METRICS if m in set(results["metric"])]
     rows = [(f"`{m}`", METRICS[m].unit or "-", METRICS[m].description) for m in present]
     return tabulate(rows, headers=["metric", "unit", "what it is"], tablefmt="github")
-
-
-KEY_METRICS = (
-    "params",
-    "macs",
-    "test_acc",
-    "macro_f1",
-    "infer_throughput",
-    "latency_p50",
-    "train_throughput",
-    "infer_peak_mem",
-    "fit_throughput",
-)
-
-
-def _loaded(run: Path | Run) -> Run:
-    return run if isinstance(run, Run) else load_run(run)
-
-
-def compare_runs(run_a: Path | Run, run_b: Path | Run) -> pd.DataFrame:
-    """Figures both runs measured, side by side: A, B, B - A and B / A."""
-    a, b = _loaded(run_a).results, _loaded(run_b).results
-    # a speed figure is named by the batch its measurement was asked for
-    keys = ["model", "phase", "mode", "batch", "metric"]
-
-    def figures(r: pd.DataFrame) -> pd.DataFrame:
-        r = r[r["metric"].isin(KEY_METRICS)].copy()
-        r["batch"] = r["requested_batch"].fillna(-1)
-        return r[[*keys, "value", "unit"]]
-
-    joined = figures(a).merge(figures(b), on=keys, suffixes=(" A", " B"), how="inner")
-    joined["B - A"] = joined["value B"] - joined["value A"]
-    joined["B / A"] = joined["value B"] / joined["value A"]
-    joined = joined.rename(columns={"unit A": "unit"}).drop(columns=["unit B"])
-    table = joined[[*keys, "unit", "value A", "value B", "B - A", "B / A"]]
-    table["batch"] = table["batch"].map(lambda v: "" if v == -1 else int(v))
-    return table
-
-
-def _ceilings(run: Run) -> dict[str, float]:
-    """run.json's ceilings by name: 'PRECISION TFLOP/s' and 'memory GB/s'."""
-    c = run.provenance.get("ceilings") or {}
-    found = {f"{p} TFLOP/s": float(v["tflops"]) for p, v in c.get("compute", {}).items()}
-    if c.get("bandwidth"):
-        found["memory GB/s"] = float(c["bandwidth"]["gbs"])
-    return found
-
-
-def _cpu_threads(run: Run) -> object:
-    backends = run.provenance.get("backends")
-    threads = backends.get("cpu_threads") if isinstance(backends, dict) else None
-    return threads if threads is not None else run.provenance.get("cpu_threads")
-
-
-def compare_warnings(run_a: Path | Run, run_b: Path | Run) -> list[str]:
-    """A line for each way in which the two runs' figures are not like for like: the accuracy
-    budget or images, the ceilings (MFU and the roofline's), torch, the device, CPU threads."""
-    a, b = _loaded(run_a), _loaded(run_b)
-    warnings = []
-
-    def differ(what: str, value_a: object, value_b: object, why: str) -> None:
-        if value_a != value_b:
-            warnings.append(
-                f"warning: the runs differ in {what} (A: {value_a}; B: {value_b}): {why}"
-            )
-
-    settings = [accuracy_setting_parts(r.results) for r in (a, b)]
-    if all(len(s) for s in settings):
-        for column, what in (
-            ("budget", "accuracy budget"),
-            ("images", "images trained and tested on"),
-        ):
-            parts = [" | ".join(dict.fromkeys(s[column])) for s in settings]
-            differ(what, *parts, "their accuracies are not comparable")
-    ceilings_a, ceilings_b = _ceilings(a), _ceilings(b)
-    shared = set(ceilings_a) & set(ceilings_b)
-    if any(not math.isclose(ceilings_a[k], ceilings_b[k], rel_tol=0.01) for k in shared):
-        differ(
-            "ceilings",
-            *(
-                ", ".join(f"{k} {c[k]:.4g}" for k in sorted(shared))
-                for c in (ceilings_a, ceilings_b)
-            ),
-            "MFU and the roofline judge each run against its own",
-        )
-    for key, what in (("torch", "torch version"), ("device_name", "device")):
-        differ(what, a.provenance.get(key), b.provenance.get(key), "speeds may differ for that")
-    differ("CPU threads", _cpu_threads(a), _cpu_threads(b), "CPU speeds depend on them")
-    return warnings

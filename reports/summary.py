@@ -16,6 +16,7 @@ from .tables import (
     format_accuracy_summary,
     format_speed_summary,
     format_static_summary,
+    has_ddp,
     speed_summary,
     static_summary,
 )
@@ -87,7 +88,7 @@ def console_summary(run: Run) -> tuple[str, list[str]]:
         )
         parts.append(format_accuracy_summary(acc))
         failed |= set(acc.index[acc["error"] != ""])
-    if "ddp" in phases:
+    if has_ddp(results):
         ddp = ddp_summary(results)
         parts.append(
             "Data-parallel training (DistributedDataParallel, torchrun; samples/s)\n\n"

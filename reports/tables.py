@@ -441,21 +441,41 @@ DDP_COLUMNS = {
     "ddp_throughput_per_process": "per process",
     "ddp_single_throughput": "1 process",
     "ddp_scaling_efficiency": "scaling efficiency %",
+    "test_acc": "test acc %",
+    "ddp_single_test_acc": "1 process test acc %",
+}
+# what each phase's data-parallel figures train on, and what their batch is
+DDP_TRAINING = {
+    "ddp": "synthetic steps (batch per process)",
+    "accuracy": "Fashion-MNIST accuracy training (batch split)",
 }
 
 
 def ddp_summary(results: pd.DataFrame) -> pd.DataFrame:
-    """A row per model and mode of the ddp phase: throughput with N processes, per process,
-    with one, and the scaling efficiency; an error column where it failed."""
-    rows = phase_rows(results, "ddp")
+    """A row per model and mode of the ddp phase, and per model trained by the accuracy phase
+    over --accuracy-processes: throughput with N processes, per process, with one, and the
+    scaling efficiency (and the accuracy phase's test accuracy with N and with one process);
+    an error column where the ddp phase failed (the accuracy phase's are in its own table)."""
+    rows = pd.concat([phase_rows(results, phase) for phase in DDP_TRAINING])
+    scaled = rows[rows["metric"] == "ddp_processes"][["model", "phase"]].drop_duplicates()
+    rows = rows.merge(scaled, on=["model", "phase"])  # the accuracy phase's trained by a group
+    rows = rows.assign(training=rows["phase"].map(DDP_TRAINING))
+    keys = ["model", "training", "mode", "batch"]
     figures = rows[rows["metric"] != ERROR_METRIC].pivot_table(
-        index=["model", "mode", "batch"], columns="metric", values="value", aggfunc="first"
+        index=keys, columns="metric", values="value", aggfunc="first", sort=False
     )
     table = figures.reindex(columns=list(DDP_COLUMNS)).rename(columns=DDP_COLUMNS)
-    errors = rows[rows["metric"] == ERROR_METRIC].set_index(["model", "mode", "batch"])["error"]
-    table = table.reindex(table.index.union(errors.index))
+    failed = phase_rows(results, "ddp")
+    errors = failed[failed["metric"] == ERROR_METRIC].assign(training=DDP_TRAINING["ddp"])
+    errors = errors.set_index(keys)["error"]
+    table = table.reindex(table.index.union(errors.index, sort=False))
     table["error"] = errors.reindex(table.index).fillna("")
-    return table.rename_axis(["model", "mode", "batch per process"])
+    return table[[c for c in table.columns if c == "error" or table[c].notna().any()]]
+
+
+def has_ddp(results: pd.DataFrame) -> bool:
+    """Whether the run measured training over several processes (either phase)."""
+    return bool((results["metric"] == "ddp_processes").any() or (results["phase"] == "ddp").any())
 
 
 def memory_summary(results: pd.DataFrame) -> pd.DataFrame:
@@ -506,6 +526,21 @@ def _values(results: pd.DataFrame, phase: str) -> pd.DataFrame:
     return rows[rows["metric"] != ERROR_METRIC]
 
 
+def input_sizes(results: pd.DataFrame) -> dict[tuple[str, str], str]:
+    """Each model's input size ('HxW') on each device, by (model, device), from the static
+    rows (none where the static phase did not run)."""
+    static = _values(results, "static")
+    static = static[static["metric"].isin(["input_height", "input_width"])]
+    if static.empty:
+        return {}
+    wide = static.pivot_table(
+        index=["model", "device"], columns="metric", values="value", aggfunc="first"
+    ).dropna()
+    return {
+        key: f"{int(row['input_height'])}x{int(row['input_width'])}" for key, row in wide.iterrows()
+    }
+
+
 def device_comparison(results: pd.DataFrame, metric: str = "infer_throughput") -> pd.DataFrame:
     """A run merged across devices: per model, mode, batch and input, ``metric`` on each device
     and its ratio to the first device's. A figure is set beside another only with the same
@@ -516,20 +551,10 @@ def device_comparison(results: pd.DataFrame, metric: str = "infer_throughput") -
     devices = list(dict.fromkeys(rows["device"]))
     if len(devices) < 2:
         return pd.DataFrame()
-    static = _values(results, "static").pivot_table(
-        index=["model", "device"], columns="metric", values="value", aggfunc="first"
-    )
-
-    def input_of(model: str, device: str) -> str:
-        try:
-            figures = static.loc[(model, device)]
-            return "x".join(str(int(figures[k])) for k in ("input_height", "input_width"))
-        except KeyError:
-            return ""
-
+    sizes = input_sizes(results)
     rows = rows.assign(
         batch=rows["requested_batch"].astype(int),
-        input=[input_of(m, d) for m, d in zip(rows["model"], rows["device"])],
+        input=[sizes.get((m, d), "") for m, d in zip(rows["model"], rows["device"])],
     )
     table = rows.pivot_table(
         index=["model", "mode", "batch", "input"],

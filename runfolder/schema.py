@@ -220,7 +220,8 @@ METRICS: dict[str, Metric] = {
                 ),
             )
         ),
-        # ddp phase: per model and eager mode, at the first batch (per process)
+        # ddp phase: per model and eager mode, at the first batch (per process); the accuracy
+        # phase's training with --accuracy-processes: per model, at its batch (split)
         Metric("ddp_processes", "count", "DistributedDataParallel processes (torchrun)"),
         Metric("ddp_throughput", "samples/s", "training samples/s of all processes together"),
         Metric("ddp_throughput_per_process", "samples/s", "ddp_throughput / processes"),
@@ -229,6 +230,11 @@ METRICS: dict[str, Metric] = {
             "ddp_scaling_efficiency",
             "%",
             "ddp_throughput / (processes x ddp_single_throughput)",
+        ),
+        Metric(
+            "ddp_single_test_acc",
+            "%",
+            "the accuracy phase's test accuracy trained by one process (--accuracy-processes)",
         ),
         Metric("latency_p50", "ms", "batch-1 inference latency, median"),
         Metric("latency_p90", "ms", "batch-1 inference latency, 90th percentile"),

@@ -1,8 +1,13 @@
-"""The ddp phase on the CPU: two gloo processes started by torchrun, end to end."""
+"""Training across processes on the CPU: the ddp phase and the accuracy phase's training, two
+gloo processes started by torchrun, end to end."""
 
+import pandas as pd
 import pytest
+import torch
 
 from bench import cli
+from bench.data import load_fashion_mnist
+from bench.training_group import TrainingGroup
 from runfolder.reader import load_run
 from runfolder.schema import ERROR_METRIC
 
@@ -49,3 +54,73 @@ def test_a_model_that_fails_under_ddp_is_its_error_row(tmp_path):
 def test_ddp_processes_must_be_positive(capsys):
     assert cli.main(["--models", "lenet", "--phases", "ddp", "--ddp-processes", "0"]) == 2
     assert "--ddp-processes must be at least 1" in capsys.readouterr().err
+
+
+def test_two_gloo_processes_train_lenet_bn_on_fashion_mnist(tmp_path, capsys):
+    """The accuracy phase over 2 processes: each trains on its half of every batch and
+    evaluates its share of the test set, so the confusion matrix counts every test image
+    once; the one-process training beside it gives the scaling efficiency."""
+    args = [
+        *("--models", "lenet_bn", "--phases", "accuracy", "--accuracy-processes", "2"),
+        *("--budget", "steps=40", "--train-limit", "640", "--eval-limit", "301"),
+        *("--out", str(tmp_path)),
+    ]
+    assert cli.main(args) == 0
+    err = capsys.readouterr().err
+    assert "accuracy: training with 2 processes" in err
+    assert "accuracy: training with 1 process" in err
+    assert "seed 0 epoch 1, step 40/40" in err  # the group's progress, from process 0
+    run_dir = only_run_dir(tmp_path)
+    run = load_run(run_dir)
+    rows = run.results[run.results["phase"] == "accuracy"].set_index("metric")
+    figures = rows["value"]
+    assert figures["ddp_processes"] == 2
+    assert figures["ddp_throughput"] == pytest.approx(figures["fit_throughput"])
+    expected = 100 * figures["fit_throughput"] / (2 * figures["ddp_single_throughput"])
+    assert figures["ddp_scaling_efficiency"] == pytest.approx(expected)
+    assert 0 <= figures["ddp_single_test_acc"] <= 100 and 0 <= figures["test_acc"] <= 100
+    method = rows.loc["test_acc", "method"]
+    assert "DistributedDataParallel (gloo) over 2 processes" in method
+    assert "1 CPU threads" in method  # the processes' threads, not the parent's
+    confusion = pd.read_csv(run_dir / "confusion" / "lenet_bn.csv", index_col=0)
+    test_labels = load_fashion_mnist().test_labels[:301]
+    assert confusion.to_numpy().sum() == 301
+    assert list(confusion.sum(axis=1)) == torch.bincount(test_labels, minlength=10).tolist()
+    assert "Fashion-MNIST accuracy training (batch split)" in (run_dir / "report.md").read_text()
+
+
+def test_a_group_over_the_cap_is_not_trained_by_any_process(tmp_path):
+    """The cap's estimate is the group's largest, so every process stops alike (none is left
+    waiting in an all-reduce) and the model's row says it was not trained."""
+    args = [
+        *("--models", "lenet", "--phases", "accuracy", "--accuracy-processes", "2"),
+        *("--budget", "steps=100000", "--train-limit", "640", "--eval-limit", "100"),
+        *("--accuracy-cap", "1", "--out", str(tmp_path)),
+    ]
+    assert cli.main(args) == 0
+    results = load_run(only_run_dir(tmp_path)).results
+    assert list(results.loc[results["phase"] == "accuracy", "metric"].drop_duplicates()) == [
+        "not_trained_estimate",
+        "peak_rss",
+        "peak_rss_added",
+    ]
+
+
+def test_a_batch_is_split_into_consecutive_shares():
+    idx = torch.arange(17)
+    shares = [TrainingGroup(rank, 3, True).part(idx) for rank in range(3)]
+    assert [len(s) for s in shares] == [6, 6, 5]
+    assert torch.equal(torch.cat(shares), idx)
+    assert torch.equal(TrainingGroup().part(idx), idx)
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--phases", "accuracy", "--accuracy-processes", "0"], "at least 1"),
+        (["--phases", "static", "--accuracy-processes", "2"], "add accuracy to --phases"),
+    ],
+)
+def test_accuracy_processes_are_checked(extra, message, capsys):
+    assert cli.main(["--models", "lenet", *extra]) == 2
+    assert message in capsys.readouterr().err

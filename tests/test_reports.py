@@ -12,8 +12,8 @@ from make_rows import row
 
 from reports import charts
 from reports.cli import main as reports_main
+from reports.compare import compare_runs
 from reports.pareto import pareto_front
-from reports.report import compare_runs
 from reports.tables import speedup_header, speedup_table
 from runfolder.reader import load_run
 from runfolder.schema import METRICS, RESULT_COLUMNS

@@ -6,6 +6,7 @@ import os
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from bench import cli
@@ -225,6 +226,29 @@ def test_runs_on_two_devices_merge_side_by_side(tmp_path, capsys):
     assert "Devices compared" in (out / "report.md").read_text()
 
 
+def test_a_merge_across_devices_keeps_each_devices_per_model_files(tmp_path):
+    """Both devices wrote confusion/m1.csv and learning curves of m1: the first device's stay
+    the merged run's own, the second's go to devices/GPU-B/, none overwritten."""
+    runs = {}
+    for device, accuracy in (("GPU A", 70.0), ("GPU B", 71.0)):
+        run_dir = write_device_run(tmp_path / device[-1], device, {"m1": 100.0}, 32)
+        (run_dir / "confusion").mkdir()
+        (run_dir / "confusion" / "m1.csv").write_text(f"made on,{device}\n")
+        pd.DataFrame([{"model": "m1", "seed": 0, "epoch": 1, "test_acc": accuracy}]).to_csv(
+            run_dir / "curves.csv", index=False
+        )
+        runs[device] = run_dir
+    out = tmp_path / "merged"
+    argv = ["merge", *map(str, runs.values()), "--out", str(out), "--across-devices"]
+    assert reports_main(argv) == 0
+    assert (out / "confusion" / "m1.csv").read_text() == "made on,GPU A\n"
+    other = out / "devices" / "GPU-B"
+    assert (other / "confusion" / "m1.csv").read_text() == "made on,GPU B\n"
+    assert list(pd.read_csv(out / "curves.csv")["test_acc"]) == [70.0]
+    assert list(pd.read_csv(other / "curves.csv")["test_acc"]) == [71.0]
+    assert load_run(out).provenance["device_folders"] == {"GPU B": "devices/GPU-B"}
+
+
 def test_figures_at_other_input_sizes_are_not_compared(tmp_path):
     a = write_device_run(tmp_path / "a", "GPU A", {"m1": 100.0}, 32)
     b = write_device_run(tmp_path / "b", "GPU B", {"m1": 300.0}, 64)
@@ -234,6 +258,36 @@ def test_figures_at_other_input_sizes_are_not_compared(tmp_path):
 
     table = device_comparison(load_run(out).results)
     assert len(table) == 2 and table["GPU B / GPU A"].isna().all()
+
+
+def test_compare_sets_a_figure_only_beside_the_same_input_size(tmp_path, capsys):
+    """--compare of runs on two devices: m1 measured at 32x32 on both is compared with its
+    ratio; m2 at 32x32 on one and 64x64 on the other is left out, with a warning naming it."""
+    a = write_device_run(tmp_path / "a", "GPU A", {"m1": 100.0}, 32)
+    b = write_device_run(tmp_path / "b", "GPU B", {"m1": 300.0}, 32)
+    write_device_run(tmp_path / "a2", "GPU A", {"m2": 50.0}, 32)
+    write_device_run(tmp_path / "b2", "GPU B", {"m2": 100.0}, 64)
+    from reports.compare import compare_runs, compare_warnings
+
+    table = compare_runs(a, b)
+    speed = table[table["metric"] == "infer_throughput"].set_index("model")
+    assert speed.loc["m1", "B / A"] == 3.0 and speed.loc["m1", "input"] == "32x32"
+    assert compare_runs(tmp_path / "a2", tmp_path / "b2").empty
+    (warning,) = [
+        w for w in compare_warnings(tmp_path / "a2", tmp_path / "b2") if "input sizes" in w
+    ]
+    assert "m2 (A: 32x32; B: 64x64)" in warning
+    assert reports_main(["--compare", str(a), str(b)]) == 0
+    out = capsys.readouterr().out
+    assert "the runs differ in device (A: GPU A; B: GPU B)" in out and "32x32" in out
+
+
+def test_without_static_rows_the_asked_input_size_is_compared():
+    from reports.compare import OWN_SIZE, _asked_input_size
+
+    assert _asked_input_size(["--models", "x", "--input-size", "56"]) == "56x56"
+    assert _asked_input_size(["--input-size=40x48"]) == "40x48"
+    assert _asked_input_size(["--models", "x"]) == OWN_SIZE
 
 
 def test_a_shard_whose_job_died_is_submitted_again_and_merged(tmp_path, monkeypatch, capsys):

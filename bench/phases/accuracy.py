@@ -5,7 +5,8 @@ and confusion matrices (confusion/)."""
 from __future__ import annotations
 
 import statistics
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import ClassVar
 
 import pandas as pd
@@ -17,9 +18,11 @@ from runfolder.schema import ACCURACY_TARGETS
 
 from .. import failures
 from ..data import CLASSES
+from ..ddp_training import GroupResult, train_in_processes
 from ..estimate import AccuracyWork, accuracy_seconds
 from ..train import AccuracyConfig, OverCap, SeedResult, train_model
 from .base import PerModelPhase, RunAborted, RunContext, model_facts
+from .ddp import START_S, scaling_rows
 
 
 def accuracy_facts(entry: ModelEntry, acc: AccuracyConfig, train_images: int, test_images: int):
@@ -62,15 +65,17 @@ def note_rows(entry: ModelEntry, facts: dict[str, object]) -> list[Row]:
 
 
 def accuracy_rows(
-    facts: dict[str, object], seeds: list[SeedResult], cfg: AccuracyConfig
+    facts: dict[str, object], seeds: list[SeedResult], cfg: AccuracyConfig, how: str = ""
 ) -> list[Row]:
-    """Means over the seeds that did not diverge; a diverged seed is counted and named."""
+    """Means over the seeds that did not diverge; a diverged seed is counted and named.
+    ``how``: how the seeds were trained where not as ``cfg.describe()`` says (by a group of
+    processes)."""
     ok = [s for s in seeds if not s.diverged]
     diverged = [s.seed for s in seeds if s.diverged]
     rows: list[Row] = []
     facts = facts | {"batch": seeds[0].batch_size}
     method = (
-        f"{cfg.describe()}; batch {seeds[0].batch_size}, peak lr {seeds[0].lr:g}; seeds "
+        f"{how or cfg.describe()}; batch {seeds[0].batch_size}, peak lr {seeds[0].lr:g}; seeds "
         + ",".join(str(s.seed) for s in ok)
     )
 
@@ -129,6 +134,71 @@ def confusion_frame(seeds: list[SeedResult]) -> pd.DataFrame:
     )
 
 
+def unnamed(ctx: RunContext) -> Callable[[str], None]:
+    """Progress lines of ``train_model``, which names the model, as the run's progress tag
+    does already."""
+    return lambda line: ctx.say(line.split(" ", 1)[1])
+
+
+@dataclass(frozen=True)
+class GroupTraining:
+    """Every seed trained by a group of processes, and again by one process alike."""
+
+    processes: int
+    backend: str
+    group: GroupResult
+    single: GroupResult  # one process's
+
+    @property
+    def seeds(self) -> list[SeedResult]:
+        return self.group.seeds
+
+    def how(self) -> str:
+        return (
+            f"DistributedDataParallel ({self.backend}) over {self.processes} processes, "
+            f"started by torchrun, the batch split across them; {self.group.setting}"
+        )
+
+    def rows(self, facts: dict[str, object]) -> list[Row]:
+        """The scaling rows: training examples/s (the mean over seeds of the timed steps) of
+        the group against one process, and one process's test accuracy beside the group's."""
+        group = [s.examples_per_s for s in self.seeds if not s.diverged]
+        alone = [s.examples_per_s for s in self.single.seeds if not s.diverged]
+        if not group or not alone:
+            return []
+        method = f"the accuracy phase's training examples/s, mean over seeds; {self.how()}"
+        single = f"the same training by 1 process, started by torchrun; {self.single.setting}"
+        rows = scaling_rows(
+            facts,
+            self.processes,
+            statistics.fmean(group),
+            statistics.fmean(alone),
+            method,
+            single,
+        )
+        accuracy = [s.test_acc for s in self.single.seeds if not s.diverged]
+        return [*rows, result_row(facts, "ddp_single_test_acc", statistics.fmean(accuracy), single)]
+
+
+def train_in_group(entry: ModelEntry, ctx: RunContext, size: int) -> GroupTraining:
+    """``entry`` trained by ``--accuracy-processes`` processes, then by one. On the CPU each
+    process gets the run's threads divided by the processes, the one alone too, so that the
+    efficiency is that of adding processes (as in the ddp phase)."""
+    cfg = ctx.cfg
+    assert cfg.accuracy is not None and cfg.data_dir is not None
+    n, gpu = cfg.accuracy_processes, cfg.device.type == "cuda"
+    threads = max(1, torch.get_num_threads() // n)
+    runs = []
+    for processes in (n, 1):
+        ctx.say(f"accuracy: training with {processes} process{'es' if processes > 1 else ''}")
+        runs.append(
+            train_in_processes(
+                entry, cfg.accuracy, cfg.data_dir, size, processes, threads, unnamed(ctx)
+            )
+        )
+    return GroupTraining(n, "nccl" if gpu else "gloo", *runs)
+
+
 class AccuracyPhase(PerModelPhase):
     name: ClassVar[str] = "accuracy"
 
@@ -144,15 +214,19 @@ class AccuracyPhase(PerModelPhase):
             yield [*notes, error_row(facts, "training needs a square --input-size")]
             return
         seeds: list[SeedResult] = []
+        group: GroupTraining | None = None
         lost = False
         try:
-            for seed in acc.seeds:
-                # train_model names the model in its lines; the run's progress tag does already
-                result = train_model(
-                    entry, train, test, acc, seed, h, lambda line: ctx.say(line.split(" ", 1)[1])
-                )
-                ctx.folder.add_curves(curve_rows(result))
-                seeds.append(result)
+            if cfg.accuracy_processes > 1:
+                group = train_in_group(entry, ctx, h)
+                seeds = group.seeds
+                for result in seeds:
+                    ctx.folder.add_curves(curve_rows(result))
+            else:
+                for seed in acc.seeds:
+                    result = train_model(entry, train, test, acc, seed, h, unnamed(ctx))
+                    ctx.folder.add_curves(curve_rows(result))
+                    seeds.append(result)
         except OverCap as over:
             seeds = []
             method = (
@@ -172,7 +246,10 @@ class AccuracyPhase(PerModelPhase):
                 torch.cuda.empty_cache()
         if seeds:
             ctx.folder.add_confusion(entry.name, confusion_frame(seeds))
-            yield [*notes, *accuracy_rows(facts, seeds, acc)]
+            how, scaling = "", []
+            if group is not None:
+                how, scaling = group.how(), group.rows(facts | {"batch": seeds[0].batch_size})
+            yield [*notes, *accuracy_rows(facts, seeds, acc, how), *scaling]
 
     def estimate_s(self, entry: ModelEntry, ctx: RunContext, peak_tflops: float) -> float:
         acc, data = ctx.cfg.accuracy, ctx.cfg.data
@@ -194,4 +271,7 @@ class AccuracyPhase(PerModelPhase):
             compile_training=acc.mode if acc.mode.compile != "none" else None,
             cap_s=acc.cap_s * seeds if acc.cap_s else None,
         )
-        return accuracy_seconds(work, peak_tflops, ctx.cfg.device)
+        seconds = accuracy_seconds(work, peak_tflops, ctx.cfg.device)
+        if ctx.cfg.accuracy_processes > 1:  # trained by the group, then by one process
+            return 2 * (seconds + START_S)
+        return seconds

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import ClassVar, Protocol
 
 import pandas as pd
@@ -37,6 +38,9 @@ class RunConfig:
     trace: bool = False  # the profile phase writes a Chrome trace per model and mode
     shard: tuple[int, int] | None = None  # (K, N): this run measures the K-th of N shards
     ddp_processes: int = 2  # the ddp phase's processes (torchrun)
+    # the accuracy phase's training processes: above 1, DistributedDataParallel (torchrun)
+    accuracy_processes: int = 1
+    data_dir: Path | None = None  # the Fashion-MNIST files loaded into ``data``
 
     def input_hw(self, entry: ModelEntry) -> tuple[int, int]:
         return self.input_size or (entry.input_size, entry.input_size)

@@ -12,9 +12,6 @@ efficiency is that of adding processes, not of sharing one process's threads.
 from __future__ import annotations
 
 import json
-import re
-import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator
 from dataclasses import asdict
@@ -29,6 +26,7 @@ from runfolder.rows import Row, error_row, result_row
 from ..ddp_worker import DdpJob, DdpResult
 from ..estimate import TRAIN_FACTOR, step_seconds
 from ..modes import Mode
+from ..torchrun import model_spec, torchrun
 from .base import PerModePhase, RunConfig, RunContext, model_facts
 
 STEPS, WARMUP = 10, 3
@@ -41,42 +39,10 @@ def ddp_modes(modes: list[Mode]) -> list[Mode]:
     return [m for m in modes if m.compile == "none"]
 
 
-def model_spec(entry: ModelEntry) -> str:
-    """How the worker process names the model: a user's file by its path and builder."""
-    if entry.source == "file":
-        return f"{entry.builder.__code__.co_filename}:{entry.builder.__name__}"
-    return entry.name
-
-
 def launch(job: DdpJob, processes: int) -> DdpResult:
     """torchrun with ``processes`` workers on this machine; the result rank 0 wrote."""
-    command = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc-per-node",
-        str(processes),
-        "-m",
-        "bench.ddp_worker",
-        json.dumps(asdict(job)),
-    ]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT_S, check=False)
-    if done.returncode != 0:
-        raise RuntimeError(f"torchrun with {processes} processes failed: {_cause(done.stderr)}")
+    torchrun("bench.ddp_worker", json.dumps(asdict(job)), processes, TIMEOUT_S)
     return DdpResult(**json.loads(Path(job.out).read_text()))
-
-
-def _cause(stderr: str) -> str:
-    """The worker's own exception from torchrun's output (``[rank0]: RuntimeError: ...``),
-    rather than torchrun's ChildFailedError about it."""
-    lines = [re.sub(r"^\[rank\d+\]:\s*", "", line) for line in stderr.splitlines()]
-    raised = [
-        line
-        for line in lines
-        if re.match(r"^[\w.]*(Error|Exception): ", line) and "ChildFailedError" not in line
-    ]
-    return (raised or [line for line in lines if line.strip()] or ["no output"])[-1].strip()
 
 
 class DdpPhase(PerModePhase):
@@ -155,16 +121,30 @@ def ddp_rows(
         f"between barriers, the slowest process's time; torch {torch.__version__}"
     )
     single = f"the same with 1 process ({one.backend}); {method.split('; ', 1)[1]}"
-    total, alone = many.throughput(job), one.throughput(job)
+    return scaling_rows(
+        facts, many.processes, many.throughput(job), one.throughput(job), method, single
+    )
+
+
+def scaling_rows(
+    facts: dict[str, object],
+    processes: int,
+    total: float,
+    alone: float,
+    method: str,
+    single_method: str,
+) -> list[Row]:
+    """Training throughput over ``processes`` processes (``total`` samples/s) against one
+    process (``alone``): in all, per process, and the scaling efficiency."""
     return [
-        result_row(facts, "ddp_processes", many.processes, method),
+        result_row(facts, "ddp_processes", processes, method),
         result_row(facts, "ddp_throughput", total, method),
-        result_row(facts, "ddp_throughput_per_process", total / many.processes, method),
-        result_row(facts, "ddp_single_throughput", alone, single),
+        result_row(facts, "ddp_throughput_per_process", total / processes, method),
+        result_row(facts, "ddp_single_throughput", alone, single_method),
         result_row(
             facts,
             "ddp_scaling_efficiency",
-            100 * efficiency(job, one, many),
-            f"throughput with {many.processes} processes / ({many.processes} x with 1); {method}",
+            100 * total / (processes * alone),
+            f"throughput with {processes} processes / ({processes} x with 1); {method}",
         ),
     ]
