@@ -61,8 +61,9 @@ def lint(session: nox.Session) -> None:
 
 @nox.session(venv_backend="none")
 def report(session: nox.Session) -> None:
-    """Rebuild a run's tables, charts and report.md: ``nox -s report -- RUN_DIR``, or compare
-    two runs: ``nox -s report -- --compare RUN_A RUN_B``."""
+    """Rebuild a run's tables, charts and report.md: ``nox -s report -- RUN_DIR``; compare two
+    runs: ``nox -s report -- --compare RUN_A RUN_B``; merge shards or devices: ``nox -s report
+    -- merge RUN_DIR... --out MERGED [--across-devices]``."""
     if not session.posargs:
         session.error("give a run folder: nox -s report -- runs/YYYYmmdd-HHMMSS")
     session.run(_venv_python(session), "-m", "reports", *session.posargs, external=True)

@@ -70,7 +70,10 @@ def _executor(launcher: str, folder: Path, slurm: SlurmOptions):
         raise UsageError(f"--launcher needs submitit: {SUBMITIT_INSTALL}") from None
     if launcher == "local":
         return submitit.LocalExecutor(folder=folder)
-    executor = submitit.AutoExecutor(folder=folder, cluster="slurm")
+    try:
+        executor = submitit.AutoExecutor(folder=folder, cluster="slurm")
+    except RuntimeError as exc:  # no Slurm here: submitit finds no srun
+        raise UsageError(f"--launcher slurm: {exc}; run it on a Slurm login node") from None
     params: dict[str, object] = {"timeout_min": slurm.time_min, "tasks_per_node": 1}
     if slurm.partition:
         params["slurm_partition"] = slurm.partition

@@ -9,6 +9,7 @@ import time
 import pandas as pd
 
 import archs
+from runfolder.reader import phase_items
 from runfolder.rows import Row, error_row, result_row
 from runfolder.writer import RunWriter
 
@@ -26,7 +27,7 @@ Done = dict[str, frozenset[tuple]]  # phase name -> the keys a run folder alread
 
 def done_in(results: pd.DataFrame, phases: tuple[str, ...]) -> Done:
     """What each phase finds already measured in a run folder's rows."""
-    return {name: PHASES[name].done_keys(results) for name in phases}
+    return {name: phase_items(results, name) for name in phases}
 
 
 def _say(text: str) -> None:

@@ -19,8 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from runfolder.folders import drop_options
-from runfolder.reader import Run, load_run
-from runfolder.schema import ITEM_KEYS, MEMORY_METRICS
+from runfolder.reader import Run, load_run, phase_items
 from runfolder.writer import RunWriter, as_written
 
 # files each run holds per model, copied into the merged folder as they are
@@ -47,17 +46,13 @@ def without_shard(argv: list[str]) -> list[str]:
     return drop_options(argv, _PLACEMENT)
 
 
-def item_keys(results: pd.DataFrame) -> list[tuple]:
-    """Each row's item, ``(phase, model, ...)``; memory rows belong to no item (None)."""
-    keys: list[tuple] = []
-    for row in results.itertuples(index=False):
-        if row.metric in MEMORY_METRICS:
-            keys.append(None)
-            continue
-        columns = ITEM_KEYS.get(row.phase, ("model",))
-        values = [getattr(row, c) for c in columns]
-        keys.append((row.phase, *(int(v) if isinstance(v, float) else v for v in values)))
-    return keys
+def held_items(results: pd.DataFrame) -> set[tuple]:
+    """The items ``results`` hold, ``(phase, model, ...)``."""
+    return {
+        (phase, *item)
+        for phase in dict.fromkeys(results["phase"])
+        for item in phase_items(results, phase)
+    }
 
 
 def _check_together(runs: list[Run], across_devices: bool) -> None:
@@ -95,7 +90,7 @@ def merge_runs(paths: list[Path], out: Path, across_devices: bool = False) -> Me
     held: dict[tuple, str] = {}
     for run in runs:
         device = str(run.provenance.get("device_name", ""))
-        for item in dict.fromkeys(k for k in item_keys(run.results) if k is not None):
+        for item in sorted(held_items(run.results), key=str):
             key = (device, *item)
             if key in held:
                 raise MergeError(

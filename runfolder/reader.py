@@ -12,6 +12,7 @@ import pandas as pd
 from .folders import read_provenance
 from .schema import (
     INTEGER_COLUMNS,
+    ITEM_KEYS,
     MEMORY_METRICS,
     RESULT_COLUMNS,
     TEXT_COLUMNS,
@@ -59,6 +60,18 @@ def read_results(path: Path) -> pd.DataFrame:
 
 # the columns of the first results table (archbench 0.1 before the fact columns)
 _FIRST_COLUMNS = ("model", "family", "phase", "mode", "batch", "metric", "value", "unit")
+
+
+def phase_items(results: pd.DataFrame, phase: str) -> frozenset[tuple]:
+    """The items of ``phase`` that ``results`` hold (``runfolder.schema.ITEM_KEYS``): each a
+    tuple of its key columns' values, the model first, a batch as an int. What a resumed run
+    skips, what a merge checks is held once."""
+    columns = list(ITEM_KEYS.get(phase, ("model",)))
+    keys = phase_rows(results, phase)[columns].dropna()
+    return frozenset(
+        tuple(int(v) if isinstance(v, float) else v for v in key)
+        for key in keys.itertuples(index=False, name=None)
+    )
 
 
 def phase_rows(results: pd.DataFrame, phase: str) -> pd.DataFrame:

@@ -12,7 +12,7 @@ import pytest
 from bench import cli
 from bench.shard import Shard, parse_shard, partition
 from reports.cli import main as reports_main
-from reports.merge import item_keys, without_shard
+from reports.merge import held_items, without_shard
 from runfolder.reader import load_run
 
 ARGS = [
@@ -42,7 +42,7 @@ def runs(tmp_path_factory):
 
 
 def keys(run_dir: Path) -> set:
-    return {k for k in item_keys(load_run(run_dir).results) if k is not None}
+    return held_items(load_run(run_dir).results)
 
 
 def test_two_shards_merged_hold_the_unsharded_runs_items(runs):
@@ -162,6 +162,15 @@ def test_launcher_options_are_checked(tmp_path, capsys, monkeypatch):
     monkeypatch.setitem(__import__("sys").modules, "submitit", None)
     assert cli.main([*base, "--launcher", "slurm", "--shards", "2"]) == 2
     assert "pip install 'archbench[cluster]'" in capsys.readouterr().err
+
+
+def test_a_slurm_launch_where_there_is_no_slurm_is_a_clear_refusal(tmp_path, capsys):
+    """This machine has no Slurm: submitit cannot make its executor, and the launch says so."""
+    args = ["--models", "lenet", "--phases", "static", "--out", str(tmp_path)]
+    assert cli.main([*args, "--launcher", "slurm", "--shards", "2"]) == 2
+    err = capsys.readouterr().err
+    assert "--launcher slurm: " in err and "run it on a Slurm login node" in err
+    assert "Traceback" not in err
 
 
 def test_devices_are_checked_before_anything_runs(tmp_path, capsys):

@@ -1,7 +1,9 @@
 """The phases a run goes through, in order. A phase is a value with a name, ``run`` (a model
-and the run's context in, groups of rows out), ``done_keys`` (what a run folder already holds
-of it, for resume) and ``estimate_s``. To add one: a module here with a class like
-``StaticPhase``, its metrics in ``runfolder.schema.METRICS``, and a line in ``PHASES``."""
+and the run's context in, groups of rows out, skipping the items done), ``estimate_s`` and
+``work`` (its items and their cost). To add one: a module here with a class like
+``StaticPhase``, its metrics in ``runfolder.schema.METRICS``, the columns naming its items in
+``runfolder.schema.ITEM_KEYS`` (unless it measures once per model), and a line in
+``PHASES``."""
 
 from __future__ import annotations
 

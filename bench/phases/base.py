@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar, Protocol
 
-import pandas as pd
 import torch
 
 from archs import ModelEntry
@@ -77,12 +76,11 @@ class RunAborted(Exception):
 
 class Phase(Protocol):
     """A phase measures one model at a time. ``run`` yields its rows in groups, each written
-    to the run folder as soon as it comes (an interrupted run keeps them); ``done_keys`` reads
-    back from a run folder's rows what it already measured, and ``run`` skips those keys."""
+    to the run folder as soon as it comes (an interrupted run keeps them); ``done`` holds the
+    items of the phase that the run folder holds already (``runfolder.reader.phase_items``, by
+    the phase's ``runfolder.schema.ITEM_KEYS``), and ``run`` skips them."""
 
     name: ClassVar[str]
-
-    def done_keys(self, results: pd.DataFrame) -> frozenset[tuple]: ...
 
     def run(
         self, entry: ModelEntry, ctx: RunContext, done: frozenset[tuple]
@@ -93,8 +91,9 @@ class Phase(Protocol):
         ...
 
     def work(self, entry: ModelEntry, ctx: RunContext, peak_tflops: float) -> dict[tuple, float]:
-        """The keys this phase will measure for ``entry`` (those ``done_keys`` reads back; the
-        model's name first), each with its estimated seconds: what ``--shard`` deals out."""
+        """The items this phase will measure for ``entry`` (tuples of its ``ITEM_KEYS``'
+        values, the model's name first), each with its estimated seconds: what ``--shard``
+        deals out."""
         ...
 
 
@@ -103,9 +102,6 @@ class PerModelPhase:
     its rows (its rows are written together, at the end). Subclasses write ``measure``."""
 
     name: ClassVar[str]
-
-    def done_keys(self, results: pd.DataFrame) -> frozenset[tuple]:
-        return frozenset((m,) for m in results.loc[results["phase"] == self.name, "model"])
 
     def run(
         self, entry: ModelEntry, ctx: RunContext, done: frozenset[tuple]
@@ -141,10 +137,6 @@ class PerModePhase:
 
     def estimate_s(self, entry: ModelEntry, ctx: RunContext, peak_tflops: float) -> float:
         raise NotImplementedError
-
-    def done_keys(self, results: pd.DataFrame) -> frozenset[tuple]:
-        rows = results[results["phase"] == self.name]
-        return frozenset(zip(rows["model"], rows["mode"]))
 
     def work(self, entry: ModelEntry, ctx: RunContext, peak_tflops: float) -> dict[tuple, float]:
         modes = self.modes(ctx.cfg)

@@ -10,7 +10,6 @@ from collections.abc import Iterator
 from typing import ClassVar
 
 import numpy as np
-import pandas as pd
 import torch
 
 from archs import ModelEntry
@@ -214,13 +213,6 @@ def measurement_summary(m: Measurement) -> str:
 
 class SpeedPhase:
     name: ClassVar[str] = "speed"
-
-    def done_keys(self, results: pd.DataFrame) -> frozenset[tuple]:
-        speed = results[(results["phase"] == self.name) & results["requested_batch"].notna()]
-        return frozenset(
-            (model, mode, int(batch))
-            for model, mode, batch in zip(speed["model"], speed["mode"], speed["requested_batch"])
-        )
 
     def run(
         self, entry: ModelEntry, ctx: RunContext, done: frozenset[tuple]
