@@ -3,6 +3,8 @@ of the same run unsharded; runs that do not belong together are refused."""
 
 import json
 import os
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -164,13 +166,45 @@ def test_launcher_options_are_checked(tmp_path, capsys, monkeypatch):
     assert "pip install 'archbench[cluster]'" in capsys.readouterr().err
 
 
-def test_a_slurm_launch_where_there_is_no_slurm_is_a_clear_refusal(tmp_path, capsys):
-    """This machine has no Slurm: submitit cannot make its executor, and the launch says so."""
+def test_a_slurm_launch_where_there_is_no_slurm_is_a_clear_refusal(tmp_path, capsys, monkeypatch):
+    """No srun on the PATH (no Slurm): submitit cannot make its executor; the launch says so."""
+    monkeypatch.setenv("PATH", str(tmp_path))
     args = ["--models", "lenet", "--phases", "static", "--out", str(tmp_path)]
     assert cli.main([*args, "--launcher", "slurm", "--shards", "2"]) == 2
     err = capsys.readouterr().err
     assert "--launcher slurm: " in err and "run it on a Slurm login node" in err
     assert "Traceback" not in err
+
+
+def slurm_node_idle() -> bool:
+    if shutil.which("sinfo") is None:
+        return False
+    found = subprocess.run(["sinfo", "-h", "-o", "%t"], capture_output=True, text=True)
+    return "idle" in found.stdout
+
+
+@pytest.mark.skipif(not slurm_node_idle(), reason="no Slurm node idle (.ci/slurm-single-node)")
+def test_shards_run_as_a_slurm_array_and_merge(tmp_path):
+    """Two shards submitted to a real Slurm through submitit: one array job, a task per shard
+    (each shard's run.json names its array task), merged into one complete run. In a process
+    of its own, with a time limit: a job Slurm never runs fails the test, not CI's clock."""
+    args = ["--models", "lenet,lenet_bn", "--phases", "static", "--out", str(tmp_path)]
+    launched = subprocess.run(
+        [sys.executable, "-m", "bench", *args, "--launcher", "slurm", "--shards", "2"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=Path(__file__).parent.parent,
+    )
+    assert launched.returncode == 0, launched.stderr[-2000:]
+    assert "2 shards submitted through submitit (slurm" in launched.stderr
+    (merged,) = [p for p in tmp_path.iterdir() if p.name != "shards"]
+    prov = json.loads((merged / "run.json").read_text())
+    assert prov["status"] == "complete" and prov["shards"] == ["1/2", "2/2"]
+    slurm = [m["slurm"] for m in prov["merged_from"]]
+    assert sorted(s["slurm_array_task_id"] for s in slurm) == ["0", "1"]
+    assert len({s["slurm_array_job_id"] for s in slurm}) == 1
+    assert {k[1] for k in keys(merged)} == {"lenet", "lenet_bn"}
 
 
 def test_devices_are_checked_before_anything_runs(tmp_path, capsys):
