@@ -1073,11 +1073,15 @@ def write_charts(run: Run, out: Path, top: int | None = None) -> dict[str, Path]
     for name, make in CHARTS.items():
         shown = run if name == "throughput_by_device" else first
         fig = make(shown, top=top) if name in COMPARING else make(shown)
-        if fig is None:
-            continue
-        out.mkdir(parents=True, exist_ok=True)
-        fig.savefig(out / f"{name}.png")
-        fig.savefig(out / f"{name}.svg")
-        plt.close(fig)
-        written[name] = out / f"{name}.png"
+        if fig is not None:
+            written[name] = save(fig, out, name)
     return written
+
+
+def save(fig: Figure, out: Path, name: str) -> Path:
+    """``fig`` as out/NAME.png and out/NAME.svg, then closed: the PNG's path."""
+    out.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out / f"{name}.png")
+    fig.savefig(out / f"{name}.svg")
+    plt.close(fig)
+    return out / f"{name}.png"

@@ -13,7 +13,7 @@ from tabulate import tabulate
 
 from runfolder.reader import Run, RunFolderError, load_run
 
-from .compare import compare_runs, compare_warnings
+from .compare import compare_runs, compare_warnings, write_comparison
 from .merge import MergeError, merge_runs, parse_merge_args
 from .report import ReportWriteError, build_report
 from .tables import readable
@@ -51,9 +51,16 @@ def main(argv: list[str] | None = None) -> int:
         "--out",
         type=Path,
         metavar="DIR",
-        help="write report.md, tables/ and charts/ into DIR (default: RUN_DIR)",
+        help="write report.md, tables/ and charts/ into DIR (default: RUN_DIR); with "
+        "--compare, compare.md and the chart of throughput on each run's device",
     )
-    p.add_argument("--compare", nargs=2, type=Path, metavar=("RUN_A", "RUN_B"))
+    p.add_argument(
+        "--compare",
+        nargs=2,
+        type=Path,
+        metavar=("RUN_A", "RUN_B"),
+        help="print both runs' shared figures side by side (same model, mode, batch and input)",
+    )
     p.add_argument(
         "--top",
         type=int,
@@ -66,12 +73,18 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if not args.run_dir and not args.compare:
         p.error("give a RUN_DIR, or --compare RUN_A RUN_B")
+    if args.run_dir and args.compare and args.out:
+        p.error("--out goes with a RUN_DIR or with --compare, not both")
     try:
         if args.run_dir:
             report = build_report(args.run_dir, args.out, args.top)
             print(f"rebuilt {report} with tables/ and charts/ beside it")
         if args.compare:
-            compare(*(load_run(path) for path in args.compare))
+            runs = [load_run(path) for path in args.compare]
+            compare(*runs)
+            if args.out:
+                written = write_comparison(*runs, args.out, args.top)
+                print(f"wrote {', '.join(str(w) for w in written)}")
     except RunFolderError as exc:
         print(f"reports: error: {exc}", file=sys.stderr)
         return 2

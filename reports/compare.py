@@ -4,14 +4,17 @@ for each way in which the runs are not like for like."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 
 import pandas as pd
+from tabulate import tabulate
 
 from runfolder.reader import Run, load_run
 
-from .tables import accuracy_setting_parts, input_sizes
+from .charts import save, throughput_by_device
+from .tables import accuracy_setting_parts, input_sizes, readable
 
 KEY_METRICS = (
     "params",
@@ -140,3 +143,53 @@ def compare_warnings(run_a: Path | Run, run_b: Path | Run) -> list[str]:
             "their figures are not set side by side"
         )
     return warnings
+
+
+def side_by_side(run_a: Run, run_b: Run) -> Run:
+    """Both runs' rows as one run whose devices are ``A: DEVICE`` and ``B: DEVICE``, so that
+    the charts of runs merged across devices draw them (two runs on one device too)."""
+    frames, labels = [], []
+    for tag, run in (("A", run_a), ("B", run_b)):
+        label = f"{tag}: {run.provenance.get('device_name', '?')}"
+        if str(run.provenance.get("device", "")).startswith("cpu"):
+            label += f", {_cpu_threads(run)} threads"
+        frames.append(run.results.assign(device=label))
+        labels.append(label)
+
+    torch = [str(r.provenance.get("torch") or "?") for r in (run_a, run_b)]
+    commits = {r.provenance.get("git_commit") for r in (run_a, run_b)}
+    provenance = {
+        **run_a.provenance,
+        "device_name": " vs ".join(labels),
+        "torch": torch[0] if torch[0] == torch[1] else " / ".join(torch),
+        "git_commit": commits.pop() if len(commits) == 1 else "differs",
+    }
+    return dataclasses.replace(run_a, results=pd.concat(frames), provenance=provenance)
+
+
+def write_comparison(run_a: Run, run_b: Run, out: Path, top: int | None = None) -> list[Path]:
+    """``out/compare.md`` (the warnings and the table) and the chart of throughput per model
+    on each run's device (``out/throughput_by_device.png``, where both measured speed)."""
+    out.mkdir(parents=True, exist_ok=True)
+    table = compare_runs(run_a, run_b)
+    figures = ["value A", "value B", "B - A", "B / A"]
+    shown = table.assign(**{c: table[c].map(readable) for c in figures})
+    lines = [
+        "# Two runs compared",
+        "",
+        f"A = `{run_a.path}`, B = `{run_b.path}`; a figure is set beside the other run's only "
+        "for the same model, phase, mode, batch and input size.",
+        "",
+        *(f"- {w}" for w in compare_warnings(run_a, run_b)),
+        "",
+        tabulate(shown, headers="keys", showindex=False, tablefmt="github", disable_numparse=True)
+        if len(table)
+        else "The two runs share no measured figure.",
+    ]
+    written = [out / "compare.md"]
+    fig = throughput_by_device(side_by_side(run_a, run_b), top=top)
+    if fig is not None:
+        written.append(save(fig, out, "throughput_by_device"))
+        lines += ["", "![throughput by device](throughput_by_device.png)"]
+    (out / "compare.md").write_text("\n".join(lines) + "\n")
+    return written

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import matplotlib.image
 import pandas as pd
 import pytest
 
@@ -323,6 +324,28 @@ def test_compare_sets_a_figure_only_beside_the_same_input_size(tmp_path, capsys)
     assert reports_main(["--compare", str(a), str(b)]) == 0
     out = capsys.readouterr().out
     assert "the runs differ in device (A: GPU A; B: GPU B)" in out and "32x32" in out
+
+
+def test_compare_writes_its_table_and_the_chart_of_each_runs_device(tmp_path):
+    a = write_device_run(tmp_path / "a", "GPU A", {"m1": 100.0, "m2": 10.0}, 32)
+    b = write_device_run(tmp_path / "b", "GPU B", {"m1": 300.0, "m2": 40.0}, 32)
+    out = tmp_path / "compared"
+    assert reports_main(["--compare", str(a), str(b), "--out", str(out)]) == 0
+    text = (out / "compare.md").read_text()
+    assert "the runs differ in device (A: GPU A; B: GPU B)" in text
+    assert "| m2 " in text and "![throughput by device](throughput_by_device.png)" in text
+    from reports import charts
+    from reports.compare import side_by_side
+
+    fig = charts.throughput_by_device(side_by_side(load_run(a), load_run(b)))
+    bars = [[p.get_height() for p in c.patches] for c in fig.axes[0].containers]
+    assert bars == [[100.0, 10.0], [300.0, 40.0]]
+    assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == [
+        "A: GPU A",
+        "B: GPU B",
+    ]
+    image = matplotlib.image.imread(out / "throughput_by_device.png")
+    assert image.shape[1] >= 900 and image[..., :3].std() > 0.05
 
 
 def test_without_static_rows_the_asked_input_size_is_compared():
