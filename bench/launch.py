@@ -29,6 +29,7 @@ from .estimate import duration
 
 SUBMITIT_INSTALL = "pip install 'archbench[cluster]' (or pip install submitit)"
 POLL_S = 2.0
+PROGRESS_S = 60.0  # between the lines saying where each running shard is
 
 
 @dataclass(frozen=True)
@@ -109,8 +110,14 @@ def launch(
     ids = ", ".join(str(j.job_id) for j in jobs.values())
     _say(f"{shards} shards submitted through submitit ({launcher}; jobs {ids}); logs in {root}")
     t0, retried, status = time.monotonic(), set(), {}
+    said = t0
     while jobs:
         time.sleep(POLL_S)
+        if time.monotonic() - said >= PROGRESS_S:
+            said = time.monotonic()
+            for k, job in jobs.items():
+                where = latest_progress(_log(job))
+                _say(f"shard {k}/{shards}: {where or 'starting'}")
         for k, job in list(jobs.items()):
             if not job.done():
                 continue
@@ -132,6 +139,22 @@ def launch(
                 f"{duration(time.monotonic() - t0)}; {running}"
             )
     return _merge(root, out, shards, status)
+
+
+def _log(job) -> str:
+    """What the job's process has written to stderr so far (its progress lines)."""
+    try:
+        return job.paths.stderr.read_text(errors="replace")
+    except OSError:
+        return ""
+
+
+def latest_progress(log: str) -> str | None:
+    """A shard's last progress line that says the time it has left (``[3/8] resnet18: done
+    in 14 s (...); about 2.1 min left``), or its last line when none does yet."""
+    lines = [line.strip() for line in log.splitlines() if line.strip()]
+    with_estimate = [line for line in lines if line.endswith(" left")]
+    return (with_estimate or lines or [None])[-1]
 
 
 def _first_line(exc: BaseException) -> str:

@@ -356,6 +356,19 @@ def test_without_static_rows_the_asked_input_size_is_compared():
     assert _asked_input_size(["--models", "x"]) == OWN_SIZE
 
 
+def test_a_running_shard_is_shown_by_its_last_estimate():
+    from bench.launch import latest_progress
+
+    log = (
+        "archbench: 2 models, phases static; results in runs/shards/1/x\n"
+        "[1/2] lenet: done in 1 s (static 1 s); about 5 s left\n"
+        "[2/2] lenet_bn static: measuring\n"
+    )
+    assert latest_progress(log) == "[1/2] lenet: done in 1 s (static 1 s); about 5 s left"
+    assert latest_progress("archbench: 2 models\n") == "archbench: 2 models"
+    assert latest_progress("") is None
+
+
 def test_a_shard_whose_job_died_is_submitted_again_and_merged(tmp_path, monkeypatch, capsys):
     """Shard 2's first job dies (os._exit, as a lost node would end it): the launcher submits
     it once more with --resume and merges both."""
