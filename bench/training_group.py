@@ -32,10 +32,6 @@ class TrainingGroup:
             device = torch.device("cpu")
         return cls(dist.get_rank(), dist.get_world_size(), True), device
 
-    @property
-    def backend(self) -> str:
-        return str(dist.get_backend()) if self.distributed else "none"
-
     def wrap(self, model: nn.Module, device: torch.device) -> nn.Module:
         """``model`` in DistributedDataParallel (its gradients averaged over the processes)."""
         if not self.distributed:

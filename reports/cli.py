@@ -13,10 +13,9 @@ from tabulate import tabulate
 
 from runfolder.reader import Run, RunFolderError, load_run
 
-from .compare import compare_runs, compare_warnings, write_comparison
+from .compare import compare_runs, compare_warnings, readable_figures, write_comparison
 from .merge import MergeError, merge_runs, parse_merge_args
 from .report import ReportWriteError, build_report
-from .tables import readable
 
 
 def merge_main(argv: list[str]) -> int:
@@ -108,8 +107,7 @@ def compare(a: Run, b: Run) -> None:
     if table.empty:
         print("the two runs share no measured figure")
     else:
-        figures = ["value A", "value B", "B - A", "B / A"]
-        shown = table.assign(**{c: table[c].map(readable) for c in figures})
+        shown = readable_figures(table)
         print(
             tabulate(
                 shown,

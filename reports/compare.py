@@ -55,6 +55,14 @@ def compare_runs(run_a: Path | Run, run_b: Path | Run) -> pd.DataFrame:
     return table
 
 
+FIGURES = ("value A", "value B", "B - A", "B / A")
+
+
+def readable_figures(table: pd.DataFrame) -> pd.DataFrame:
+    """``compare_runs``' table with its figures as text, thousands separated."""
+    return table.assign(**{c: table[c].map(readable) for c in FIGURES})
+
+
 OWN_SIZE = "its own"  # a run without static rows or --input-size measured each model at its own
 
 
@@ -172,8 +180,7 @@ def write_comparison(run_a: Run, run_b: Run, out: Path, top: int | None = None) 
     on each run's device (``out/throughput_by_device.png``, where both measured speed)."""
     out.mkdir(parents=True, exist_ok=True)
     table = compare_runs(run_a, run_b)
-    figures = ["value A", "value B", "B - A", "B / A"]
-    shown = table.assign(**{c: table[c].map(readable) for c in figures})
+    shown = readable_figures(table)
     lines = [
         "# Two runs compared",
         "",

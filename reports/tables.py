@@ -457,11 +457,12 @@ def ddp_summary(results: pd.DataFrame) -> pd.DataFrame:
     scaling efficiency (and the accuracy phase's test accuracy with N and with one process);
     an error column where the ddp phase failed (the accuracy phase's are in its own table)."""
     rows = pd.concat([phase_rows(results, phase) for phase in DDP_TRAINING])
-    scaled = rows[rows["metric"] == "ddp_processes"][["model", "phase"]].drop_duplicates()
-    rows = rows.merge(scaled, on=["model", "phase"])  # the accuracy phase's trained by a group
+    # the scaling figures, and beside them the group's test accuracy (not a seed note's)
+    scaled = rows[rows["metric"] == "ddp_processes"][["model", "phase", "batch"]]
+    rows = rows[rows["metric"].isin(list(DDP_COLUMNS))].merge(scaled.drop_duplicates())
     rows = rows.assign(training=rows["phase"].map(DDP_TRAINING))
     keys = ["model", "training", "mode", "batch"]
-    figures = rows[rows["metric"] != ERROR_METRIC].pivot_table(
+    figures = rows.pivot_table(
         index=keys, columns="metric", values="value", aggfunc="first", sort=False
     )
     table = figures.reindex(columns=list(DDP_COLUMNS)).rename(columns=DDP_COLUMNS)

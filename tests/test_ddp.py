@@ -124,3 +124,35 @@ def test_a_batch_is_split_into_consecutive_shares():
 def test_accuracy_processes_are_checked(extra, message, capsys):
     assert cli.main(["--models", "lenet", *extra]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_the_data_parallel_table_holds_the_scaled_figures_only():
+    """A model trained by a group sits beside the ddp phase's rows, with its test accuracy;
+    its seed note's figure (another batch) and a model trained by one process are not rows."""
+    from make_rows import row
+
+    from reports.tables import ddp_summary
+    from runfolder.rows import error_row
+
+    group = {"mode": "fp32", "batch": 16}
+    results = pd.DataFrame(
+        [
+            row("lenet_bn", "lenet", "accuracy", "test_acc", 70.0, **group),
+            row("lenet_bn", "lenet", "accuracy", "note_test_acc", 82.1, mode="fp32", batch=256),
+            row("lenet_bn", "lenet", "accuracy", "ddp_processes", 2, **group),
+            row("lenet_bn", "lenet", "accuracy", "ddp_throughput", 100.0, **group),
+            row("lenet_bn", "lenet", "accuracy", "ddp_single_test_acc", 71.0, **group),
+            row("lenet", "lenet", "accuracy", "test_acc", 50.0, **group),
+            error_row(
+                {"model": "x", "family": "f", "phase": "ddp", "mode": "fp32", "batch": 4}, "boom"
+            ),
+        ]
+    )
+    table = ddp_summary(results)
+    assert list(table.index) == [
+        ("lenet_bn", "Fashion-MNIST accuracy training (batch split)", "fp32", 16),
+        ("x", "synthetic steps (batch per process)", "fp32", 4),
+    ]
+    accuracy = table.iloc[0]
+    assert accuracy["test acc %"] == 70.0 and accuracy["1 process test acc %"] == 71.0
+    assert table.iloc[1]["error"] == "boom"
