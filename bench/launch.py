@@ -14,6 +14,7 @@ under ``--out`` with its report (``reports.merge``).
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -30,6 +31,7 @@ from .estimate import duration
 SUBMITIT_INSTALL = "pip install 'archbench[cluster]' (or pip install submitit)"
 POLL_S = 2.0
 PROGRESS_S = 60.0  # between the lines saying where each running shard is
+VANISHED_S = 30.0  # a Slurm job out of the queue this long without its result has failed
 
 
 @dataclass(frozen=True)
@@ -110,6 +112,7 @@ def launch(
     ids = ", ".join(str(j.job_id) for j in jobs.values())
     _say(f"{shards} shards submitted through submitit ({launcher}; jobs {ids}); logs in {root}")
     t0, retried, status = time.monotonic(), set(), {}
+    gone_since: dict[str, float] = {}  # Slurm job id -> when it was first seen out of the queue
     said = t0
     while jobs:
         time.sleep(POLL_S)
@@ -118,19 +121,29 @@ def launch(
             for k, job in jobs.items():
                 where = latest_progress(_log(job))
                 _say(f"shard {k}/{shards}: {where or 'starting'}")
+        queue = SlurmQueue(jobs, gone_since) if launcher == "slurm" else None
         for k, job in list(jobs.items()):
-            if not job.done():
+            failure = None
+            if job.done():
+                try:
+                    status[k] = job.result()
+                except Exception as exc:  # the job itself failed: a lost node, a crash
+                    failure = _first_line(exc)
+            elif queue is not None and queue.vanished(job):
+                failure = (
+                    f"out of Slurm's queue for {VANISHED_S:g} s without its result: its "
+                    "process was killed or its node lost"
+                )
+            else:
                 continue
             del jobs[k]
-            try:
-                status[k] = job.result()
-            except Exception as exc:  # the job itself failed: a lost node, a crash
+            if failure is not None:
                 if k in retried:
                     status[k] = None
-                    _say(f"shard {k}/{shards} failed again ({_first_line(exc)}); left out")
+                    _say(f"shard {k}/{shards} failed again ({failure}); left out")
                     continue
                 retried.add(k)
-                _say(f"shard {k}/{shards} failed ({_first_line(exc)}); submitted again")
+                _say(f"shard {k}/{shards} failed ({failure}); submitted again")
                 jobs[k] = executor.submit(runner, [*commands[k], "--resume"], visible[k])
                 continue
             running = f"{len(jobs)} running" if jobs else "all ended"
@@ -139,6 +152,31 @@ def launch(
                 f"{duration(time.monotonic() - t0)}; {running}"
             )
     return _merge(root, out, shards, status)
+
+
+class SlurmQueue:
+    """Which of the jobs Slurm still holds, from one ``squeue`` call. submitit learns that a job
+    failed from ``sacct``; where the cluster keeps no accounting, a job that died before
+    writing its result would be waited on for ever: one out of the queue for ``VANISHED_S``
+    (time for a shared file system to show a result written at its end) has failed."""
+
+    def __init__(self, jobs: dict, gone_since: dict[str, float]) -> None:
+        ids = ",".join(str(job.job_id) for job in jobs.values())
+        found = subprocess.run(
+            ["squeue", "-h", "-o", "%i", "-j", ids], capture_output=True, text=True, check=False
+        )
+        # a job id Slurm has forgotten is an error of squeue's; any other error says nothing
+        self.known = found.returncode == 0 or "Invalid job id" in found.stderr
+        self.queued = set(found.stdout.split())
+        self.gone_since = gone_since
+
+    def vanished(self, job) -> bool:
+        job_id = str(job.job_id)
+        if not self.known or job_id in self.queued:
+            self.gone_since.pop(job_id, None)
+            return False
+        first = self.gone_since.setdefault(job_id, time.monotonic())
+        return time.monotonic() - first >= VANISHED_S
 
 
 def _log(job) -> str:

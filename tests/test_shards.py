@@ -208,6 +208,32 @@ def test_shards_run_as_a_slurm_array_and_merge(tmp_path):
     assert {k[1] for k in keys(merged)} == {"lenet", "lenet_bn"}
 
 
+@pytest.mark.skipif(not slurm_node_idle(), reason="no Slurm node idle (.ci/slurm-single-node)")
+def test_a_slurm_shard_whose_process_died_is_submitted_again(tmp_path):
+    """Shard 2's process dies (os._exit, as on a lost node) on a Slurm that keeps no
+    accounting, so sacct cannot say it failed: it leaves the queue without its result, the
+    launcher sees that, submits it again with --resume and merges both shards."""
+    tests = Path(__file__).parent
+    argv = ["--models", "lenet,lenet_bn", "--phases", "static", "--out", str(tmp_path)]
+    code = (
+        "import sys; from pathlib import Path; import crashing_shard; from bench import launch; "
+        f"sys.exit(launch.launch({argv!r}, Path({str(tmp_path)!r}), 2, 'slurm', "
+        "launch.SlurmOptions(), runner=crashing_shard.crash_once))"
+    )
+    env = os.environ | {
+        "PYTHONPATH": os.pathsep.join([str(tests), *sys.path]),
+        "ARCHBENCH_TEST_MARKER": str(tmp_path / "crashed"),
+    }
+    launched = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=600, env=env
+    )
+    assert launched.returncode == 0, launched.stderr[-2000:]
+    assert (tmp_path / "crashed").is_file()
+    assert "shard 2/2 failed" in launched.stderr and "submitted again" in launched.stderr
+    (merged,) = [p for p in tmp_path.iterdir() if p.is_dir() and p.name != "shards"]
+    assert {k[1] for k in keys(merged)} == {"lenet", "lenet_bn"}
+
+
 def test_devices_are_checked_before_anything_runs(tmp_path, capsys):
     base = ["--models", "lenet", "--phases", "static", "--out", str(tmp_path)]
     assert cli.main([*base, "--devices", "cuda:0,cuda:1"]) == 2
