@@ -112,7 +112,7 @@ def launch(
     ids = ", ".join(str(j.job_id) for j in jobs.values())
     _say(f"{shards} shards submitted through submitit ({launcher}; jobs {ids}); logs in {root}")
     t0, retried, status = time.monotonic(), set(), {}
-    gone_since: dict[str, float] = {}  # Slurm job id -> when it was first seen out of the queue
+    queue = SlurmQueue() if launcher == "slurm" else None
     said = t0
     while jobs:
         time.sleep(POLL_S)
@@ -121,7 +121,8 @@ def launch(
             for k, job in jobs.items():
                 where = latest_progress(_log(job))
                 _say(f"shard {k}/{shards}: {where or 'starting'}")
-        queue = SlurmQueue(jobs, gone_since) if launcher == "slurm" else None
+        if queue is not None:
+            queue.look(jobs.values())
         for k, job in list(jobs.items()):
             failure = None
             if job.done():
@@ -155,20 +156,26 @@ def launch(
 
 
 class SlurmQueue:
-    """Which of the jobs Slurm still holds, from one ``squeue`` call. submitit learns that a job
-    failed from ``sacct``; where the cluster keeps no accounting, a job that died before
-    writing its result would be waited on for ever: one out of the queue for ``VANISHED_S``
-    (time for a shared file system to show a result written at its end) has failed."""
+    """Which of the jobs Slurm still holds, from an ``squeue`` call each poll. submitit learns
+    that a job failed from ``sacct``; where the cluster keeps no accounting, a job that died
+    before writing its result would be waited on for ever: one out of the queue for
+    ``VANISHED_S`` (time for a shared file system to show a result written at its end) has
+    failed."""
 
-    def __init__(self, jobs: dict, gone_since: dict[str, float]) -> None:
-        ids = ",".join(str(job.job_id) for job in jobs.values())
+    def __init__(self) -> None:
+        self.known = False  # whether the last look could tell
+        self.queued: set[str] = set()
+        self.gone_since: dict[str, float] = {}  # job id -> first seen out of the queue
+
+    def look(self, jobs) -> None:
+        """Ask Slurm which of ``jobs`` it holds (once a poll)."""
+        ids = ",".join(str(job.job_id) for job in jobs)
         found = subprocess.run(
             ["squeue", "-h", "-o", "%i", "-j", ids], capture_output=True, text=True, check=False
         )
         # a job id Slurm has forgotten is an error of squeue's; any other error says nothing
         self.known = found.returncode == 0 or "Invalid job id" in found.stderr
         self.queued = set(found.stdout.split())
-        self.gone_since = gone_since
 
     def vanished(self, job) -> bool:
         job_id = str(job.job_id)

@@ -90,7 +90,8 @@ class DdpPhase(PerModePhase):
             ctx.say(
                 f"ddp {mode.name} b{batch}/process: {processes} processes "
                 f"{many.throughput(job):,.0f}/s, 1 process {one.throughput(job):,.0f}/s, "
-                f"scaling efficiency {efficiency(job, one, many):.0%}"
+                f"scaling efficiency "
+                f"{efficiency(many.throughput(job), one.throughput(job), processes):.0%}"
             )
 
     def estimate_s(self, entry: ModelEntry, ctx: RunContext, peak_tflops: float) -> float:
@@ -104,8 +105,9 @@ class DdpPhase(PerModePhase):
         return 2 * per_launch * len(ddp_modes(cfg.modes))
 
 
-def efficiency(job: DdpJob, one: DdpResult, many: DdpResult) -> float:
-    return many.throughput(job) / (many.processes * one.throughput(job))
+def efficiency(total: float, alone: float, processes: int) -> float:
+    """Throughput over ``processes`` processes against ``processes`` times one's (1: perfect)."""
+    return total / (processes * alone)
 
 
 def ddp_rows(
@@ -144,7 +146,7 @@ def scaling_rows(
         result_row(
             facts,
             "ddp_scaling_efficiency",
-            100 * total / (processes * alone),
+            100 * efficiency(total, alone, processes),
             f"throughput with {processes} processes / ({processes} x with 1); {method}",
         ),
     ]
