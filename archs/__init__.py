@@ -17,8 +17,12 @@ from .registry import (
     list_models_in_family,
     list_sources,
     register_model,
-    select_models,
+    registered_entries,
+    registering_as,
+    registry_scope,
+    unregister_model,
 )
+from .selection import select_models
 
 __all__ = [
     "MAX_GLOB_MODELS",
@@ -35,5 +39,9 @@ __all__ = [
     "list_models_in_family",
     "list_sources",
     "register_model",
+    "registered_entries",
+    "registering_as",
+    "registry_scope",
     "select_models",
+    "unregister_model",
 ]

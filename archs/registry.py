@@ -12,11 +12,14 @@ the zoos in ``archs.zoos`` (``tv:NAME``, ``timm:NAME``), whose entries are made 
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import fnmatch
 import re
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from importlib.metadata import entry_points
 
 from torch import nn
 
@@ -140,7 +143,7 @@ def register_model(
     return decorator
 
 
-def _natural_key(name: str) -> list[object]:
+def natural_key(name: str) -> list[object]:
     """resnet18 < resnet34 < resnet101 (not resnet101 < resnet18)."""
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
 
@@ -175,23 +178,23 @@ def list_sources() -> list[ModelSource]:
 
 def list_models(include: str = "*") -> list[str]:
     """The registered models (the suite's, installed packages', loaded files'), not the zoos'."""
-    _load_entry_points()
+    load_entry_points()
     names = [n for n in _REGISTRY if fnmatch.fnmatchcase(n, include)]
-    return sorted(names, key=_natural_key)
+    return sorted(names, key=natural_key)
 
 
 def list_families() -> list[str]:
-    _load_entry_points()
-    return sorted({e.family for e in _REGISTRY.values()}, key=_natural_key)
+    load_entry_points()
+    return sorted({e.family for e in _REGISTRY.values()}, key=natural_key)
 
 
 def get_entry(name: str) -> ModelEntry:
-    _load_entry_points()
+    load_entry_points()
     if name in _REGISTRY:
         return _REGISTRY[name]
-    entry = _zoo_entry(name)
+    entry = zoo_entry(name)
     if entry is None:
-        raise UnknownModelError(name, _suggest(name))
+        raise UnknownModelError(name, suggest(name))
     return entry
 
 
@@ -199,15 +202,15 @@ def build_model(name: str, num_classes: int = 10, in_channels: int = 1) -> nn.Mo
     return get_entry(name).build(num_classes=num_classes, in_channels=in_channels)
 
 
-def _split_prefix(name: str) -> tuple[ModelSource | None, str]:
+def split_prefix(name: str) -> tuple[ModelSource | None, str]:
     prefix, colon, rest = name.partition(":")
     return (_SOURCES.get(prefix), rest) if colon else (None, name)
 
 
-def _zoo_entry(name: str) -> ModelEntry | None:
+def zoo_entry(name: str) -> ModelEntry | None:
     if name in _ZOO_ENTRIES:
         return _ZOO_ENTRIES[name]
-    source, rest = _split_prefix(name)
+    source, rest = split_prefix(name)
     if source is None:
         return None
     entry = source.entry(rest)
@@ -216,8 +219,8 @@ def _zoo_entry(name: str) -> ModelEntry | None:
     return entry
 
 
-def _suggest(name: str) -> list[str]:
-    source, rest = _split_prefix(name)
+def suggest(name: str) -> list[str]:
+    source, rest = split_prefix(name)
     if source is not None:
         candidates = [f"{source.prefix}:{n}" for n in source.names()]
     else:
@@ -226,77 +229,61 @@ def _suggest(name: str) -> list[str]:
     return difflib.get_close_matches(name, candidates, n=3, cutoff=0.5)
 
 
-def select_models(spec: str | list[str], max_glob: int | None = None) -> list[str]:
-    """Resolve what a user typed: ``all``, names, globs (``resnet*``) and family names, of the
-    registered models or of a zoo (``tv:mobilenet*``, ``timm:convnext_*``, ``tv:resnet``),
-    and builders in files (``path/to/file.py:builder``).
-
-    ``spec`` is a comma-separated string or a list of such tokens. The result keeps the order
-    the user gave, without duplicates. A token that matches nothing raises UnknownModelError;
-    a glob matching more than ``max_glob`` models, ModelSourceError.
-    """
-    tokens = spec.split(",") if isinstance(spec, str) else list(spec)
-    tokens = [t.strip() for t in tokens if t.strip()]
-    if not tokens:
-        raise UnknownModelError("", [])
-    _load_entry_points()
-    chosen: list[str] = []
-    for token in tokens:
-        matches = _matches(token)
-        if not matches:
-            raise UnknownModelError(token, _suggest(token))
-        if max_glob is not None and len(matches) > max_glob and any(c in token for c in "*?["):
-            raise ModelSourceError(
-                f"'{token}' matches {len(matches)} models (more than {max_glob}): narrow the "
-                "pattern, or add --yes to run them all"
-            )
-        chosen.extend(m for m in matches if m not in chosen)
-    return chosen
-
-
-def _matches(token: str) -> list[str]:
-    from .user_models import is_file_spec, load_file_builder  # a file's models register on import
-
-    if is_file_spec(token):
-        return [load_file_builder(token)]
-    if token == "all":
-        return list_models()
-    if token in _REGISTRY:
-        return [token]
-    source, rest = _split_prefix(token)
-    if source is None:
-        if any(ch in token for ch in "*?["):
-            return list_models(include=token)
-        return list_models_in_family(token)
-    names = source.names()
-    if any(ch in rest for ch in "*?["):
-        found = [n for n in names if fnmatch.fnmatchcase(n, rest)]
-    elif rest in names:
-        found = [rest]
-    else:  # a family of the zoo's
-        found = [n for n in names if _family_of(source, n) == rest]
-    return [f"{source.prefix}:{n}" for n in sorted(found, key=_natural_key)]
-
-
-def _family_of(source: ModelSource, name: str) -> str | None:
-    entry = _zoo_entry(f"{source.prefix}:{name}")
-    return entry.family if entry else None
-
-
 def list_models_in_family(family: str) -> list[str]:
-    _load_entry_points()
-    return sorted((n for n, e in _REGISTRY.items() if e.family == family), key=_natural_key)
+    load_entry_points()
+    return sorted((n for n, e in _REGISTRY.items() if e.family == family), key=natural_key)
 
 
 _ENTRY_POINTS_LOADED: list[bool] = []
+ENTRY_POINT_GROUP = "archbench.models"
 
 
-def _load_entry_points() -> None:
+def load_entry_points() -> None:
     """Import each module named in the ``archbench.models`` entry-point group, once: its
-    ``register_model`` decorators add its models, with the distribution's name as source."""
+    ``register_model`` decorators add its models, with the distribution's name as source. One
+    that fails is a warning; the others still load."""
     if _ENTRY_POINTS_LOADED:
         return
     _ENTRY_POINTS_LOADED.append(True)
-    from .user_models import load_entry_points
+    for point in entry_points(group=ENTRY_POINT_GROUP):
+        source = point.dist.name if point.dist is not None else point.name
+        with registering_as(source):
+            try:
+                point.load()
+            except Exception as exc:
+                warnings.warn(
+                    f"the {ENTRY_POINT_GROUP} entry point '{point.name}' of {source} failed to "
+                    f"load ({type(exc).__name__}: {exc}); its models are left out",
+                    stacklevel=2,
+                )
 
-    load_entry_points()
+
+@contextlib.contextmanager
+def registering_as(source: str) -> Iterator[None]:
+    """Models registered inside take ``source`` (``file``, a distribution's name)."""
+    _CURRENT_SOURCE.append(source)
+    try:
+        yield
+    finally:
+        _CURRENT_SOURCE.pop()
+
+
+def unregister_model(name: str) -> None:
+    """Forget the model ``name`` (``KeyError`` if it is not registered)."""
+    del _REGISTRY[name]
+
+
+@contextlib.contextmanager
+def registry_scope() -> Iterator[None]:
+    """Models registered inside are forgotten on the way out (a test's own models)."""
+    before = set(_REGISTRY)
+    try:
+        yield
+    finally:
+        for name in set(_REGISTRY) - before:
+            del _REGISTRY[name]
+
+
+def registered_entries(source: str | None = None) -> list[ModelEntry]:
+    """The registered models' entries, of ``source`` only when given."""
+    return [e for e in _REGISTRY.values() if source is None or e.source == source]

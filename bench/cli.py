@@ -13,44 +13,46 @@ import torch
 from tabulate import tabulate
 
 import archs
+from bench.measure import failures
+from bench.measure.estimate import plural
+from bench.measure.static_profile import METHOD, format_unsupported, layers_frame, profile_model
+from bench.run import launchers as launch
+from bench.run import session
+from bench.run.options import (
+    EXIT_USAGE,
+    MODELS_HELP,
+    MODES_HELP,
+    StrictParser,
+    UsageError,
+    add_spec_options,
+    at_least,
+    given_options,
+    read_spec_file,
+    select_models,
+    spec_from_args,
+)
+from bench.run.state import build_config
+from bench.spec import RunSpec
 from reports.report import build_report
 from reports.summary import MACS_NOTE, console_summary
 from reports.tables import format_layer_table, layer_table
 from runfolder.reader import load_run
 
-from . import failures, launch, session
-from .config import (
-    CPU_CAP_S,
-    CPU_TRAIN_LIMIT,
-    EXIT_USAGE,
-    UsageError,
-    config_from_args,
-    parse_input_size,
-    select_models,
-)
-from .data import DEBIAN_DIR, ENV_VAR
-from .estimate import plural
-from .phases import DEFAULT_PHASES, PHASES
-from .profile import METHOD, format_unsupported, layers_frame, profile_model
-from .speed import CPU_BATCH, GPU_BATCH
-
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = StrictParser(
+        raise_errors=True,  # main prints them as every other usage error: one line, exit 2
         prog="archbench",
         description="Profile and benchmark the registered CNN architectures.",
-        epilog="Models: 'all', names, globs ('resnet*') or family names, comma-separated; "
-        "torchvision's and timm's with a prefix ('tv:mobilenet*', 'timm:convnext_atto', "
-        "'tv:resnet' for a family), a builder in a file ('path/to/file.py:builder'). "
-        "Modes: precision fp32|tf32|bf16|fp16 (amp = bf16), +cl for channels_last, "
-        "+compile|+compile-ro|+compile-max|+compile-max-nocg for torch.compile default|"
-        "reduce-overhead|max-autotune|max-autotune-no-cudagraphs, e.g. 'fp32,bf16+cl+compile'.",
+        epilog=f"{MODELS_HELP} {MODES_HELP}",
     )
-    p.add_argument("--models", help="which models (default: all, the suite's own)")
+    add_spec_options(p)
     p.add_argument(
-        "--yes",
-        action="store_true",
-        help=f"run a glob that matches more than {archs.MAX_GLOB_MODELS} models",
+        "--spec",
+        type=Path,
+        metavar="FILE",
+        help="run the spec in FILE: a run folder's run.json (the same run again), or a JSON "
+        "or TOML file of spec fields, the rest at their defaults; with --out, --resume, --top",
     )
     p.add_argument(
         "--list",
@@ -58,96 +60,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="list the registered models and the zoos, or with --models the models it selects",
     )
     p.add_argument("--layers", metavar="MODEL", help="print MODEL's per-layer table and exit")
-    p.add_argument("--depth", type=int, default=1, help="nesting shown by --layers (default 1)")
-    p.add_argument("--input-size", metavar="N|HxW", help="measure every model at this input size")
-    p.add_argument("--num-classes", type=int, default=10, help="output classes (default 10)")
-    p.add_argument("--in-channels", type=int, default=1, help="input channels (default 1)")
     p.add_argument(
-        "--phases",
-        default=",".join(DEFAULT_PHASES),
-        help=f"comma-separated phases of {','.join(PHASES)} (default: {','.join(DEFAULT_PHASES)})",
-    )
-    p.add_argument(
-        "--trace",
-        action="store_true",
-        help="the profile phase also writes a Chrome/Perfetto trace per model and mode",
-    )
-    p.add_argument(
-        "--gpu", action="store_true", help="measure on the CUDA device (fails without one)"
-    )
-    p.add_argument(
-        "--modes",
-        help="speed modes (default: fp32,bf16,bf16+cl,bf16+cl+compile on a GPU, fp32 on the CPU)",
-    )
-    p.add_argument(
-        "--batch-sizes",
-        metavar="B[,B...]",
-        help=f"throughput batch sizes (default {GPU_BATCH} on a GPU, {CPU_BATCH} on the CPU)",
-    )
-    p.add_argument(
-        "--repeats", type=int, help="timed blocks per measurement (default 10 GPU, 5 CPU)"
-    )
-    p.add_argument("--warmup", type=int, help="untimed calls before timing (default 5 GPU, 2 CPU)")
-    p.add_argument(
-        "--budget",
-        help="training budget per model and seed: epochs=N, steps=N or "
-        "seconds=S (default epochs=5 on a GPU; on the CPU epochs=2 of the first "
-        f"{CPU_TRAIN_LIMIT:,} training images)",
-    )
-    p.add_argument(
-        "--accuracy-cap",
-        type=float,
-        metavar="SECONDS",
-        help="a model whose training, estimated from its first steps, would take "
-        f"longer is not trained but reported (default {CPU_CAP_S:g} s on the "
-        "CPU, none on a GPU; 0: none)",
-    )
-    p.add_argument("--seeds", default="0", help="comma-separated training seeds (default 0)")
-    p.add_argument(
-        "--data-dir",
-        type=Path,
-        help=f"folder of the Fashion-MNIST IDX files (else ${ENV_VAR}, then {DEBIAN_DIR})",
-    )
-    p.add_argument("--train-limit", type=int, help="train on the first N training images only")
-    p.add_argument(
-        "--eval-limit",
-        type=int,
-        help="evaluate on the first N test images (default all on a GPU, 500 on the CPU)",
-    )
-    p.add_argument("--train-compile", action="store_true", help="torch.compile the training model")
-    p.add_argument(
-        "--accuracy-processes",
-        type=int,
-        metavar="N",
-        help="train with DistributedDataParallel over N processes started by torchrun (one "
-        "GPU each; gloo on the CPU), the model's batch split across them, and once more with "
-        "one process for the scaling efficiency (default 1: no DDP)",
-    )
-    p.add_argument(
-        "--compiled-latency",
-        action="store_true",
-        help="measure batch-1 latency in compiled modes too (one more compile per "
-        "model and mode; by default latency is measured in eager modes)",
-    )
-    p.add_argument(
-        "--threads",
-        type=int,
-        help="CPU threads for CPU figures (torch.set_num_threads; default: torch's)",
+        "--depth",
+        type=at_least(1, "--depth"),
+        default=1,
+        help="nesting shown by --layers (default 1)",
     )
     p.add_argument(
         "--out", type=Path, default=Path("runs"), help="where run folders go (default runs/)"
-    )
-    p.add_argument(
-        "--shard",
-        metavar="K/N",
-        help="measure the K-th of N shards of the run's work (balanced by estimated cost); "
-        "merge the shards' run folders with `python -m reports merge`",
-    )
-    p.add_argument(
-        "--ddp-processes",
-        type=int,
-        metavar="N",
-        help="the ddp phase's DistributedDataParallel processes (default: every GPU; 2 on the CPU)",
     )
     p.add_argument(
         "--launcher",
@@ -155,29 +75,62 @@ def build_parser() -> argparse.ArgumentParser:
         help="run --shards N shards as submitit jobs (local processes, or a Slurm array), "
         "then merge them into one run folder",
     )
-    p.add_argument("--shards", type=int, metavar="N", help="how many shards --launcher runs")
+    p.add_argument(
+        "--shards",
+        type=at_least(1, "--shards"),
+        metavar="N",
+        help="how many shards --launcher runs",
+    )
     p.add_argument(
         "--devices",
         metavar="cuda:0,cuda:1,...",
         help="one shard per GPU at once (local jobs, each seeing its GPU), then merged",
     )
     p.add_argument("--slurm-partition", help="Slurm partition of the shards' jobs")
-    p.add_argument("--slurm-gpus-per-task", type=int, metavar="G", help="GPUs per shard")
-    p.add_argument("--slurm-time", type=int, default=60, metavar="MIN", help="time limit per shard")
+    p.add_argument(
+        "--slurm-gpus-per-task",
+        type=at_least(1, "--slurm-gpus-per-task"),
+        metavar="G",
+        help="GPUs per shard",
+    )
+    p.add_argument(
+        "--slurm-time",
+        type=at_least(1, "--slurm-time"),
+        default=60,
+        metavar="MIN",
+        help="time limit per shard",
+    )
     p.add_argument("--slurm-account", help="Slurm account to charge")
     p.add_argument(
         "--top",
-        type=int,
+        type=at_least(1, "--top"),
         metavar="N",
         help="the report's charts that compare models show the best N (default: all)",
     )
     p.add_argument(
         "--resume",
         action="store_true",
-        help="continue the newest run folder made by the same command, skipping "
-        "what it already holds",
+        help="continue the newest run folder under --out of the same spec, skipping what it "
+        "already holds",
     )
     return p
+
+
+# what may go with --spec: where the run goes and how its report looks, not what it measures
+SPEC_COMPANIONS = frozenset({"spec", "out", "resume", "top"})
+
+
+def run_spec(args: argparse.Namespace, argv: list[str]) -> RunSpec:
+    """The spec of this command: ``--spec FILE``'s, else the options'."""
+    if args.spec is None:
+        return spec_from_args(args)
+    others = sorted(given_options(build_parser(), argv) - SPEC_COMPANIONS)
+    if others:
+        flags = ", ".join("--" + o.replace("_", "-") for o in others)
+        raise UsageError(
+            f"--spec gives the run's settings: leave out {flags} (or write them into the spec)"
+        )
+    return read_spec_file(args.spec)
 
 
 def list_table(spec: str | None) -> str:
@@ -211,12 +164,13 @@ def static_method_note() -> str:
 
 
 def run(args: argparse.Namespace, argv: list[str]) -> int:
-    cfg = config_from_args(args)
+    spec = run_spec(args, argv)
     if args.devices:
-        return launch_on_devices(args, argv)
+        return launch_on_devices(args, spec)
     if args.launcher or args.shards is not None:
-        return launch_shards(args, argv)
-    outcome = session.run(cfg, args.out, argv, args.resume)
+        return launch_shards(args, spec)
+    cfg = build_config(spec)  # every check of this machine before the run folder is made
+    outcome = session.run(spec, cfg, args.out, args.resume, None if args.spec else argv)
     if outcome.status == "already-complete":
         return 0
     if outcome.status == "interrupted":
@@ -228,24 +182,23 @@ def run(args: argparse.Namespace, argv: list[str]) -> int:
     return 1 if failed or not built else 0
 
 
-def launch_shards(args: argparse.Namespace, argv: list[str]) -> int:
-    """``--launcher`` with ``--shards N``: every option checked already (``config_from_args``)."""
+def launch_shards(args: argparse.Namespace, spec: RunSpec) -> int:
+    """``--launcher`` with ``--shards N``: each shard's job gets ``spec`` with its shard."""
     if not args.launcher or args.shards is None:
         raise UsageError("--launcher and --shards go together (e.g. --launcher local --shards 4)")
-    if args.shards < 1:
-        raise UsageError("--shards must be at least 1")
-    if args.shard or args.resume:
+    if spec.shard or args.resume:
         raise UsageError(
             "--launcher runs every shard: leave out --shard and --resume (a failed shard is "
             "resumed by the launcher)"
         )
+    build_config(spec)  # this machine can run it: checked before any job starts
     slurm = launch.SlurmOptions(
         args.slurm_partition, args.slurm_gpus_per_task, args.slurm_time, args.slurm_account
     )
-    return launch.launch(argv, args.out, args.shards, args.launcher, slurm)
+    return launch.launch(spec, args.out, args.shards, args.launcher, slurm)
 
 
-def launch_on_devices(args: argparse.Namespace, argv: list[str]) -> int:
+def launch_on_devices(args: argparse.Namespace, spec: RunSpec) -> int:
     """``--devices cuda:0,cuda:1,...``: one shard per GPU at once, local jobs, merged."""
     gpus = []
     for token in (t.strip() for t in args.devices.split(",") if t.strip()):
@@ -260,10 +213,12 @@ def launch_on_devices(args: argparse.Namespace, argv: list[str]) -> int:
             f"--devices: cuda:{max(gpus)} does not exist ({torch.cuda.device_count()} CUDA "
             "devices here)"
         )
-    if args.launcher or args.shards is not None or args.shard:
+    if args.launcher or args.shards is not None or spec.shard:
         raise UsageError("--devices makes one shard per GPU: leave out --launcher and --shard(s)")
-    shard_args = argv if "--gpu" in argv else [*argv, "--gpu"]
-    return launch.launch(shard_args, args.out, len(gpus), "local", launch.SlurmOptions(), gpus)
+    if spec.device != "cuda":  # --devices measures on the GPUs: their default modes and batch
+        spec = spec_from_args(argparse.Namespace(**{**vars(args), "gpu": True}))
+    build_config(spec)
+    return launch.launch(spec, args.out, len(gpus), "local", launch.SlurmOptions(), gpus)
 
 
 def print_summary(run_dir: Path, models: int) -> list[str]:
@@ -300,11 +255,7 @@ def show_layers(args: argparse.Namespace) -> int:
     if len(chosen) != 1:
         raise UsageError(f"--layers takes one model; '{args.layers}' selects {len(chosen)}")
     entry = archs.get_entry(chosen[0])
-    if args.depth < 1:
-        raise UsageError("--depth must be at least 1")
-    if args.num_classes < 1 or args.in_channels < 1:
-        raise UsageError("--num-classes and --in-channels must be at least 1")
-    size = parse_input_size(args.input_size)
+    size = args.input_size
     try:
         profile = profile_model(entry, size, args.num_classes, args.in_channels)
     except Exception as exc:
@@ -329,8 +280,8 @@ def show_layers(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    args = build_parser().parse_args(argv)
     try:
+        args = build_parser().parse_args(argv)
         if args.list:
             print(list_table(args.models))
             return 0

@@ -68,9 +68,9 @@ OWN_SIZE = "its own"  # a run without static rows or --input-size measured each 
 
 def model_inputs(run: Run) -> pd.Series:
     """Each model's input size ('HxW') in ``run``: from its static rows (on the run's first
-    device), else the run's ``--input-size``, else ``OWN_SIZE``."""
+    device), else the input size of the run's spec, else ``OWN_SIZE``."""
     models = list(dict.fromkeys(run.results["model"]))
-    asked = _asked_input_size(run.provenance.get("argv") or [])
+    asked = asked_input_size(run.provenance)
     sizes = input_sizes(run.results)
     first = {}
     for (model, _device), size in sizes.items():
@@ -78,8 +78,14 @@ def model_inputs(run: Run) -> pd.Series:
     return pd.Series([first.get(m, asked) for m in models], index=models, dtype=object)
 
 
-def _asked_input_size(argv: list[str]) -> str:
-    """``--input-size N`` or ``HxW`` of a run's command line as 'HxW' (``OWN_SIZE`` without)."""
+def asked_input_size(provenance: dict) -> str:
+    """The input size a run asked for, as 'HxW' (``OWN_SIZE`` for each model's own): its
+    spec's, or for a run folder written before run.json held one, its ``--input-size``."""
+    spec = provenance.get("spec")
+    if isinstance(spec, dict):
+        size = spec.get("input_size")
+        return f"{size[0]}x{size[1]}" if size else OWN_SIZE
+    argv = provenance.get("argv") or []
     for i, arg in enumerate(argv):
         value = None
         if arg == "--input-size" and i + 1 < len(argv):

@@ -12,6 +12,7 @@ folder has its rows, per-layer and per-model files, curves and samples, and its 
 from __future__ import annotations
 
 import re
+import shlex
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +40,23 @@ class Merged:
 
 # options that say where a run goes or which share it measures, not what it measures
 _PLACEMENT = ("--shard", "--out")
+
+
+# a spec's fields that the device kind resolves when not given: across devices they may differ
+DEVICE_RESOLVED = (
+    "device",
+    "modes",
+    "batch_sizes",
+    "budget",
+    "train_limit",
+    "eval_limit",
+    "accuracy_cap_s",
+    "ddp_processes",
+)
+
+
+def spec_without(spec: dict, fields: tuple[str, ...]) -> dict:
+    return {k: v for k, v in spec.items() if k not in fields}
 
 
 def without_shard(argv: list[str]) -> list[str]:
@@ -70,12 +88,19 @@ def _check_together(runs: list[Run], across_devices: bool) -> None:
         return " ".join(a for a in argv if not (across_devices and a == "--gpu"))
 
     differing("code commits", [r.provenance.get("git_commit") for r in runs])
-    what = (
-        "commands (but --shard, --out and --gpu)"
-        if across_devices
-        else "commands (but --shard and --out)"
-    )
-    differing(what, [command(r) for r in runs])
+    if all(isinstance(r.provenance.get("spec"), dict) for r in runs):
+        ignored = ("shard", *DEVICE_RESOLVED) if across_devices else ("shard",)
+        differing(
+            f"specs (but {', '.join(ignored)})",
+            [spec_without(r.provenance["spec"], ignored) for r in runs],
+        )
+    else:  # run folders written before run.json held the spec: their commands
+        what = (
+            "commands (but --shard, --out and --gpu)"
+            if across_devices
+            else "commands (but --shard and --out)"
+        )
+        differing(what, [command(r) for r in runs])
     if not across_devices:
         differing("devices", [r.provenance.get("device_name") for r in runs])
 
@@ -122,8 +147,13 @@ def merge_runs(paths: list[Path], out: Path, across_devices: bool = False) -> Me
         ],
         "shards": shards,
         "missing": missing,
-        "argv": without_shard(first.get("argv", [])),
     }
+    if "argv" in first:
+        provenance["argv"] = without_shard(first["argv"])
+    if isinstance(first.get("spec"), dict):
+        provenance["spec"] = {**first["spec"], "shard": None}
+    if isinstance(first.get("command"), str):
+        provenance["command"] = shlex.join(drop_options(shlex.split(first["command"]), _PLACEMENT))
     devices = list(dict.fromkeys(str(r.provenance.get("device_name", "")) for r in runs))
     if len(devices) > 1:
         provenance["device_folders"] = {d: str(device_folder(d)) for d in devices[1:]}

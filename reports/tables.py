@@ -187,7 +187,7 @@ MARK_NOTES = {
     "!": "above the measured ceiling (TFLOP/s above the run's ceiling for the precision, or "
     "MFU > 100%): the ceiling read low or the FLOP count is high",
     "x": "compiled output differs from eager: further from an fp64 run than the eager model "
-    "in the same mode allows (bench.agreement); the speed-up is not one",
+    "in the same mode allows (bench.measure.agreement); the speed-up is not one",
 }
 FLAG_COLUMNS = {
     "noisy": "noisy",

@@ -4,6 +4,7 @@ resumed run's provenance keeps of the first."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -25,15 +26,17 @@ def new_run_dir(out: Path) -> Path:
     raise FileExistsError(f"could not make a new run folder under {out}")
 
 
-def find_resumable(out: Path, argv: list[str]) -> Path | None:
-    """The newest run folder under ``out`` made by the same arguments (``--resume`` aside)."""
+def find_resumable(out: Path, same_run: Callable[[dict], bool]) -> Path | None:
+    """The newest run folder under ``out`` whose run.json ``same_run`` accepts (the caller
+    compares the run's spec)."""
     candidates = sorted(out.glob("*/run.json"), key=lambda p: p.parent.name)
     for run_json in reversed(candidates):
         try:
-            if json.loads(run_json.read_text()).get("argv") == argv:
-                return run_json.parent
+            info = json.loads(run_json.read_text())
         except (OSError, ValueError):
             continue
+        if isinstance(info, dict) and same_run(info):
+            return run_json.parent
     return None
 
 

@@ -84,7 +84,7 @@ LAYER_COLUMNS: tuple[str, ...] = ("path", "type", "depth", "output_shape", "para
 # the profile phase's per-layer table (RUN_DIR/profile/MODEL__MODE.csv): per training step of
 # the phase's batch, times in ms; forward_ms and backward_ms of a container include its
 # children; self_ms is forward and backward outside any child module; join_ms the part of it
-# spent concatenating and adding (see bench.layer_time); self_share is self_ms over the
+# spent concatenating and adding (see bench.measure.layer_time); self_share is self_ms over the
 # profiled step (%); macs per step (the static profile's per sample x batch), self_macs those
 # outside any child; mac_per_s from infer_forward_ms; activation_bytes the output at the batch;
 # memory_growth_bytes the net bytes allocated in the training forward (output and what autograd
@@ -216,7 +216,7 @@ METRICS: dict[str, Metric] = {
                     f"{kind}_compiled_mismatch",
                     "flag",
                     f"compiled modes' check: 1 when the compiled {what} is further from fp64 "
-                    "than eager's allows (bench.agreement)",
+                    "than eager's allows (bench.measure.agreement)",
                 ),
             )
         ),

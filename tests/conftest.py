@@ -11,7 +11,7 @@ def _deterministic():
 @pytest.fixture(scope="session")
 def fmnist():
     """The real Fashion-MNIST (CI installs Debian's dataset-fashion-mnist)."""
-    from bench.data import DataError, load_fashion_mnist
+    from bench.training.data import DataError, load_fashion_mnist
 
     try:
         return load_fashion_mnist()

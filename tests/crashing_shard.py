@@ -5,12 +5,13 @@ tests/test_shards.py, which put this folder on their PYTHONPATH."""
 import os
 from pathlib import Path
 
-from bench.launch import run_shard
+from bench.run.launchers import run_shard
+from bench.spec import RunSpec
 
 
-def crash_once(argv: list[str], visible: str | None = None) -> int:
+def crash_once(spec: RunSpec, out: Path, resume: bool, visible: str | None = None) -> int:
     marker = Path(os.environ["ARCHBENCH_TEST_MARKER"])
-    if "2/2" in argv and not marker.exists():
+    if spec.shard == (2, 2) and not marker.exists():
         marker.write_text("crashed once")
         os._exit(9)  # the process dies: no exception, no exit status from the shard
-    return run_shard(argv, visible)
+    return run_shard(spec, out, resume, visible)

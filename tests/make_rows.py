@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bench.modes import parse_mode
+from bench.measure.modes import parse_mode
 from runfolder.rows import Row, result_row
 
 

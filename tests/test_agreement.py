@@ -1,13 +1,15 @@
-"""Compiled modes checked against eager (bench.agreement), and the pure bf16/fp16 precisions."""
+"""Compiled modes checked against eager (bench.measure.agreement), and the pure bf16/fp16
+precisions."""
 
 import pytest
 import torch
 from torch import nn
 
 import archs
-from bench import agreement, cli, compiled
-from bench.modes import ModeError, parse_mode
-from bench.speed import SpeedConfig, measure_speed
+from bench import cli
+from bench.measure import agreement, compiled
+from bench.measure.modes import ModeError, parse_mode
+from bench.measure.throughput import SpeedConfig, measure_speed
 from reports import charts
 from reports.tables import figure_flags, speed_marks, speed_summary
 from runfolder.reader import load_run

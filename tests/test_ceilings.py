@@ -8,8 +8,13 @@ import copy
 import pytest
 import torch
 
-from bench import peaks
-from bench.peaks import best_ceilings, device_ceilings, final_ceilings, measured_matmul_peak
+from bench.measure import ceilings as peaks
+from bench.measure.ceilings import (
+    best_ceilings,
+    device_ceilings,
+    final_ceilings,
+    measured_matmul_peak,
+)
 
 CPU = torch.device("cpu")
 

@@ -11,9 +11,11 @@ import pytest
 import torch
 
 import archs
-from bench import cli, config, provenance
+from bench import cli
 from bench.phases import accuracy as accuracy_phase
 from bench.phases import speed as speed_phase
+from bench.run import options as config
+from bench.run import provenance
 from runfolder.reader import load_run
 from runfolder.schema import ERROR_METRIC, LAYER_COLUMNS, MEMORY_METRICS, METRICS, RESULT_COLUMNS
 
@@ -304,7 +306,7 @@ def poisoned_model():
         lambda num_classes=10, in_channels=1: _PoisonsTheDevice()
     )
     yield name
-    archs.registry._REGISTRY.pop(name)
+    archs.unregister_model(name)
 
 
 def test_a_sticky_cuda_error_ends_the_run_cleanly_and_resume_goes_on(
@@ -447,7 +449,7 @@ def test_resuming_a_complete_run_measures_nothing(tmp_path, capsys):
     captured = capsys.readouterr()
     assert captured.out == ""
     assert captured.err == (
-        f"archbench: {run_dir} holds this command's complete run; nothing "
+        f"archbench: {run_dir} holds this spec's complete run; nothing "
         "left to measure (leave out --resume to measure again)\n"
     )
     assert {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()} == before
@@ -492,7 +494,7 @@ def failing_and_interrupted_models():
     _CtrlCOnce.pressed = False
     yield list(names)
     for name in names:
-        archs.registry._REGISTRY.pop(name)
+        archs.unregister_model(name)
 
 
 def test_resume_holds_each_figure_once_and_reports_failures_once(
@@ -595,7 +597,7 @@ def test_the_cpu_evaluates_a_few_images_at_a_time(tmp_path):
         ]
         assert cli.main(args) == 0
     finally:
-        archs.registry._REGISTRY.pop(name)
+        archs.unregister_model(name)
     assert sum(_RecordsEvalBatches.seen) == config.CPU_EVAL_LIMIT  # the CPU's default test images
     assert max(_RecordsEvalBatches.seen) == config.CPU_EVAL_BATCH == 16
 

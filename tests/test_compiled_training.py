@@ -12,10 +12,10 @@ from torch import nn
 from torch._dynamo.exc import FailOnRecompileLimitHit
 
 import archs
-from bench import compiled
-from bench.loader import to_device
-from bench.modes import Mode
-from bench.train import AccuracyConfig, Budget, train_model
+from bench.measure import compiled
+from bench.measure.modes import Mode
+from bench.training.loader import to_device
+from bench.training.loop import AccuracyConfig, Budget, train_model
 
 CPU = torch.device("cpu")
 COMPILED = Mode("fp32", False, "default")  # inductor, C++ on the CPU

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from bench import data
-from bench.data import FILES, DataError, find_data_dir, load_fashion_mnist
+from bench.training import data
+from bench.training.data import FILES, DataError, find_data_dir, load_fashion_mnist
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from bench import cli
-from bench.data import load_fashion_mnist
-from bench.training_group import TrainingGroup
+from bench.training.data import load_fashion_mnist
+from bench.training.process_group import TrainingGroup
 from runfolder.reader import load_run
 from runfolder.schema import ERROR_METRIC
 

@@ -1,9 +1,10 @@
-"""bench.devices: one device choice and one no-CUDA error for every command."""
+"""bench.measure.devices: one device choice and one no-CUDA error for every command."""
 
 import pytest
 import torch
 
-from bench import baseline, devices, fidelity, gate
+from bench.checks import baseline, fidelity, gate
+from bench.measure import devices
 
 
 def test_without_gpu_the_cpu():
@@ -25,5 +26,5 @@ def test_gpu_without_cuda_names_torch_and_the_remedy():
 def test_scripts_print_the_one_message_and_exit_2(script, capsys):
     assert script.main(["--gpu"]) == 2
     err = capsys.readouterr().err
-    assert err.startswith(f"{script.__name__.split('.')[1]}: error: --gpu was given but no CUDA")
+    assert err.startswith(f"{script.__name__.split('.')[-1]}: error: --gpu was given but no CUDA")
     assert "run without --gpu" in err

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from bench.estimate import (
+from bench.measure.estimate import (
     COMPILE_S,
     AccuracyWork,
     Progress,
@@ -12,7 +12,7 @@ from bench.estimate import (
     duration,
     speed_seconds,
 )
-from bench.modes import parse_mode
+from bench.measure.modes import parse_mode
 
 GPU = torch.device("cuda")  # only its type is read: nothing runs on it
 

@@ -3,9 +3,9 @@ import json
 import pytest
 import torch
 
-from bench import gate
-from bench.gate_evidence import ExtraWork
-from bench.modes import Mode
+from bench.checks import gate
+from bench.checks.gate_evidence import ExtraWork
+from bench.measure.modes import Mode
 
 CFG = gate.GateConfig(
     ["m"],

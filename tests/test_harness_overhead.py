@@ -24,10 +24,10 @@ import torch
 from torch import nn
 
 from archs import ModelEntry
-from bench import compiled
-from bench.modes import Mode
-from bench.speed import SpeedConfig, _inference_step, measure_speed
-from bench.timing import Timer
+from bench.measure import compiled
+from bench.measure.modes import Mode
+from bench.measure.throughput import SpeedConfig, _inference_step, measure_speed
+from bench.measure.timers import Timer
 
 CPU = torch.device("cpu")
 

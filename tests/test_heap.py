@@ -7,7 +7,7 @@ import pytest
 # Each probe runs in its own process: keeping freed memory is process-wide and for good.
 PROBE = textwrap.dedent("""
     import resource, sys, torch
-    from bench.heap import keep_freed_memory
+    from bench.measure.heap import keep_freed_memory
     torch.set_num_threads(1)
     if sys.argv[1] == "keep":
         print(keep_freed_memory(), file=sys.stderr)

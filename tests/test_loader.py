@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from bench.loader import MEAN, STD, batch_indices, model_input, to_device
+from bench.training.loader import MEAN, STD, batch_indices, model_input, to_device
 
 CPU = torch.device("cpu")
 

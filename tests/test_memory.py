@@ -1,12 +1,12 @@
-"""The process's peak resident memory over a block (``bench.memory``), on this machine."""
+"""The process's peak resident memory over a block (``bench.measure.memory``), on this machine."""
 
 import mmap
 import time
 
 import pytest
 
-from bench import memory
-from bench.memory import PeakRss
+from bench.measure import memory
+from bench.measure.memory import PeakRss
 
 MB = 1e6
 
@@ -17,7 +17,7 @@ pytestmark = pytest.mark.skipif(
 
 def _hold(mb: int, seconds: float = 0.0) -> None:
     """Touch ``mb`` MB of fresh pages, hold them, and give them back before returning: an
-    anonymous mapping of its own, as the heap keeps what it frees (``bench.heap``)."""
+    anonymous mapping of its own, as the heap keeps what it frees (``bench.measure.heap``)."""
     size = int(mb * MB)
     block = mmap.mmap(-1, size)
     for offset in range(0, size, mmap.PAGESIZE):

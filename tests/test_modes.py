@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from bench import backends
-from bench.modes import (
+from bench.measure import backends
+from bench.measure.modes import (
     CPU_DEFAULT_MODES,
     GPU_DEFAULT_MODES,
     Mode,

@@ -9,8 +9,13 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 import archs
+from bench.measure.static_profile import (
+    FlopCountAnalysis,
+    flop_analysis,
+    format_unsupported,
+    profile_model,
+)
 from bench.phases.static import static_rows
-from bench.profile import FlopCountAnalysis, flop_analysis, format_unsupported, profile_model
 
 ALL = archs.list_models()
 AT = torch.ops.aten

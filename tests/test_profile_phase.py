@@ -12,9 +12,9 @@ from torch import nn
 
 import archs
 from bench import cli
-from bench.layer_time import layer_kind, profile_layers
-from bench.modes import Mode
-from bench.profile import profile_model
+from bench.measure.layer_time import layer_kind, profile_layers
+from bench.measure.modes import Mode
+from bench.measure.static_profile import profile_model
 from reports import charts
 from runfolder.reader import load_run
 from runfolder.schema import ERROR_METRIC, LAYER_KINDS, MEMORY_METRICS, METRICS, PROFILE_COLUMNS
@@ -67,7 +67,7 @@ def test_models():
         )(builder)
     yield names
     for name in names:
-        archs.registry._REGISTRY.pop(name)
+        archs.unregister_model(name)
 
 
 def _profile(name: str, **kw):
@@ -195,7 +195,7 @@ def test_trace_without_the_profile_phase_exits_2(tmp_path, capsys):
 
 
 def test_profile_is_not_a_default_phase_but_any_subset_runs(tmp_path):
-    assert cli.build_parser().parse_args([]).phases == "static,speed,accuracy"
+    assert cli.build_parser().parse_args([]).phases == ("static", "speed", "accuracy")
     args = ["--models", "lenet", "--phases", "profile,static", "--repeats", "1"]
     assert cli.main([*args, "--out", str(tmp_path)]) == 0
     (run_dir,) = list(tmp_path.iterdir())

@@ -11,7 +11,7 @@ import torch
 from torchvision import models as tvm
 
 import archs
-from bench.profile import profile_model
+from bench.measure.static_profile import profile_model
 
 TORCHVISION = {
     "resnet18": tvm.ResNet18_Weights.IMAGENET1K_V1,

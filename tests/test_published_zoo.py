@@ -20,7 +20,7 @@ from torch.overrides import TorchFunctionMode
 from torchvision import models as tvm
 
 import archs
-from bench.profile import ATTENTION_SOFTMAX, PRODUCT_OPERATORS, profile_model
+from bench.measure.static_profile import ATTENTION_SOFTMAX, PRODUCT_OPERATORS, profile_model
 
 # at least one per family the issue names; weights whose published figures are at 224x224
 ZOO = {

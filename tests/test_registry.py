@@ -73,9 +73,16 @@ def test_register_and_build_a_new_model():
     def tiny(num_classes: int = 10, in_channels: int = 1) -> nn.Module:
         return nn.Sequential(nn.Flatten(), nn.Linear(in_channels * 28 * 28, num_classes))
 
-    archs.register_model(family="tiny", year=2000, paper="p", note="n", input_size=28)(tiny)
-    try:
+    with archs.registry_scope():
+        archs.register_model(family="tiny", year=2000, paper="p", note="n", input_size=28)(tiny)
         assert archs.select_models("tiny") == ["tiny"]
         assert archs.build_model("tiny", num_classes=3)[1].out_features == 3
-    finally:
-        del registry._REGISTRY["tiny"]
+        with archs.registering_as("acme-nets"):
+            archs.register_model(family="tiny", input_size=28, name="tiny2")(tiny)
+        assert [e.source for e in archs.registered_entries("acme-nets")] == ["acme-nets"]
+        archs.unregister_model("tiny2")
+        with pytest.raises(archs.UnknownModelError):
+            archs.get_entry("tiny2")
+    with pytest.raises(archs.UnknownModelError):  # the scope forgot what it registered
+        archs.get_entry("tiny")
+    assert "tiny" not in archs.list_models()

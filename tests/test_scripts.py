@@ -7,10 +7,11 @@ import torch
 from torch.optim.optimizer import register_optimizer_step_post_hook
 
 import archs
-from bench import backends, baseline, fidelity
-from bench.backends import BackendState
-from bench.data import find_data_dir
-from bench.loader import to_device
+from bench.checks import baseline, fidelity
+from bench.measure import backends
+from bench.measure.backends import BackendState
+from bench.training.data import find_data_dir
+from bench.training.loader import to_device
 
 CPU = torch.device("cpu")
 

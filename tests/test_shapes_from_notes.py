@@ -10,7 +10,7 @@ import pytest
 
 import archs
 from archs.googlenet import build_googlenet
-from bench.profile import profile_model
+from bench.measure.static_profile import profile_model
 
 S = "Sequential"
 

@@ -1,6 +1,7 @@
 """--shard K/N and ``python -m reports merge``: two shards of a small run, merged, hold the rows
 of the same run unsharded; runs that do not belong together are refused."""
 
+import dataclasses
 import json
 import os
 import shutil
@@ -13,7 +14,7 @@ import pandas as pd
 import pytest
 
 from bench import cli
-from bench.shard import Shard, parse_shard, partition
+from bench.run.shards import Shard, parse_shard, partition
 from reports.cli import main as reports_main
 from reports.merge import held_items, without_shard
 from runfolder.reader import load_run
@@ -109,9 +110,23 @@ def test_merging_a_shard_twice_or_unlike_runs_exits_2(runs, tmp_path, capsys):
     other = tmp_path / "other"
     other.mkdir()
     prov = json.loads((runs["two"] / "run.json").read_text())
-    (other / "run.json").write_text(json.dumps(prov | {"argv": [*prov["argv"], "--threads", "1"]}))
+    (other / "run.json").write_text(json.dumps(prov | {"spec": prov["spec"] | {"threads": 1}}))
     (other / "results.csv").write_text((runs["two"] / "results.csv").read_text())
     args = ["merge", str(runs["one"]), str(other), "--out", str(tmp_path / "c")]
+    assert reports_main(args) == 2
+    assert "their specs (but shard) differ" in capsys.readouterr().err
+    # run folders from before run.json held a spec: their commands are compared
+    old = {}
+    for name, run in (("old_one", runs["one"]), ("old_two", other)):
+        old[name] = tmp_path / name
+        old[name].mkdir()
+        legacy = json.loads((run / "run.json").read_text())
+        legacy.pop("spec")
+        if name == "old_two":
+            legacy["argv"] = [*legacy["argv"], "--threads", "1"]
+        (old[name] / "run.json").write_text(json.dumps(legacy))
+        (old[name] / "results.csv").write_text((run / "results.csv").read_text())
+    args = ["merge", str(old["old_one"]), str(old["old_two"]), "--out", str(tmp_path / "d")]
     assert reports_main(args) == 2
     assert "their commands (but --shard and --out) differ" in capsys.readouterr().err
     assert reports_main(["merge", str(runs["one"]), str(runs["two"])]) == 2
@@ -214,10 +229,11 @@ def test_a_slurm_shard_whose_process_died_is_submitted_again(tmp_path):
     accounting, so sacct cannot say it failed: it leaves the queue without its result, the
     launcher sees that, submits it again with --resume and merges both shards."""
     tests = Path(__file__).parent
-    argv = ["--models", "lenet,lenet_bn", "--phases", "static", "--out", str(tmp_path)]
+    argv = ["--models", "lenet,lenet_bn", "--phases", "static"]
     code = (
-        "import sys; from pathlib import Path; import crashing_shard; from bench import launch; "
-        f"sys.exit(launch.launch({argv!r}, Path({str(tmp_path)!r}), 2, 'slurm', "
+        "import sys; from pathlib import Path; import crashing_shard; "
+        "from bench.run import launchers as launch; from bench.run.options import spec_from_argv; "
+        f"sys.exit(launch.launch(spec_from_argv({argv!r}), Path({str(tmp_path)!r}), 2, 'slurm', "
         "launch.SlurmOptions(), runner=crashing_shard.crash_once))"
     )
     env = os.environ | {
@@ -245,14 +261,29 @@ def test_devices_are_checked_before_anything_runs(tmp_path, capsys):
     assert not any(tmp_path.iterdir())
 
 
-def test_each_shard_gets_its_own_share_and_folder():
-    from bench.launch import shard_argv
+def test_each_shard_gets_the_launch_spec_with_its_shard(tmp_path):
+    """The launcher hands each job a spec, not a command line: the launch's spec with its
+    ``shard`` set, and its own folder under OUT/shards."""
+    from bench.run import launchers as launch
+    from bench.run.options import build_spec_parser, spec_from_args
 
-    argv = ["--models", "x", "--launcher", "slurm", "--shards", "4", "--slurm-time", "30"]
-    argv += ["--devices", "cuda:0,cuda:1", "--out", "runs"]
-    assert shard_argv(argv, 2, 4, Path("runs/shards/2")) == [
-        *("--models", "x", "--shard", "2/4", "--out", "runs/shards/2"),
-    ]
+    spec = spec_from_args(
+        build_spec_parser().parse_args(["--models", "lenet", "--phases", "static"])
+    )
+    calls = []
+
+    class Recorder:
+        def map_array(self, fn, *columns):
+            calls.extend(zip(*columns))
+            raise RuntimeError("recorded")  # no job starts
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(launch, "_executor", lambda *a: Recorder())
+        with pytest.raises(launch.UsageError, match="recorded"):
+            launch.launch(spec, tmp_path, 3, "local", launch.SlurmOptions())
+    assert [c[0] for c in calls] == [dataclasses.replace(spec, shard=(k, 3)) for k in (1, 2, 3)]
+    assert [c[1] for c in calls] == [tmp_path / "shards" / str(k) for k in (1, 2, 3)]
+    assert [c[2] for c in calls] == [False] * 3  # not resumed: the first submission
 
 
 def write_device_run(run_dir: Path, device: str, speeds: dict[str, float], size: int) -> Path:
@@ -375,15 +406,20 @@ def test_compare_writes_its_table_and_the_chart_of_each_runs_device(tmp_path):
 
 
 def test_without_static_rows_the_asked_input_size_is_compared():
-    from reports.compare import OWN_SIZE, _asked_input_size
+    """From the run's spec; a run folder from before run.json held one: from its argv."""
+    from reports.compare import OWN_SIZE, asked_input_size
 
-    assert _asked_input_size(["--models", "x", "--input-size", "56"]) == "56x56"
-    assert _asked_input_size(["--input-size=40x48"]) == "40x48"
-    assert _asked_input_size(["--models", "x"]) == OWN_SIZE
+    assert asked_input_size({"spec": {"input_size": [56, 48]}, "argv": ["--input-size", "9"]}) == (
+        "56x48"
+    )
+    assert asked_input_size({"spec": {"input_size": None}}) == OWN_SIZE
+    assert asked_input_size({"argv": ["--models", "x", "--input-size", "56"]}) == "56x56"
+    assert asked_input_size({"argv": ["--input-size=40x48"]}) == "40x48"
+    assert asked_input_size({"argv": ["--models", "x"]}) == OWN_SIZE
 
 
 def test_a_running_shard_is_shown_by_its_last_estimate():
-    from bench.launch import latest_progress
+    from bench.run.launchers import latest_progress
 
     log = (
         "archbench: 2 models, phases static; results in runs/shards/1/x\n"
@@ -400,13 +436,14 @@ def test_a_shard_whose_job_died_is_submitted_again_and_merged(tmp_path, monkeypa
     it once more with --resume and merges both."""
     import crashing_shard
 
-    from bench import launch
+    from bench.run import launchers as launch
+    from bench.run.options import spec_from_argv
 
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(Path(__file__).parent), *sys.path]))
     monkeypatch.setenv("ARCHBENCH_TEST_MARKER", str(tmp_path / "crashed"))
-    argv = ["--models", "lenet,lenet_bn", "--phases", "static", "--out", str(tmp_path)]
+    spec = spec_from_argv(["--models", "lenet,lenet_bn", "--phases", "static"])
     status = launch.launch(
-        argv, tmp_path, 2, "local", launch.SlurmOptions(), runner=crashing_shard.crash_once
+        spec, tmp_path, 2, "local", launch.SlurmOptions(), runner=crashing_shard.crash_once
     )
     err = capsys.readouterr().err
     assert (tmp_path / "crashed").is_file()

@@ -8,11 +8,11 @@ import pytest
 import torch
 
 import archs
-from bench.modes import parse_mode
-from bench.peaks import Peak, datasheet_peak, device_peak
+from bench.measure.ceilings import Peak, datasheet_peak, device_peak
+from bench.measure.modes import parse_mode
+from bench.measure.throughput import Measurement, SpeedConfig, measure_speed, run_with_oom_retry
+from bench.measure.timers import Timer, Timing
 from bench.phases.speed import sample_records, speed_rows
-from bench.speed import Measurement, SpeedConfig, measure_speed, run_with_oom_retry
-from bench.timing import Timer, Timing
 from runfolder.schema import METRICS
 
 CPU = torch.device("cpu")
@@ -250,7 +250,7 @@ def test_compiled_figures_stay_compiled_past_the_recompile_limit():
 
 def test_an_exhausted_recompile_limit_raises_instead_of_running_eager():
     """Without the per-model reset the limit is hit: that is an error, never an eager figure."""
-    from bench import compiled
+    from bench.measure import compiled
 
     limit = torch._dynamo.config.recompile_limit
     compiled.reset(CPU)
@@ -266,7 +266,7 @@ def test_an_exhausted_recompile_limit_raises_instead_of_running_eager():
 
 
 def test_a_compiled_mode_that_compiled_nothing_is_an_error():
-    from bench import compiled
+    from bench.measure import compiled
 
     compiled.reset(CPU)
     with pytest.raises(compiled.RanEager, match="ran eager"):
@@ -302,7 +302,7 @@ def test_host_bound_is_flagged_from_the_enqueue_and_event_times():
 
 
 def measure_result_with(m: Measurement):
-    from bench.speed import SpeedResult
+    from bench.measure.throughput import SpeedResult
 
     return SpeedResult("lenet", parse_mode("fp32"), (1, 28, 28), CPU, [m])
 
@@ -316,7 +316,7 @@ def test_rows_state_the_backend_switches():
 
 
 def test_a_throughput_far_noisier_than_the_threshold_is_measured_again():
-    from bench.speed import REMEASURE_REL_IQR, _steadiest
+    from bench.measure.throughput import REMEASURE_REL_IQR, _steadiest
 
     spreads = iter([(1.0, 1.5, 2.0), (1.0, 1.01, 1.02), (1.0, 3.0, 5.0)])
 

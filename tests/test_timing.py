@@ -3,7 +3,7 @@ import time
 import pytest
 import torch
 
-from bench.timing import Timer, Timing, measure_latency, measure_throughput
+from bench.measure.timers import Timer, Timing, measure_latency, measure_throughput
 
 CPU = torch.device("cpu")
 

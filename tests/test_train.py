@@ -10,12 +10,20 @@ import torch
 from torch.optim.optimizer import register_optimizer_step_post_hook
 
 import archs
-from bench import backends, cli
-from bench.backends import BackendState
-from bench.loader import to_device
-from bench.modes import Mode
+from bench import cli
+from bench.measure import backends
+from bench.measure.backends import BackendState
+from bench.measure.modes import Mode
 from bench.phases.accuracy import accuracy_rows, confusion_frame
-from bench.train import AccuracyConfig, EpochRecord, SeedResult, lr_at, parse_budget, train_model
+from bench.training.loader import to_device
+from bench.training.loop import (
+    AccuracyConfig,
+    EpochRecord,
+    SeedResult,
+    lr_at,
+    parse_budget,
+    train_model,
+)
 from runfolder.schema import MEMORY_METRICS
 
 CPU = torch.device("cpu")
@@ -288,7 +296,7 @@ def test_bad_accuracy_options_exit_2(flag, value, message, capsys):
 def test_a_model_over_the_cap_is_stopped_early_and_reported_not_trained(fmnist, optimizer_steps):
     """ResNet-18 (d2l) cannot do 10 epochs of 5,120 images in a second on a CPU: its first step
     already says so, and nothing more is trained."""
-    from bench.train import OverCap
+    from bench.training.loop import OverCap
 
     cfg = config("epochs=10", train_limit=5_120, eval_limit=100, batch_cap=32, cap_s=1.0)
     train, test = to_device(fmnist, CPU, cfg.train_limit, cfg.eval_limit)
@@ -318,7 +326,7 @@ def test_a_model_over_the_cap_is_stopped_early_and_reported_not_trained(fmnist, 
 def test_the_cap_is_judged_on_the_first_step_then_on_the_probe(
     fmnist, first_step_s, timed_s, stops
 ):
-    from bench.train import CAP_PROBE_STEPS, OverCap, _Training
+    from bench.training.loop import CAP_PROBE_STEPS, OverCap, _Training
 
     cfg = config("steps=100", cap_s=30.0)
     run = _Training(archs.get_entry("lenet"), *to_device(fmnist, CPU, 512, 100), cfg, 0, 28)

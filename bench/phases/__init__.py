@@ -7,12 +7,12 @@ and the run's context in, groups of rows out, skipping the items done), ``estima
 
 from __future__ import annotations
 
-from .accuracy import AccuracyPhase
-from .base import Phase, RunAborted, RunConfig, RunContext
-from .ddp import DdpPhase
-from .profile import ProfilePhase
-from .speed import SpeedPhase
-from .static import StaticPhase
+from bench.phases.accuracy import AccuracyPhase
+from bench.phases.base import Phase, RunAborted, RunConfig, RunContext
+from bench.phases.ddp import DdpPhase
+from bench.phases.profile import ProfilePhase
+from bench.phases.speed import SpeedPhase
+from bench.phases.static import StaticPhase
 
 PHASES: dict[str, Phase] = {
     phase.name: phase

@@ -13,16 +13,15 @@ import pandas as pd
 import torch
 
 from archs import ModelEntry
+from bench.dist.ddp_training import GroupResult, train_in_processes
+from bench.dist.scaling import START_S, scaling_rows
+from bench.measure import failures
+from bench.measure.estimate import AccuracyWork, accuracy_seconds
+from bench.phases.base import PerModelPhase, RunAborted, RunContext, model_facts
+from bench.training.data import CLASSES
+from bench.training.loop import AccuracyConfig, OverCap, SeedResult, train_model
 from runfolder.rows import Row, error_row, result_row
 from runfolder.schema import ACCURACY_TARGETS
-
-from .. import failures
-from ..data import CLASSES
-from ..ddp_training import GroupResult, train_in_processes
-from ..estimate import AccuracyWork, accuracy_seconds
-from ..train import AccuracyConfig, OverCap, SeedResult, train_model
-from .base import PerModelPhase, RunAborted, RunContext, model_facts
-from .ddp import START_S, scaling_rows
 
 
 def accuracy_facts(entry: ModelEntry, acc: AccuracyConfig, train_images: int, test_images: int):

@@ -10,13 +10,12 @@ from typing import ClassVar, Protocol
 import torch
 
 from archs import ModelEntry
+from bench.measure.modes import Mode
+from bench.measure.static_profile import StaticProfile
+from bench.training.loader import Split
+from bench.training.loop import AccuracyConfig
 from runfolder.rows import Row
 from runfolder.writer import RunWriter
-
-from ..loader import Split
-from ..modes import Mode
-from ..profile import StaticProfile
-from ..train import AccuracyConfig
 
 
 @dataclass(frozen=True)
@@ -59,7 +58,7 @@ class RunContext:
     profile_errors: dict[str, str] = field(default_factory=dict)
     say: Callable[[str], None] = print
     # why an item is skipped: in the run folder already (resumed), or, in a shard, that too
-    # or another shard's (``bench.shard``)
+    # or another shard's (``bench.run.shards``)
     skipped: str = "already in the run folder"
 
 
@@ -87,7 +86,8 @@ class Phase(Protocol):
     ) -> Iterator[list[Row]]: ...
 
     def estimate_s(self, entry: ModelEntry, ctx: RunContext, peak_tflops: float) -> float:
-        """Seconds this phase should take for ``entry`` (``bench.estimate``'s assumptions)."""
+        """Seconds this phase should take for ``entry`` (as ``bench.measure.estimate``
+        assumes)."""
         ...
 
     def work(self, entry: ModelEntry, ctx: RunContext, peak_tflops: float) -> dict[tuple, float]:

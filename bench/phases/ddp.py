@@ -4,7 +4,7 @@ process: throughput in all, per process, and the scaling efficiency
 ``throughput(N) / (N x throughput(1))``.
 
 Each eager mode of the run is measured at the first batch size, which is each process's batch
-(the global batch is N times it), on synthetic data (``bench.ddp_worker``). On the CPU each
+(the global batch is N times it), on synthetic data (``bench.dist.ddp_worker``). On the CPU each
 process gets the run's threads divided by N, in the one-process measurement too, so that the
 efficiency is that of adding processes, not of sharing one process's threads.
 """
@@ -21,17 +21,16 @@ from typing import ClassVar
 import torch
 
 from archs import ModelEntry
-from runfolder.rows import Row, error_row, result_row
-
-from ..ddp_worker import DdpJob, DdpResult
-from ..estimate import TRAIN_FACTOR, step_seconds
-from ..modes import Mode
-from ..torchrun import model_spec, torchrun
-from .base import PerModePhase, RunConfig, RunContext, model_facts
+from bench.dist.ddp_worker import DdpJob, DdpResult
+from bench.dist.scaling import START_S, efficiency, scaling_rows
+from bench.dist.torchrun import model_spec, torchrun
+from bench.measure.estimate import TRAIN_FACTOR, step_seconds
+from bench.measure.modes import Mode
+from bench.phases.base import PerModePhase, RunConfig, RunContext, model_facts
+from runfolder.rows import Row, error_row
 
 STEPS, WARMUP = 10, 3
 TIMEOUT_S = 900
-START_S = 10.0  # starting torchrun's processes and importing torch, per launch (estimate)
 
 
 def ddp_modes(modes: list[Mode]) -> list[Mode]:
@@ -41,7 +40,7 @@ def ddp_modes(modes: list[Mode]) -> list[Mode]:
 
 def launch(job: DdpJob, processes: int) -> DdpResult:
     """torchrun with ``processes`` workers on this machine; the result rank 0 wrote."""
-    torchrun("bench.ddp_worker", json.dumps(asdict(job)), processes, TIMEOUT_S)
+    torchrun("bench.dist.ddp_worker", json.dumps(asdict(job)), processes, TIMEOUT_S)
     return DdpResult(**json.loads(Path(job.out).read_text()))
 
 
@@ -105,11 +104,6 @@ class DdpPhase(PerModePhase):
         return 2 * per_launch * len(ddp_modes(cfg.modes))
 
 
-def efficiency(total: float, alone: float, processes: int) -> float:
-    """Throughput over ``processes`` processes against ``processes`` times one's (1: perfect)."""
-    return total / (processes * alone)
-
-
 def ddp_rows(
     facts: dict[str, object], job: DdpJob, one: DdpResult, many: DdpResult, device
 ) -> list[Row]:
@@ -126,27 +120,3 @@ def ddp_rows(
     return scaling_rows(
         facts, many.processes, many.throughput(job), one.throughput(job), method, single
     )
-
-
-def scaling_rows(
-    facts: dict[str, object],
-    processes: int,
-    total: float,
-    alone: float,
-    method: str,
-    single_method: str,
-) -> list[Row]:
-    """Training throughput over ``processes`` processes (``total`` samples/s) against one
-    process (``alone``): in all, per process, and the scaling efficiency."""
-    return [
-        result_row(facts, "ddp_processes", processes, method),
-        result_row(facts, "ddp_throughput", total, method),
-        result_row(facts, "ddp_throughput_per_process", total / processes, method),
-        result_row(facts, "ddp_single_throughput", alone, single_method),
-        result_row(
-            facts,
-            "ddp_scaling_efficiency",
-            100 * efficiency(total, alone, processes),
-            f"throughput with {processes} processes / ({processes} x with 1); {method}",
-        ),
-    ]

@@ -1,4 +1,4 @@
-"""The profile phase: where the time goes in each model, per layer (``bench.layer_time``).
+"""The profile phase: where the time goes in each model, per layer (``bench.measure.layer_time``).
 
 Per model and mode, at the first of ``--batch-sizes``: the training step split into forward,
 backward and optimizer beside the unprofiled full step, the profiler's overhead, the share of
@@ -21,15 +21,14 @@ from typing import ClassVar
 import torch
 
 from archs import ModelEntry
+from bench.measure.estimate import SpeedWork, speed_seconds
+from bench.measure.failures import describe
+from bench.measure.layer_time import LayerProfile, profile_layers
+from bench.measure.modes import Mode
+from bench.measure.throughput import SpeedConfig
+from bench.phases.base import PerModePhase, RunConfig, RunContext, model_facts
 from runfolder.rows import Row, error_row, result_row
 from runfolder.schema import LAYER_KINDS
-
-from ..estimate import SpeedWork, speed_seconds
-from ..failures import describe
-from ..layer_time import LayerProfile, profile_layers
-from ..modes import Mode
-from ..speed import SpeedConfig
-from .base import PerModePhase, RunConfig, RunContext, model_facts
 
 PROFILED_STEPS = 3
 

@@ -1,6 +1,6 @@
 """The speed phase: inference and training throughput and batch-1 latency of each model, in
-each mode and at each batch size (``bench.speed`` measures; this module maps the measurements
-to rows and raw samples)."""
+each mode and at each batch size (``bench.measure.throughput`` measures; this module maps the
+measurements to rows and raw samples)."""
 
 from __future__ import annotations
 
@@ -13,16 +13,21 @@ import numpy as np
 import torch
 
 from archs import ModelEntry
+from bench.measure import failures
+from bench.measure.agreement import MULTIPLIER, Agreement, compare_compiled
+from bench.measure.ceilings import Peak, device_peak
+from bench.measure.estimate import TRAIN_FACTOR, SpeedWork, speed_seconds
+from bench.measure.modes import Mode
+from bench.measure.throughput import (
+    REMEASURE_REL_IQR,
+    Measurement,
+    SpeedConfig,
+    SpeedResult,
+    measure_speed,
+)
+from bench.phases.base import RunAborted, RunConfig, RunContext, model_facts
 from runfolder.rows import Row, error_row, result_row
 from runfolder.schema import HOST_BOUND_RATIO
-
-from .. import failures
-from ..agreement import MULTIPLIER, Agreement, compare_compiled
-from ..estimate import TRAIN_FACTOR, SpeedWork, speed_seconds
-from ..modes import Mode
-from ..peaks import Peak, device_peak
-from ..speed import REMEASURE_REL_IQR, Measurement, SpeedConfig, SpeedResult, measure_speed
-from .base import RunAborted, RunConfig, RunContext, model_facts
 
 # the batch of the compiled modes' check against eager (it compiles graphs of its own): 16
 # keeps BatchNorm's batch statistics well conditioned (at 4, ResNet-18's fp32 training step
@@ -156,7 +161,7 @@ def speed_rows(
 
 
 def agreement_rows(agreement: Agreement, facts: dict[str, object], batch: int) -> list[Row]:
-    """The compiled mode's check against eager (``bench.agreement``) as rows."""
+    """The compiled mode's check against eager (``bench.measure.agreement``) as rows."""
     at = facts | {"batch": batch}
     method = (
         f"relative L2 error against the same model in fp64 on the same batch of {batch}; "
@@ -290,7 +295,7 @@ def _speed_seconds(
     runs: list[tuple[Mode, int, SpeedConfig]],
     peak_tflops: float,
 ) -> float:
-    """The estimated seconds of ``runs`` of ``entry`` (``bench.estimate``)."""
+    """The estimated seconds of ``runs`` of ``entry`` (``bench.measure.estimate``)."""
     if not runs:
         return 0.0
     profile = ctx.profiles.get(entry.name)

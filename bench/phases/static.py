@@ -6,11 +6,10 @@ from collections.abc import Iterator
 from typing import ClassVar
 
 from archs import ModelEntry
+from bench.measure.failures import describe
+from bench.measure.static_profile import StaticProfile, format_unsupported, layers_frame
+from bench.phases.base import PerModelPhase, RunContext, model_facts
 from runfolder.rows import Row, error_row, result_row
-
-from ..failures import describe
-from ..profile import StaticProfile, format_unsupported, layers_frame
-from .base import PerModelPhase, RunContext, model_facts
 
 
 def static_rows(entry: ModelEntry, p: StaticProfile) -> list[Row]:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import torch
 from torch.nn import functional as F
 
-from .data import FashionMNIST
+from bench.training.data import FashionMNIST
 
 MEAN, STD = 0.2860, 0.3530  # of the training images (note 003 uses the same)
 PAD = 2  # random crops: 28x28 windows of the image padded by 2 pixels

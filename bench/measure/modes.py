@@ -19,8 +19,8 @@ from typing import Literal
 import torch
 from torch import nn
 
-from . import backends
-from .backends import BackendState
+from bench.measure import backends
+from bench.measure.backends import BackendState
 
 Precision = Literal["fp32", "tf32", "bf16", "fp16", "bf16-true", "fp16-true"]
 CompileMode = Literal[
@@ -156,7 +156,7 @@ class Mode:
         return torch.autocast(device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None)
 
     def backends(self, device: torch.device) -> BackendState:
-        """The backend switches this mode's figures run under (``bench.backends``)."""
+        """The backend switches this mode's figures run under (``bench.measure.backends``)."""
         return backends.for_precision(self.precision, device)
 
 

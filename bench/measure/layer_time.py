@@ -1,9 +1,9 @@
 """Where the time goes: per-layer time of a training step and of inference, the step's split
 into forward, backward and optimizer, and the profiler's own overhead.
 
-Per-layer time comes from ``torch.profiler``: a forward pre-hook opens a ``record_function``
-range named ``fwd:PATH`` (``PATH`` as in ``bench.profile.LayerRow``, ``(model)`` for the whole
-model) and a forward hook closes it, so every operator, and on CUDA every kernel it launched,
+Per-layer time comes from ``torch.profiler``: a forward pre-hook opens a ``record_function`` range
+named ``fwd:PATH`` (``PATH`` as in ``bench.measure.static_profile.LayerRow``, ``(model)`` for the
+whole model) and a forward hook closes it, so every operator, and on CUDA every kernel it launched,
 lies inside the range of the module that ran it. A module's forward time is its range's time
 (on CUDA the device time of the kernels launched inside it), its self time that minus its
 child modules' ranges. Backward operators are not inside any range: each backward node
@@ -37,12 +37,11 @@ from torch import nn
 from torch.nn import functional as F
 from torch.profiler import ProfilerActivity, profile, record_function, schedule
 
+from bench.measure import backends
+from bench.measure.modes import Mode
+from bench.measure.static_profile import LayerRow
+from bench.measure.timers import Timer, Timing, sync
 from runfolder.schema import PROFILE_COLUMNS
-
-from . import backends
-from .modes import Mode
-from .profile import LayerRow
-from .timing import Timer, Timing, sync
 
 RANGE = "fwd:"
 ROOT = "(model)"

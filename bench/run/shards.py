@@ -1,12 +1,12 @@
 """A run's work split into shards that end together: ``--shard K/N``.
 
-The work items are each phase's keys for each model (``Phase.work``: a model's static profile,
-a speed measurement per mode and batch, a profile per mode, a model's training), the keys a
-run folder's rows are read back by. Each item costs what ``bench.estimate`` expects of it at a
-nominal peak, so every shard computes the same costs, whatever its device reads; the items are
-dealt out costliest first, each to the shard with the least work so far (longest processing
-time first, as schedulers balance jobs), ties by name: the same partition in every shard.
-Every shard still makes every model's static profile first (the costs need its FLOPs).
+The work items are each phase's keys for each model (``Phase.work``: a model's static profile, a
+speed measurement per mode and batch, a profile per mode, a model's training), the keys a run
+folder's rows are read back by. Each item costs what ``bench.measure.estimate`` expects of it at a
+nominal peak, so every shard computes the same costs, whatever its device reads; the items are dealt
+out costliest first, each to the shard with the least work so far (longest processing time first, as
+schedulers balance jobs), ties by name: the same partition in every shard. Every shard still makes
+every model's static profile first (the costs need its FLOPs).
 """
 
 from __future__ import annotations
@@ -15,8 +15,7 @@ import re
 from dataclasses import dataclass
 
 import archs
-
-from .phases import PHASES, RunContext
+from bench.phases import PHASES, RunContext
 
 # the peak the partition's costs assume: only their ratios matter, and they must be the same
 # in every shard

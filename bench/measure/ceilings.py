@@ -17,8 +17,8 @@ from typing import Any
 
 import torch
 
-from .backends import applied, for_precision
-from .timing import Timer
+from bench.measure.backends import applied, for_precision
+from bench.measure.timers import Timer
 
 
 @dataclass(frozen=True)

@@ -1,17 +1,17 @@
-"""``python -m bench.gpu_check``: one command that proves the suite's GPU figures.
+"""``python -m bench.checks.gpu_check``: one command that proves the suite's GPU figures.
 
-    python -m bench.gpu_check [--data-dir DIR] [--out runs] [--resume]
+    python -m bench.checks.gpu_check [--data-dir DIR] [--out runs] [--resume]
 
 On a CUDA device it runs, in this order, each part written to the run folder as it finishes
 (so ``--resume`` continues a stopped check where it stopped):
 
-1. the fidelity check (``bench.fidelity``): the harness against a hand-written CUDA-event loop
-   and ``torch.utils.benchmark``, ResNet-18 (d2l, 96x96) and LeNet in every default GPU mode;
-2. the d2l-loop baseline (``bench.baseline``): the seed notes' training loop against the
+1. the fidelity check (``bench.checks.fidelity``): the harness against a hand-written CUDA-event
+   loop and ``torch.utils.benchmark``, ResNet-18 (d2l, 96x96) and LeNet in every default GPU mode;
+2. the d2l-loop baseline (``bench.checks.baseline``): the seed notes' training loop against the
    suite's, ResNet-18 at 96x96 and LeNet at batch 256;
 3. the accuracy phase for 10 epochs: ResNet-18 (d2l, 96x96) over seeds 0, 1 and 2, BN-LeNet and
    DenseNet over seed 0;
-4. the profile phase (``bench.layer_time``), LeNet and ResNet-18 (d2l, 96x96) in fp32 at the
+4. the profile phase (``bench.measure.layer_time``), LeNet and ResNet-18 (d2l, 96x96) in fp32 at the
    same batch: per-module CUDA kernel time must add up to the profiled step, and the step's
    forward, backward and optimizer timed apart to the unprofiled step;
 
@@ -35,20 +35,20 @@ import torch
 from tabulate import tabulate
 
 import archs
+from bench.checks import baseline, fidelity
+from bench.measure.devices import NoCudaError, cuda_device
+from bench.measure.estimate import duration
+from bench.measure.modes import GPU_DEFAULT_MODES, parse_mode
+from bench.measure.throughput import GPU_BATCH
+from bench.phases import RunConfig
+from bench.run import provenance
+from bench.run.runner import Done, done_in, run_models
+from bench.training.data import DataError, find_data_dir, load_fashion_mnist
+from bench.training.loader import to_device
+from bench.training.loop import AccuracyConfig, Budget, training_mode
 from runfolder.folders import new_run_dir
 from runfolder.reader import read_results
 from runfolder.writer import RunWriter
-
-from . import baseline, fidelity, provenance
-from .data import DataError, find_data_dir, load_fashion_mnist
-from .devices import NoCudaError, cuda_device
-from .estimate import duration
-from .loader import to_device
-from .modes import GPU_DEFAULT_MODES, parse_mode
-from .phases import RunConfig
-from .runner import Done, done_in, run_models
-from .speed import GPU_BATCH
-from .train import AccuracyConfig, Budget, training_mode
 
 FIDELITY_CSV, BASELINE_CSV, VERDICT_MD = "fidelity.csv", "baseline.csv", "verdict.md"
 
@@ -336,7 +336,7 @@ def _find_resumable(out: Path) -> Path | None:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
-        prog="python -m bench.gpu_check", description=__doc__.split("\n")[0].strip("`: ")
+        prog="python -m bench.checks.gpu_check", description=__doc__.split("\n")[0].strip("`: ")
     )
     p.add_argument("--data-dir", type=Path, help="folder of the Fashion-MNIST files")
     p.add_argument("--out", type=Path, default=Path("runs"), help="where the run folder goes")
@@ -366,7 +366,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         found = check(Plan.default(), device, run_dir, data_dir, info)
     except KeyboardInterrupt:
-        _say("gpu_check: interrupted; continue with python -m bench.gpu_check --resume")
+        _say("gpu_check: interrupted; continue with python -m bench.checks.gpu_check --resume")
         return 130
     print(
         f"gpu_check on {info['device_name']}, driver {info.get('cuda_driver')}, torch "

@@ -9,18 +9,17 @@ import time
 import pandas as pd
 
 import archs
+from bench.measure.estimate import ASSUMED_EFFICIENCY, Progress, duration, plural
+from bench.measure.memory import PeakRss
+from bench.measure.static_profile import profile_model
+from bench.phases import PHASES, RunAborted, RunConfig, RunContext
+from bench.phases.base import model_facts
+from bench.phases.static import profile_error
+from bench.run.provenance import device_description
+from bench.run.shards import partition, work_items
 from runfolder.reader import phase_items
 from runfolder.rows import Row, error_row, result_row
 from runfolder.writer import RunWriter
-
-from .estimate import ASSUMED_EFFICIENCY, Progress, duration, plural
-from .memory import PeakRss
-from .phases import PHASES, RunAborted, RunConfig, RunContext
-from .phases.base import model_facts
-from .phases.static import profile_error
-from .profile import profile_model
-from .provenance import device_description
-from .shard import partition, work_items
 
 Done = dict[str, frozenset[tuple]]  # phase name -> the keys a run folder already holds
 
@@ -79,7 +78,7 @@ def estimate_run(ctx: RunContext, peak_tflops: float, models: list[str]) -> Prog
 
 
 def take_shard(ctx: RunContext, done: Done) -> list[str]:
-    """This shard's items (``bench.shard``): the other shards' items join ``done``, so the
+    """This shard's items (``bench.run.shards``): the other shards' items join ``done``, so the
     phases skip them; run.json records the shard and every item's owner. Returns the models
     with an item in this shard."""
     index, count = ctx.cfg.shard

@@ -24,13 +24,12 @@ from torch import nn
 from torch.nn import functional as F
 
 from archs import ModelEntry
+from bench.measure import backends, compiled, failures
+from bench.measure.backends import BackendState
+from bench.measure.modes import Mode
+from bench.measure.timers import Timer, Timing, measure_latency, measure_throughput, sync
+from bench.measure.train_step import backward_and_step
 from runfolder.schema import NOISY_REL_IQR
-
-from . import backends, compiled, failures
-from .backends import BackendState
-from .modes import Mode
-from .timing import Timer, Timing, measure_latency, measure_throughput, sync
-from .train import backward_and_step
 
 REMEASURE_REL_IQR = 3 * NOISY_REL_IQR
 GPU_BATCH = 256  # the default throughput batch on a GPU

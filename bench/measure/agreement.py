@@ -29,9 +29,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from archs import ModelEntry
-
-from . import backends, compiled
-from .modes import Mode
+from bench.measure import backends, compiled
+from bench.measure.modes import Mode
 
 MULTIPLIER = 2.0
 # relative error allowed beyond MULTIPLIER x eager's, by precision (dynamo's accuracy floors)

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 import torch
 from torch import nn
 
-from .modes import Mode
+from bench.measure.modes import Mode
 
 
 class RanEager(RuntimeError):

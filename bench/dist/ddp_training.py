@@ -1,9 +1,9 @@
 """The accuracy phase's training under DistributedDataParallel: every seed of one model trained
 by N processes that torchrun starts, each on its share of every batch.
 
-``python -m torch.distributed.run --nproc-per-node N -m bench.ddp_training JOB`` where JOB is
+``python -m torch.distributed.run --nproc-per-node N -m bench.dist.ddp_training JOB`` where JOB is
 the JSON of ``TrainJob``. Each process loads Fashion-MNIST onto its device and trains with the
-recipe of ``bench.train``: the batch is the model's one, split across the processes (so the
+recipe of ``bench.training.loop``: the batch is the model's one, split across the processes (so the
 learning rate, the schedule and the steps are those of one process, and the accuracy is
 comparable with it), the batches' order is the same on every process, their flips and crops
 each process's own. Process 0 prints the progress lines and writes the result JSON.
@@ -24,12 +24,12 @@ import torch.distributed as dist
 import archs
 from archs import ModelEntry
 
-from .data import load_fashion_mnist
-from .loader import to_device
-from .modes import parse_mode
-from .torchrun import model_spec, torchrun
-from .train import AccuracyConfig, Budget, EpochRecord, OverCap, SeedResult, train_model
-from .training_group import TrainingGroup
+from bench.training.data import load_fashion_mnist
+from bench.training.loader import to_device
+from bench.measure.modes import parse_mode
+from bench.dist.torchrun import model_spec, torchrun
+from bench.training.loop import AccuracyConfig, Budget, EpochRecord, OverCap, SeedResult, train_model
+from bench.training.process_group import TrainingGroup
 
 
 @dataclass(frozen=True)
@@ -109,7 +109,7 @@ def train_in_processes(
             threads=threads,
             out=str(Path(tmp) / "result.json"),
         )
-        torchrun("bench.ddp_training", json.dumps(asdict(job)), processes, on_line=say)
+        torchrun("bench.dist.ddp_training", json.dumps(asdict(job)), processes, on_line=say)
         outcome = json.loads(Path(job.out).read_text())
     if "over_cap" in outcome:
         raise OverCap(*outcome["over_cap"])

@@ -1,14 +1,14 @@
 """The seed notes' training loop (d2l's ``train_ch6``) against the suite's, side by side.
 
-    python -m bench.baseline --gpu                 # ResNet-18 (d2l, 96x96) and LeNet, batch 256
-    python -m bench.baseline                       # the same on the CPU: batch 16, 5 steps
-    python -m bench.baseline --models lenet --steps 50
+    python -m bench.checks.baseline --gpu   # ResNet-18 (d2l, 96x96) and LeNet, batch 256
+    python -m bench.checks.baseline         # the same on the CPU: batch 16, 5 steps
+    python -m bench.checks.baseline --models lenet --steps 50
 
 The d2l loop: a torchvision ``FashionMNIST`` dataset with ``ToTensor`` (and ``Resize`` for
 models above 28x28), a ``DataLoader`` with 4 workers, fp32 (TF32 off, cuDNN autotuning on a
 GPU, as the suite's fp32 figures), and a host sync every batch (the loss and the accuracy read
-back as Python numbers, as d2l's ``Accumulator`` does). The suite's loop: ``bench.train`` (data
-resident on the device, bf16 autocast and channels_last on a GPU, under its mode's backend
+back as Python numbers, as d2l's ``Accumulator`` does). The suite's loop: ``bench.training.loop``
+(data resident on the device, bf16 autocast and channels_last on a GPU, under its mode's backend
 switches). Both train the same model at the same batch size in the same process on the same
 device, each timed over exactly ``--steps`` steps: the d2l loop's after ``--warmup`` untimed
 ones, the suite's after its one untimed first step. It prints examples/s of each and the
@@ -32,15 +32,14 @@ from tabulate import tabulate
 from torch import nn
 
 import archs
-
-from . import backends
-from .data import FILES, DataError, find_data_dir
-from .data import _file_in as data_file
-from .devices import NoCudaError, pick_device
-from .loader import Split, to_device
-from .modes import Mode
-from .timing import sync
-from .train import AccuracyConfig, Budget, train_model, training_mode, xavier_init
+from bench.measure import backends
+from bench.measure.devices import NoCudaError, pick_device
+from bench.measure.modes import Mode
+from bench.measure.timers import sync
+from bench.training.data import FILES, DataError, find_data_dir
+from bench.training.data import _file_in as data_file
+from bench.training.loader import Split, to_device
+from bench.training.loop import AccuracyConfig, Budget, train_model, training_mode, xavier_init
 
 D2L_MODE = Mode("fp32")  # d2l's loop knows no autocast; its backend switches are fp32's
 PROGRESS_EVERY = 5.0  # seconds between the d2l loop's progress lines
@@ -243,7 +242,9 @@ def _say(text: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m bench.baseline", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(
+        prog="python -m bench.checks.baseline", description=__doc__.split("\n")[0]
+    )
     p.add_argument("--models", default="resnet18_d2l,lenet")
     p.add_argument("--gpu", action="store_true")
     p.add_argument("--batch-size", type=int, help="default 256 on a GPU, 16 on the CPU")
@@ -278,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, DataError, NoCudaError, archs.UnknownModelError) as exc:
         print(f"baseline: error: {exc}", file=sys.stderr)
         return 2
-    from .data import load_fashion_mnist
+    from bench.training.data import load_fashion_mnist
 
     data = to_device(load_fashion_mnist(data_dir), device)
     rows = []

@@ -7,9 +7,9 @@ Training time excludes evaluation and the first step (which holds torch.compile'
 and cuDNN's autotuning; it is reported as ``first_step_s``). The loss is checked every 50 steps;
 a non-finite loss stops the model and marks it diverged.
 
-Every step runs under the mode's backend switches (``bench.backends``: cuDNN autotuning on a
+Every step runs under the mode's backend switches (``bench.measure.backends``: cuDNN autotuning on a
 GPU, TF32 only in tf32 modes), set explicitly and restored afterwards. A compiled mode compiles
-each seed's model afresh (``bench.compiled``), and never silently falls back to eager.
+each seed's model afresh (``bench.measure.compiled``), and never silently falls back to eager.
 """
 
 from __future__ import annotations
@@ -25,13 +25,13 @@ import torch
 from torch.nn import functional as F
 
 from archs import ModelEntry
-
-from . import backends, compiled
-from .data import CLASSES
-from .loader import Split, batch_indices, model_input
-from .modes import Mode
-from .timing import sync
-from .training_group import TrainingGroup
+from bench.measure import backends, compiled
+from bench.measure.modes import Mode
+from bench.measure.timers import sync
+from bench.measure.train_step import backward_and_step
+from bench.training.data import CLASSES
+from bench.training.loader import Split, batch_indices, model_input
+from bench.training.process_group import TrainingGroup
 
 CHECK_EVERY = 50  # steps between host syncs for the divergence check and the seconds budget
 LABELS = len(CLASSES)  # Fashion-MNIST's labels are 0-9
@@ -232,20 +232,6 @@ def evaluate(model: torch.nn.Module, test: Split, size: int, cfg: AccuracyConfig
             )
     model.train()
     return confusion.view(LABELS, classes).cpu()
-
-
-def backward_and_step(
-    loss: torch.Tensor, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler | None
-) -> None:
-    """Zero the gradients, backpropagate ``loss`` and step; through ``scaler`` under fp16."""
-    optimizer.zero_grad(set_to_none=True)
-    if scaler is None:
-        loss.backward()
-        optimizer.step()
-    else:
-        scaler.scale(loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
 
 
 def _sgd(model: torch.nn.Module, lr: float, cfg: AccuracyConfig) -> torch.optim.SGD:

@@ -1,10 +1,12 @@
-"""``--launcher local|slurm --shards N``: the run's N shards (``bench.shard``) as jobs of
+"""``--launcher local|slurm --shards N``: the run's N shards (``bench.run.shards``) as jobs of
 submitit, the launcher research codebases use, then one merged run folder.
 
 ``slurm`` submits one array task per shard (partition, GPUs per task, time limit and account
 from the ``--slurm-*`` options); ``local`` runs the shards as local processes through
-submitit's local executor, the same code path on one machine (the tests use it). Each shard
-is ``python -m bench`` with the same arguments, ``--shard K/N`` and ``--out OUT/shards/K``.
+submitit's local executor, the same code path on one machine (the tests use it). submitit
+pickles a callable and its arguments for each job: a shard is ``run_shard`` with the run's
+spec, its ``shard`` set to ``(K, N)``, and ``OUT/shards/K`` for its run folders; no command
+line is rebuilt.
 The launcher waits, saying which shards have ended; a shard whose job failed (a lost node, a
 crash: not a model's error row) is submitted once more with ``--resume``, so it keeps what it
 measured, then reported. At the end the shards' run folders are merged into a new run folder
@@ -13,6 +15,7 @@ under ``--out`` with its report (``reports.merge``).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -21,12 +24,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.measure.estimate import duration
+from bench.run import session
+from bench.run.options import UsageError, model_refs
+from bench.run.state import build_config
+from bench.spec import RunSpec
 from reports.merge import MergeError, merge_runs
 from reports.report import build_report
-from runfolder.folders import drop_options, new_run_dir
-
-from .config import UsageError
-from .estimate import duration
+from runfolder.folders import new_run_dir
+from runfolder.reader import read_results
+from runfolder.schema import ERROR_METRIC
 
 SUBMITIT_INSTALL = "pip install 'archbench[cluster]' (or pip install submitit)"
 POLL_S = 2.0
@@ -46,24 +53,31 @@ def _say(text: str) -> None:
     print(f"archbench: {text}", file=sys.stderr, flush=True)
 
 
-def shard_argv(argv: list[str], index: int, count: int, out: Path) -> list[str]:
-    """The command of shard ``index``: the launch's arguments without the launch options,
-    with ``--shard`` and its own ``--out``."""
-    kept = drop_options(argv, ("--launcher", "--shards", "--out", "--devices", *SLURM_FLAGS))
-    return [*kept, "--shard", f"{index}/{count}", "--out", str(out)]
-
-
-SLURM_FLAGS = ("--slurm-partition", "--slurm-gpus-per-task", "--slurm-time", "--slurm-account")
-
-
-def run_shard(argv: list[str], visible: str | None = None) -> int:
-    """One shard, in the job's process: ``python -m bench ARGV``'s exit status; ``visible``:
-    the one GPU it may see (``--devices``), set before CUDA starts in this process."""
+def run_shard(spec: RunSpec, out: Path, resume: bool = False, visible: str | None = None) -> int:
+    """One shard, in the job's process: its run and report, and the exit status ``python -m
+    bench`` would give; ``visible``: the one GPU it may see (``--devices``), set before CUDA
+    starts in this process."""
     if visible is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = visible
-    from .cli import main
+    try:
+        spec = read_spec(spec)
+        outcome = session.run(spec, build_config(spec), out, resume)
+    except UsageError as exc:
+        _say(f"error: {exc}")
+        return 2
+    if outcome.status == "interrupted":
+        return 130
+    if outcome.status not in ("complete", "already-complete"):
+        return 1
+    rows = read_results(outcome.run_dir / "results.csv")
+    return 1 if (rows["metric"] == ERROR_METRIC).any() else 0  # as a run whose model failed
 
-    return main(argv)
+
+def read_spec(spec: RunSpec) -> RunSpec:
+    """The spec with its models selected again in this process (a zoo's model is registered
+    when it is selected, a file's builder when its file is imported)."""
+    tokens = ",".join(m.select for m in spec.models)
+    return dataclasses.replace(spec, models=model_refs(tokens, yes=True))
 
 
 def _executor(launcher: str, folder: Path, slurm: SlurmOptions):
@@ -89,24 +103,31 @@ def _executor(launcher: str, folder: Path, slurm: SlurmOptions):
 
 
 def launch(
-    argv: list[str],
+    spec: RunSpec,
     out: Path,
     shards: int,
     launcher: str,
     slurm: SlurmOptions,
     gpus: list[int] | None = None,
-    runner: Callable[[list[str], str | None], int] = run_shard,
+    runner: Callable[[RunSpec, Path, bool, str | None], int] = run_shard,
 ) -> int:
     """Run the shards as jobs, wait, resubmit a failed one once, merge; the exit status.
     ``gpus``: one shard per GPU index at once, each seeing only its own; ``runner``: what a
     job runs (``run_shard``; importable in the job's process)."""
     root = out / "shards"
     executor = _executor(launcher, root / "jobs", slurm)
-    commands = {k: shard_argv(argv, k, shards, root / str(k)) for k in range(1, shards + 1)}
-    visible = {k: str(gpus[k - 1]) if gpus else None for k in commands}
+    specs = {k: dataclasses.replace(spec, shard=(k, shards)) for k in range(1, shards + 1)}
+    outs = {k: root / str(k) for k in specs}
+    visible = {k: str(gpus[k - 1]) if gpus else None for k in specs}
     try:
-        submitted = executor.map_array(runner, list(commands.values()), list(visible.values()))
-        jobs = dict(zip(commands, submitted))
+        submitted = executor.map_array(
+            runner,
+            list(specs.values()),
+            list(outs.values()),
+            [False] * shards,
+            list(visible.values()),
+        )
+        jobs = dict(zip(specs, submitted))
     except Exception as exc:  # a submission the cluster refused
         raise UsageError(f"--launcher {launcher}: submitting the shards failed: {exc}") from None
     ids = ", ".join(str(j.job_id) for j in jobs.values())
@@ -145,7 +166,7 @@ def launch(
                     continue
                 retried.add(k)
                 _say(f"shard {k}/{shards} failed ({failure}); submitted again")
-                jobs[k] = executor.submit(runner, [*commands[k], "--resume"], visible[k])
+                jobs[k] = executor.submit(runner, specs[k], outs[k], True, visible[k])
                 continue
             running = f"{len(jobs)} running" if jobs else "all ended"
             _say(

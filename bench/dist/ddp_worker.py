@@ -1,7 +1,7 @@
 """One process of the ddp phase's measurement, started by torchrun: training steps of a model
 wrapped in DistributedDataParallel on synthetic data, timed together by all processes.
 
-``python -m torch.distributed.run --nproc-per-node N -m bench.ddp_worker SPEC`` where SPEC is
+``python -m torch.distributed.run --nproc-per-node N -m bench.dist.ddp_worker SPEC`` where SPEC is
 the JSON of ``DdpJob``. Each process trains on its own batch (the global batch is N times
 it); after the warm-up all processes meet at a barrier, run the timed steps, and the slowest
 process's time is the figure's (an all-reduce of the maxima). Rank 0 writes the result JSON.
@@ -23,7 +23,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 import archs
 
-from .modes import parse_mode
+from bench.measure.modes import parse_mode
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .modes import Mode
+from bench.measure.modes import Mode
 
 # The fraction of the compute peak a model reaches: rough (on an H100, ResNet-18 at 96x96 trains
 # in bf16 at about 6% of the datasheet peak and VGG at 224x224 at several times that), and
@@ -71,7 +71,7 @@ def step_seconds(
 
 def speed_seconds(work: SpeedWork, peak_tflops: float, device: torch.device) -> float:
     total = 0.0
-    # each compiled mode's check against eager (bench.agreement): its own two compiles, the
+    # each compiled mode's check against eager (bench.measure.agreement): its own two compiles, the
     # inference and the training graph
     for mode in dict.fromkeys(mode for mode, _, _ in work.runs):
         total += 2 * COMPILE_S.get(mode.compile, 0.0)

@@ -1,12 +1,12 @@
 """Does the harness measure what a careful person would? One process, one device, three ways:
 
-1. the harness (``bench.speed.measure_speed``, inference only);
+1. the harness (``bench.measure.throughput.measure_speed``, inference only);
 2. a minimal hand-written loop: warm-up, then CUDA events (or ``perf_counter`` on the CPU)
    around a fixed number of steps, the median of several such blocks;
 3. ``torch.utils.benchmark.Timer.blocked_autorange`` (which synchronises CUDA itself).
 
-    python -m bench.fidelity --gpu                        # ResNet-18 (96x96), LeNet; GPU modes
-    python -m bench.fidelity --models lenet --modes fp32  # on the CPU
+    python -m bench.checks.fidelity --gpu     # ResNet-18 (96x96), LeNet; GPU modes
+    python -m bench.checks.fidelity --models lenet --modes fp32   # on the CPU
 
 It prints samples/s from each, the harness's ratio to the other two and the spreads (IQR/median
 of each method's timed blocks). On a GPU it exits 1 when the harness differs from the
@@ -32,11 +32,10 @@ import torch.utils.benchmark as tbench
 from tabulate import tabulate
 
 import archs
-
-from . import backends, compiled
-from .devices import NoCudaError, pick_device
-from .modes import ModeError, parse_modes
-from .speed import CPU_BATCH, GPU_BATCH, SpeedConfig, measure_speed
+from bench.measure import backends, compiled
+from bench.measure.devices import NoCudaError, pick_device
+from bench.measure.modes import ModeError, parse_modes
+from bench.measure.throughput import CPU_BATCH, GPU_BATCH, SpeedConfig, measure_speed
 
 # On the CPU the harness fails only beyond K combined spreads (IQR/median; one IQR spans the
 # middle half of the blocks). The ratio of two medians varies less than the blocks do, but the
@@ -153,7 +152,9 @@ def compare(name: str, mode, device: torch.device, batch: int, warmup: int) -> d
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m bench.fidelity", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(
+        prog="python -m bench.checks.fidelity", description=__doc__.split("\n")[0]
+    )
     p.add_argument("--models", default="resnet18_d2l,lenet")
     p.add_argument("--modes", help="default: the device's default matrix")
     p.add_argument("--gpu", action="store_true")

@@ -15,7 +15,7 @@ import torch
 
 from runfolder.folders import now
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _package_version(name: str) -> str | None:
@@ -27,7 +27,7 @@ def _package_version(name: str) -> str | None:
 
 def git_commit(repo: Path | None = None) -> str | None:
     """HEAD's hash with ``-dirty`` when the tree has changes; None outside a git checkout."""
-    cwd = repo or Path(__file__).resolve().parent.parent
+    cwd = repo or ROOT
     try:
         head = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, check=True

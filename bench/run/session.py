@@ -6,21 +6,23 @@ from __future__ import annotations
 import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+import archs
+from bench.measure.ceilings import best_ceilings, device_ceilings, device_peak, final_ceilings
+from bench.measure.estimate import duration, plural
+from bench.phases import RunAborted, RunConfig
+from bench.run import provenance
+from bench.run.options import UsageError, spec_argv, spec_from_argv
+from bench.run.runner import done_in, run_models
+from bench.spec import RunSpec, SpecError
 from runfolder.folders import find_resumable, new_run_dir, read_provenance, resumed_provenance
 from runfolder.reader import read_results
 from runfolder.writer import RunWriter
-
-from . import provenance
-from .config import UsageError
-from .estimate import duration, plural
-from .peaks import best_ceilings, device_ceilings, device_peak, final_ceilings
-from .phases import RunAborted, RunConfig
-from .runner import done_in, run_models
 
 
 @dataclass(frozen=True)
@@ -36,13 +38,34 @@ def _say(text: str) -> None:
     print(f"archbench: {text}", file=sys.stderr, flush=True)
 
 
-def open_run_folder(out: Path, same_args: list[str], resume: bool) -> tuple[Path, dict | None]:
+def same_spec(spec: RunSpec) -> Callable[[dict], bool]:
+    """Whether a run folder's run.json is of ``spec``'s run: its spec, or for a folder written
+    before run.json held one, the spec its arguments give."""
+
+    def same_run(info: dict) -> bool:
+        if isinstance(info.get("spec"), dict):
+            try:
+                return RunSpec.from_json(info["spec"]) == spec
+            except SpecError:
+                return False
+        argv = info.get("argv")
+        if not isinstance(argv, list):
+            return False
+        try:
+            return spec_from_argv(argv) == spec
+        except (UsageError, archs.UnknownModelError, archs.ModelSourceError):
+            return False
+
+    return same_run
+
+
+def open_run_folder(out: Path, spec: RunSpec, resume: bool) -> tuple[Path, dict | None]:
     """The folder to write and, when resuming one, its run.json."""
-    run_dir = find_resumable(out, same_args) if resume else None
+    run_dir = find_resumable(out, same_spec(spec)) if resume else None
     if run_dir is not None:
         return run_dir, read_provenance(run_dir)
     if resume:
-        _say("--resume found no run folder made by this command; starting a new one")
+        _say("--resume found no run folder of this run's spec; starting a new one")
     try:
         return new_run_dir(out), None
     except (OSError, ValueError) as exc:
@@ -62,18 +85,31 @@ def backend_policy(cfg: RunConfig) -> dict[str, object]:
     return policy
 
 
-def run(cfg: RunConfig, out: Path, argv: list[str], resume: bool) -> Outcome:
-    same_args = [a for a in argv if a != "--resume"]
-    resume_command = provenance.command_line([*same_args, "--resume"])
-    run_dir, previous = open_run_folder(out, same_args, resume)
+def run(
+    spec: RunSpec, cfg: RunConfig, out: Path, resume: bool, argv: list[str] | None = None
+) -> Outcome:
+    """Measure ``spec`` (its state ``cfg``) into a new run folder under ``out``, or with
+    ``resume`` into the newest one of the same spec. ``argv``: the options as typed, for the
+    record and the resume command (a launched shard has none)."""
+    run_dir, previous = open_run_folder(out, spec, resume)
+    if argv is not None:
+        same_args = [a for a in argv if a != "--resume"]
+        resume_command = provenance.command_line([*same_args, "--resume"])
+    else:
+        resume_command = provenance.command_line(
+            ["--spec", str(run_dir / "run.json"), "--out", str(out), "--resume"]
+        )
     if previous is not None and previous.get("status") == "complete":
         _say(
-            f"{run_dir} holds this command's complete run; nothing left to measure (leave out "
+            f"{run_dir} holds this spec's complete run; nothing left to measure (leave out "
             "--resume to measure again)"
         )
         return Outcome("already-complete", run_dir)
-    info = provenance.collect(cfg.device, same_args)
-    info["argv"] = same_args
+    # the command as typed; a launched shard, given its spec, the command that gives it
+    info = provenance.collect(cfg.device, same_args if argv is not None else spec_argv(spec))
+    info["spec"] = spec.to_json()
+    if argv is not None:
+        info["argv"] = same_args
     info["backends"] = backend_policy(cfg)
     device_name = str(info["device_name"])
     if "speed" in cfg.phases:
