@@ -101,7 +101,7 @@ def _compare_machine(session: nox.Session, python: str) -> list[str]:
     leaves the comparison standing: silenced. Any other difference is named in one line, and
     the comparison is shown but cannot fail: microsecond medians from another CPU say nothing
     about this change (the same bare forward, untouched code, read 1.6x and 3.5x slower than
-    the saved run on another EPYC model), as bench.checks.gate treats a device without a
+    the saved run on another EPYC model), as bench.gate treats a device without a
     baseline."""
     out = session.run(
         python, "-c", MACHINE_INFO, silent=True, stderr=subprocess.DEVNULL, external=True
@@ -125,12 +125,12 @@ def _compare_machine(session: nox.Session, python: str) -> list[str]:
 @nox.session(venv_backend="none")
 def gate(session: nox.Session) -> None:
     """The regression gate: ``nox -s gate`` checks, ``nox -s gate -- --update-baseline``
-    rewrites this device's baseline (args go to ``python -m bench.checks.gate``). Then the harness's
+    rewrites this device's baseline (args go to ``python -m bench.gate``). Then the harness's
     own micro-benchmarks, compared by pytest-benchmark with the saved run for this machine
     (failing when a median triples: same-code runs of these microsecond benchmarks were seen
     68-111% apart on the shared CI machine); with ``--update-baseline`` they are saved anew."""
     python = _venv_python(session)
-    session.run(python, "-m", "bench.checks.gate", *session.posargs, external=True)
+    session.run(python, "-m", "bench.gate", *session.posargs, external=True)
     storage = f"--benchmark-storage=file://{ROOT / HARNESS_BENCHMARKS}"
     bench_args = [
         python,
@@ -160,7 +160,5 @@ def tests(session: nox.Session) -> None:
 @nox.session(name="gpu-check", venv_backend="none")
 def gpu_check(session: nox.Session) -> None:
     """Prove the GPU figures: ``nox -s gpu-check -- [--data-dir DIR] [--resume]`` (CUDA only;
-    args go to ``python -m bench.checks.gpu_check``)."""
-    session.run(
-        _venv_python(session), "-m", "bench.checks.gpu_check", *session.posargs, external=True
-    )
+    args go to ``python -m bench.gpu_check``)."""
+    session.run(_venv_python(session), "-m", "bench.gpu_check", *session.posargs, external=True)

@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from bench.checks import baseline, fidelity, gate
+from bench import gate
+from bench.checks import baseline, fidelity
 from bench.measure import devices
 
 

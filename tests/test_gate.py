@@ -3,8 +3,8 @@ import json
 import pytest
 import torch
 
-from bench.checks import gate
-from bench.checks.gate_evidence import ExtraWork
+from bench import gate
+from bench.gate_evidence import ExtraWork
 from bench.measure.modes import Mode
 
 CFG = gate.GateConfig(

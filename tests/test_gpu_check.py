@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
-from bench.checks import gpu_check
+from bench import gpu_check
 from bench.training.data import find_data_dir
 
 CPU = torch.device("cpu")
@@ -135,7 +135,7 @@ def test_without_cuda_it_exits_2_with_a_message():
     if torch.cuda.is_available():
         pytest.skip("a CUDA device is present")  # then the check would run for minutes
     proc = subprocess.run(
-        [sys.executable, "-m", "bench.checks.gpu_check"], cwd=ROOT, capture_output=True, text=True
+        [sys.executable, "-m", "bench.gpu_check"], cwd=ROOT, capture_output=True, text=True
     )
     assert proc.returncode == 2
     assert "no CUDA device" in proc.stderr and "Traceback" not in proc.stderr

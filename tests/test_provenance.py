@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
     "script, program",
     [
         (ROOT / "bench" / "__main__.py", ["python", "-m", "bench"]),  # python -m bench
-        (ROOT / "bench" / "checks" / "gpu_check.py", ["python", "-m", "bench.checks.gpu_check"]),
+        (ROOT / "bench" / "gpu_check.py", ["python", "-m", "bench.gpu_check"]),
         (Path("/some/venv/bin/archbench"), ["archbench"]),  # the console script
         (Path("/some/venv/bin/pytest"), ["python", "-m", "bench"]),  # main() called from Python
     ],

@@ -2,7 +2,6 @@ import pytest
 from torch import nn
 
 import archs
-from archs import registry
 
 
 def test_natural_sort():

@@ -2,7 +2,7 @@
 of some models made 25% slower, each in a fresh process. Prints how many of each passed
 and failed.
 
-    python -m bench.checks.gate_evidence --runs 10 --slow densenet:0.25,lenet:0.2
+    python -m bench.gate_evidence --runs 10 --slow densenet:0.25,lenet:0.2
 
 Each run is one gate on unchanged code, then one with each ``--slow`` model slowed. The
 slowdown exists only here: the model is wrapped so every step also runs ``fraction`` of its
@@ -51,7 +51,7 @@ class ExtraWork(nn.Module):
 
 def slowed_gate(model: str, fraction: float, gate_args: list[str]) -> int:
     """Run the gate in this process with ``model`` slowed."""
-    from bench.checks import gate
+    from bench import gate
 
     entry = archs.get_entry(model)
 
@@ -78,7 +78,7 @@ def speed_rows(verdict: dict) -> list[dict]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m bench.checks.gate_evidence")
+    p = argparse.ArgumentParser(prog="python -m bench.gate_evidence")
     p.add_argument("--runs", type=int, default=10)
     p.add_argument(
         "--slow",
@@ -98,12 +98,12 @@ def main(argv: list[str] | None = None) -> int:
         for i in range(args.runs):
             for label, slowdown in zip(labels, [None, *slowdowns]):
                 out = Path(tmp) / f"{label.replace(' ', '-')}-{i}.json"
-                cmd = [sys.executable, "-m", "bench.checks.gate", "--json", str(out), *gate_args]
+                cmd = [sys.executable, "-m", "bench.gate", "--json", str(out), *gate_args]
                 if slowdown is not None:
                     cmd = [
                         sys.executable,
                         "-m",
-                        "bench.checks.gate_evidence",
+                        "bench.gate_evidence",
                         "--inner-slowed",
                         "--slow",
                         f"{slowdown[0]}:{slowdown[1]}",

@@ -1,6 +1,6 @@
-"""``python -m bench.checks.gpu_check``: one command that proves the suite's GPU figures.
+"""``python -m bench.gpu_check``: one command that proves the suite's GPU figures.
 
-    python -m bench.checks.gpu_check [--data-dir DIR] [--out runs] [--resume]
+    python -m bench.gpu_check [--data-dir DIR] [--out runs] [--resume]
 
 On a CUDA device it runs, in this order, each part written to the run folder as it finishes
 (so ``--resume`` continues a stopped check where it stopped):
@@ -336,7 +336,7 @@ def _find_resumable(out: Path) -> Path | None:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
-        prog="python -m bench.checks.gpu_check", description=__doc__.split("\n")[0].strip("`: ")
+        prog="python -m bench.gpu_check", description=__doc__.split("\n")[0].strip("`: ")
     )
     p.add_argument("--data-dir", type=Path, help="folder of the Fashion-MNIST files")
     p.add_argument("--out", type=Path, default=Path("runs"), help="where the run folder goes")
@@ -366,7 +366,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         found = check(Plan.default(), device, run_dir, data_dir, info)
     except KeyboardInterrupt:
-        _say("gpu_check: interrupted; continue with python -m bench.checks.gpu_check --resume")
+        _say("gpu_check: interrupted; continue with python -m bench.gpu_check --resume")
         return 130
     print(
         f"gpu_check on {info['device_name']}, driver {info.get('cuda_driver')}, torch "

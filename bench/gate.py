@@ -1,7 +1,7 @@
 """The regression gate: fail a change that makes a gated model bigger or slower.
 
-    python -m bench.checks.gate                    # check against bench/baselines/gate.json
-    python -m bench.checks.gate --update-baseline  # measure and rewrite this device's baseline
+    python -m bench.gate                    # check against bench/baselines/gate.json
+    python -m bench.gate --update-baseline  # measure and rewrite this device's baseline
 
 Exact figures (parameters and MACs of each gated model) must equal the baseline's. Speed
 (inference and training throughput per model and mode) is measured in ``--rounds`` rounds;
@@ -43,7 +43,7 @@ from bench.measure.throughput import SpeedConfig, measure_speed
 from bench.measure.timers import Timer, measure_throughput
 from bench.run.provenance import cpu_signature, device_description, git_commit, now
 
-BASELINE = Path(__file__).resolve().parents[1] / "baselines" / "gate.json"
+BASELINE = Path(__file__).resolve().parent / "baselines" / "gate.json"
 CPU_MODELS = "lenet,lenet_bn,small_cnn,densenet"
 GPU_MODELS = "lenet,lenet_bn,resnet18_d2l,densenet"
 
@@ -240,7 +240,7 @@ def compare(current: dict, baseline: dict, key: str, cfg: GateConfig) -> tuple[l
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
-        prog="python -m bench.checks.gate", description="Throughput and size regression gate."
+        prog="python -m bench.gate", description="Throughput and size regression gate."
     )
     p.add_argument(
         "--models", help=f"gated models (default {CPU_MODELS} on the CPU, {GPU_MODELS} on a GPU)"
