@@ -29,6 +29,8 @@ column of its own, never parsed out of a name or of the ``method`` prose:
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import quote, unquote
 
@@ -135,9 +137,17 @@ ERROR_METRIC = "error"
 
 @dataclass(frozen=True)
 class Metric:
+    """A figure a phase writes: its name, its unit, what it is; ``phase`` the phase that
+    writes it ("" for the rows of every phase: memory, errors)."""
+
     name: str
     unit: str
     description: str
+    phase: str = ""
+
+
+def _in_phase(phase: str, *metrics: Metric) -> tuple[Metric, ...]:
+    return tuple(dataclasses.replace(m, phase=phase) for m in metrics)
 
 
 def _throughput_metrics(kind: str, what: str) -> tuple[Metric, ...]:
@@ -182,143 +192,168 @@ def _throughput_metrics(kind: str, what: str) -> tuple[Metric, ...]:
 METRICS: dict[str, Metric] = {
     m.name: m
     for m in (
-        Metric("input_channels", "channels", "input channels the model was profiled with"),
-        Metric("input_height", "px", "input height the model was profiled at"),
-        Metric("input_width", "px", "input width the model was profiled at"),
-        Metric("params", "parameters", "all parameters"),
-        Metric("params_trainable", "parameters", "parameters with requires_grad"),
-        Metric("param_size_fp32", "MB", "parameters x 4 bytes / 1e6"),
-        Metric("macs", "MAC/sample", "multiply-accumulates per sample, BatchNorm 1 per element"),
-        Metric("flops", "FLOP/sample", "2 x macs"),
-        Metric("macs_conv_linear", "MAC/sample", "conv + linear multiply-accumulates only"),
-        Metric("unsupported_ops", "ops", "operator calls left uncounted, ReLU included"),
-        Metric("activation_elems", "elements/sample", "elements output by the leaf layers"),
-        # speed phase: per model, mode and batch; raw samples are in samples.jsonl
-        *_throughput_metrics("infer", "inference (no grad)"),
-        *_throughput_metrics("train", "training step: forward, backward, SGD step"),
-        *(
-            metric
-            for kind, what in (("infer", "eval-mode logits"), ("train", "one SGD step's update"))
-            for metric in (
-                Metric(
-                    f"{kind}_eager_error",
-                    "%",
-                    f"compiled modes' check: {what} of the eager model in the mode, relative "
-                    "L2 error against an fp64 run",
-                ),
-                Metric(
-                    f"{kind}_compiled_error",
-                    "%",
-                    f"compiled modes' check: {what} of the compiled model, relative L2 error "
-                    "against an fp64 run",
-                ),
-                Metric(
-                    f"{kind}_compiled_mismatch",
-                    "flag",
-                    f"compiled modes' check: 1 when the compiled {what} is further from fp64 "
-                    "than eager's allows (bench.measure.agreement)",
-                ),
-            )
-        ),
-        # ddp phase: per model and eager mode, at the first batch (per process); the accuracy
-        # phase's training with --accuracy-processes: per model, at its batch (split)
-        Metric("ddp_processes", "count", "DistributedDataParallel processes (torchrun)"),
-        Metric("ddp_throughput", "samples/s", "training samples/s of all processes together"),
-        Metric("ddp_throughput_per_process", "samples/s", "ddp_throughput / processes"),
-        Metric("ddp_single_throughput", "samples/s", "the same measured with one process"),
-        Metric(
-            "ddp_scaling_efficiency",
-            "%",
-            "ddp_throughput / (processes x ddp_single_throughput)",
-        ),
-        Metric(
-            "ddp_single_test_acc",
-            "%",
-            "the accuracy phase's test accuracy trained by one process (--accuracy-processes)",
-        ),
-        Metric("latency_p50", "ms", "batch-1 inference latency, median"),
-        Metric("latency_p90", "ms", "batch-1 inference latency, 90th percentile"),
-        Metric("latency_p99", "ms", "batch-1 inference latency, 99th percentile"),
-        Metric("latency_rel_iqr", "%", "IQR / median of the batch-1 latencies"),
-        Metric("latency_compile_time", "s", "first batch-1 call alone, compilation included"),
-        Metric(
-            "latency_peak_mem",
-            "MB",
-            "steady-state peak CUDA memory allocated while timing batch 1, reset after the warm-up",
-        ),
-        Metric(
-            "latency_first_call_peak_mem",
-            "MB",
-            "peak CUDA memory allocated during the "
-            "first batch-1 call (compilation, CUDA-graph recording)",
-        ),
-        # profile phase: per model and eager mode, at the first batch; per-layer figures are
-        # in profile/MODEL__MODE.csv
-        Metric("profile_forward_ms", "ms", "training forward and loss alone, median of blocks"),
-        Metric("profile_backward_ms", "ms", "training backward alone, median of blocks"),
-        Metric("profile_optimizer_ms", "ms", "SGD step and zero_grad alone, median of blocks"),
-        Metric("profile_step_ms", "ms", "unprofiled full training step, timed as speed's"),
-        Metric(
-            "profile_split_gap",
-            "%",
-            "(forward + backward + optimizer) / unprofiled step - 1: what timing the parts "
-            "apart adds (synchronisations) or misses",
-        ),
-        Metric("profile_profiled_step_ms", "ms", "a training step under the profiler, median"),
-        Metric("profile_overhead", "%", "profiled step / unprofiled step - 1"),
-        Metric(
-            "profile_attributed",
-            "%",
-            "the per-layer rows' self times (modules, loss, optimizer) / the profiled step",
-        ),
-        Metric("profile_infer_ms", "ms", "profiled inference forward (no grad), per batch"),
-        *(
-            Metric(f"profile_time_share_{k}", "%", f"{label}: share of the modules' time")
-            for k, label in LAYER_KINDS.items()
-        ),
-        *(
-            Metric(f"profile_mac_share_{k}", "%", f"{label}: share of the MACs")
-            for k, label in LAYER_KINDS.items()
-        ),
-        # accuracy phase: per model, mean over seeds; per-epoch curves are in curves.csv
-        Metric("test_acc", "%", "top-1 accuracy on the test images, mean over seeds"),
-        Metric("test_acc_std", "%", "standard deviation of test_acc over seeds (n-1)"),
-        Metric("seeds", "count", "seeds trained (and not diverged)"),
-        Metric("macro_f1", "%", "macro-averaged F1 on the test images, mean over seeds"),
-        Metric("final_train_acc", "%", "accuracy on the last epoch's augmented batches"),
-        Metric("final_train_loss", "loss", "mean label-smoothed cross-entropy, last epoch"),
-        Metric("fit_throughput", "examples/s", "training examples / training seconds"),
-        Metric("fit_time", "s", "training seconds, evaluation and the first step excluded"),
-        Metric("fit_epochs", "epochs", "epochs trained (the last may be partial)"),
-        Metric("first_step_time", "s", "the first training step alone (compile, autotune)"),
-        *(
+        *_in_phase(
+            "static",
+            Metric("input_channels", "channels", "input channels the model was profiled with"),
+            Metric("input_height", "px", "input height the model was profiled at"),
+            Metric("input_width", "px", "input width the model was profiled at"),
+            Metric("params", "parameters", "all parameters"),
+            Metric("params_trainable", "parameters", "parameters with requires_grad"),
+            Metric("param_size_fp32", "MB", "parameters x 4 bytes / 1e6"),
             Metric(
-                f"time_to_{t}",
+                "macs", "MAC/sample", "multiply-accumulates per sample, BatchNorm 1 per element"
+            ),
+            Metric("flops", "FLOP/sample", "2 x macs"),
+            Metric("macs_conv_linear", "MAC/sample", "conv + linear multiply-accumulates only"),
+            Metric("unsupported_ops", "ops", "operator calls left uncounted, ReLU included"),
+            Metric("activation_elems", "elements/sample", "elements output by the leaf layers"),
+        ),
+        *_in_phase(
+            "speed",
+            # speed phase: per model, mode and batch; raw samples are in samples.jsonl
+            *_throughput_metrics("infer", "inference (no grad)"),
+            *_throughput_metrics("train", "training step: forward, backward, SGD step"),
+            *(
+                metric
+                for kind, what in (
+                    ("infer", "eval-mode logits"),
+                    ("train", "one SGD step's update"),
+                )
+                for metric in (
+                    Metric(
+                        f"{kind}_eager_error",
+                        "%",
+                        f"compiled modes' check: {what} of the eager model in the mode, relative "
+                        "L2 error against an fp64 run",
+                    ),
+                    Metric(
+                        f"{kind}_compiled_error",
+                        "%",
+                        f"compiled modes' check: {what} of the compiled model, relative L2 error "
+                        "against an fp64 run",
+                    ),
+                    Metric(
+                        f"{kind}_compiled_mismatch",
+                        "flag",
+                        f"compiled modes' check: 1 when the compiled {what} is further from fp64 "
+                        "than eager's allows (bench.measure.agreement)",
+                    ),
+                )
+            ),
+        ),
+        *_in_phase(
+            "ddp",
+            # ddp phase: per model and eager mode, at the first batch (per process); the accuracy
+            # phase's training with --accuracy-processes: per model, at its batch (split)
+            Metric("ddp_processes", "count", "DistributedDataParallel processes (torchrun)"),
+            Metric("ddp_throughput", "samples/s", "training samples/s of all processes together"),
+            Metric("ddp_throughput_per_process", "samples/s", "ddp_throughput / processes"),
+            Metric("ddp_single_throughput", "samples/s", "the same measured with one process"),
+            Metric(
+                "ddp_scaling_efficiency",
+                "%",
+                "ddp_throughput / (processes x ddp_single_throughput)",
+            ),
+            Metric(
+                "ddp_single_test_acc",
+                "%",
+                "the accuracy phase's test accuracy trained by one process (--accuracy-processes)",
+            ),
+        ),
+        *_in_phase(
+            "speed",
+            Metric("latency_p50", "ms", "batch-1 inference latency, median"),
+            Metric("latency_p90", "ms", "batch-1 inference latency, 90th percentile"),
+            Metric("latency_p99", "ms", "batch-1 inference latency, 99th percentile"),
+            Metric("latency_rel_iqr", "%", "IQR / median of the batch-1 latencies"),
+            Metric("latency_compile_time", "s", "first batch-1 call alone, compilation included"),
+            Metric(
+                "latency_peak_mem",
+                "MB",
+                "steady-state peak CUDA memory allocated while timing batch 1, reset after the "
+                "warm-up",
+            ),
+            Metric(
+                "latency_first_call_peak_mem",
+                "MB",
+                "peak CUDA memory allocated during the "
+                "first batch-1 call (compilation, CUDA-graph recording)",
+            ),
+        ),
+        *_in_phase(
+            "profile",
+            # profile phase: per model and eager mode, at the first batch; per-layer figures are
+            # in profile/MODEL__MODE.csv
+            Metric("profile_forward_ms", "ms", "training forward and loss alone, median of blocks"),
+            Metric("profile_backward_ms", "ms", "training backward alone, median of blocks"),
+            Metric("profile_optimizer_ms", "ms", "SGD step and zero_grad alone, median of blocks"),
+            Metric("profile_step_ms", "ms", "unprofiled full training step, timed as speed's"),
+            Metric(
+                "profile_split_gap",
+                "%",
+                "(forward + backward + optimizer) / unprofiled step - 1: what timing the parts "
+                "apart adds (synchronisations) or misses",
+            ),
+            Metric("profile_profiled_step_ms", "ms", "a training step under the profiler, median"),
+            Metric("profile_overhead", "%", "profiled step / unprofiled step - 1"),
+            Metric(
+                "profile_attributed",
+                "%",
+                "the per-layer rows' self times (modules, loss, optimizer) / the profiled step",
+            ),
+            Metric("profile_infer_ms", "ms", "profiled inference forward (no grad), per batch"),
+            *(
+                Metric(f"profile_time_share_{k}", "%", f"{label}: share of the modules' time")
+                for k, label in LAYER_KINDS.items()
+            ),
+            *(
+                Metric(f"profile_mac_share_{k}", "%", f"{label}: share of the MACs")
+                for k, label in LAYER_KINDS.items()
+            ),
+        ),
+        *_in_phase(
+            "accuracy",
+            # accuracy phase: per model, mean over seeds; per-epoch curves are in curves.csv
+            Metric("test_acc", "%", "top-1 accuracy on the test images, mean over seeds"),
+            Metric("test_acc_std", "%", "standard deviation of test_acc over seeds (n-1)"),
+            Metric("seeds", "count", "seeds trained (and not diverged)"),
+            Metric("macro_f1", "%", "macro-averaged F1 on the test images, mean over seeds"),
+            Metric("final_train_acc", "%", "accuracy on the last epoch's augmented batches"),
+            Metric("final_train_loss", "loss", "mean label-smoothed cross-entropy, last epoch"),
+            Metric("fit_throughput", "examples/s", "training examples / training seconds"),
+            Metric("fit_time", "s", "training seconds, evaluation and the first step excluded"),
+            Metric("fit_epochs", "epochs", "epochs trained (the last may be partial)"),
+            Metric("first_step_time", "s", "the first training step alone (compile, autotune)"),
+            *(
+                Metric(
+                    f"time_to_{t}",
+                    "s",
+                    f"training seconds until test accuracy >= {t}% (epoch resolution; empty if "
+                    "never)",
+                )
+                for t in ACCURACY_TARGETS
+            ),
+            *(
+                Metric(f"class_acc_{k}", "%", f"test accuracy on class {k}, mean over seeds")
+                for k in range(10)
+            ),
+            Metric("diverged", "count", "seeds stopped because the loss was not finite"),
+            Metric(
+                "note_test_acc",
+                "%",
+                "the test accuracy the model's seed note printed, under the note's own recipe",
+            ),
+            Metric(
+                "note_examples_per_s",
+                "examples/s",
+                "the training examples/s the model's seed note printed, on the note's own GPU",
+            ),
+            Metric(
+                "not_trained_estimate",
                 "s",
-                f"training seconds until test accuracy >= {t}% (epoch resolution; empty if never)",
-            )
-            for t in ACCURACY_TARGETS
-        ),
-        *(
-            Metric(f"class_acc_{k}", "%", f"test accuracy on class {k}, mean over seeds")
-            for k in range(10)
-        ),
-        Metric("diverged", "count", "seeds stopped because the loss was not finite"),
-        Metric(
-            "note_test_acc",
-            "%",
-            "the test accuracy the model's seed note printed, under the note's own recipe",
-        ),
-        Metric(
-            "note_examples_per_s",
-            "examples/s",
-            "the training examples/s the model's seed note printed, on the note's own GPU",
-        ),
-        Metric(
-            "not_trained_estimate",
-            "s",
-            "not trained: the training time its first steps "
-            "predicted for the budget, over the cap (the method says how to run it)",
+                "not trained: the training time its first steps "
+                "predicted for the budget, over the cap (the method says how to run it)",
+            ),
         ),
         # every phase, per model (the row's phase is the one measured)
         Metric(
@@ -337,6 +372,32 @@ METRICS: dict[str, Metric] = {
 }
 # per phase and model, not per measurement: rows without mode, batch or budget
 MEMORY_METRICS = frozenset({"peak_rss", "peak_rss_added"})
+
+
+def metrics_of(phase: str) -> list[Metric]:
+    """The metrics ``phase`` writes, in the schema's order."""
+    return [m for m in METRICS.values() if m.phase == phase]
+
+
+def register_phase_schema(
+    phase: str, metrics: Iterable[Metric], item_keys: tuple[str, ...] = ("model",)
+) -> None:
+    """Declare a phase defined outside this package: its metrics (``phase`` set to it; a name
+    taken by another metric is refused) and the columns naming its items (``ITEM_KEYS``).
+    Declaring the same again is a no-op."""
+    new = [dataclasses.replace(m, phase=phase) for m in metrics]
+    for m in new:
+        if m.name in METRICS and METRICS[m.name] != m:
+            raise ValueError(
+                f"metric '{m.name}' is declared already (phase {METRICS[m.name].phase})"
+            )
+    unknown = [k for k in item_keys if k not in FACT_COLUMNS]
+    if unknown or "model" not in item_keys:
+        raise ValueError(f"item keys must be fact columns, model among them: {item_keys}")
+    if ITEM_KEYS.get(phase, item_keys) != item_keys:
+        raise ValueError(f"phase '{phase}' has the item keys {ITEM_KEYS[phase]} already")
+    METRICS.update((m.name, m) for m in new)
+    ITEM_KEYS[phase] = item_keys
 
 
 def unit_of(metric: str) -> str:
