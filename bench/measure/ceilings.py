@@ -249,6 +249,28 @@ def final_ceilings(device: torch.device, device_name: str, start: Ceilings) -> C
     return best_ceilings(start, device_ceilings(device, device_name, precisions))
 
 
+class RunCeilings:
+    """A run's roofline ceilings, for run.json: measured when it starts, kept as the best of
+    those a resumed run's folder holds already, and measured once more when it finishes (a
+    busy start can only read low)."""
+
+    def __init__(self, device: torch.device, device_name: str) -> None:
+        self.device, self.device_name = device, device_name
+        self.value: Ceilings = {}
+
+    def start(self, precisions: list[str]) -> Ceilings:
+        self.value = device_ceilings(self.device, self.device_name, precisions)
+        return self.value
+
+    def resume(self, previous: Ceilings | None) -> Ceilings:
+        self.value = best_ceilings(previous or {}, self.value)
+        return self.value
+
+    def finish(self) -> Ceilings:
+        self.value = final_ceilings(self.device, self.device_name, self.value)
+        return self.value
+
+
 def best_ceilings(old: Ceilings, new: Ceilings) -> Ceilings:
     """Two sets of ceilings merged, per precision and for the bandwidth: a datasheet figure
     wins over a measured one (it is never re-measured), else the higher measurement wins,

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from archs import ModelEntry
+from bench.measure.failures import describe
 
 with warnings.catch_warnings():
     # fvcore's import touches torch.jit.script, deprecated in recent torch; nothing to act on.
@@ -290,3 +291,15 @@ def layers_frame(layers: list[LayerRow]) -> pd.DataFrame:
         "x".join(map(str, r.output_shape)) if r.output_shape else "" for r in layers
     ]
     return frame
+
+
+def profile_error(entry: ModelEntry, input_size: tuple[int, int] | None, exc: Exception) -> str:
+    """Why ``entry`` could not be profiled, naming the input size when it is not its own."""
+    message = describe(exc)
+    if input_size and input_size != (entry.input_size, entry.input_size):
+        h, w = input_size
+        message = (
+            f"at input {h}x{w} (the model is built for "
+            f"{entry.input_size}x{entry.input_size}): {message}"
+        )
+    return message

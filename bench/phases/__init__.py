@@ -1,9 +1,8 @@
-"""The phases a run goes through, in order. A phase is a value with a name, ``run`` (a model
-and the run's context in, groups of rows out, skipping the items done), ``estimate_s`` and
-``work`` (its items and their cost). To add one: a module here with a class like
-``StaticPhase``, its metrics in ``runfolder.schema.METRICS``, the columns naming its items in
-``runfolder.schema.ITEM_KEYS`` (unless it measures once per model), and a line in
-``PHASES``."""
+"""The phases a run goes through, in order: a phase is a value that turns a model into rows
+(``bench.phases.base.Phase``). The suite's own are registered here; one defined anywhere else
+is registered with ``register_phase`` (its metrics with ``runfolder.schema.register_phase_schema``)
+and then runs, resumes, shards and merges as they do, and the report shows its rows in a table
+built from the schema (docs/extending.md, "Adding a phase")."""
 
 from __future__ import annotations
 
@@ -18,8 +17,37 @@ PHASES: dict[str, Phase] = {
     phase.name: phase
     for phase in (StaticPhase(), SpeedPhase(), DdpPhase(), ProfilePhase(), AccuracyPhase())
 }
-# what runs without --phases: the profile phase is asked for by name (see README, "The profile
-# phase": on the CPU it adds about as much time as the speed phase)
+# what runs without --phases: the profile phase is asked for by name (see docs/profile-phase.md:
+# on the CPU it adds about as much time as the speed phase)
 DEFAULT_PHASES: tuple[str, ...] = ("static", "speed", "accuracy")
+_OWN = frozenset(PHASES)
 
-__all__ = ["DEFAULT_PHASES", "PHASES", "Phase", "RunAborted", "RunConfig", "RunContext"]
+
+def register_phase(phase: Phase) -> None:
+    """Add ``phase`` to the phases ``--phases`` can name; it runs after those registered
+    before it. A name taken by another phase is refused; the same phase again is a no-op."""
+    if not getattr(phase, "name", "") or not phase.name.isidentifier():
+        raise ValueError(f"a phase needs a name that is an identifier, got {phase!r}")
+    known = PHASES.get(phase.name)
+    if known is not None and type(known) is not type(phase):
+        raise ValueError(f"phase '{phase.name}' is registered already ({type(known).__name__})")
+    PHASES[phase.name] = phase
+
+
+def unregister_phase(name: str) -> None:
+    """Forget the phase ``name`` (``KeyError`` if it is not registered); the suite's own stay."""
+    if name in _OWN:
+        raise ValueError(f"'{name}' is one of the suite's own phases")
+    del PHASES[name]
+
+
+__all__ = [
+    "DEFAULT_PHASES",
+    "PHASES",
+    "Phase",
+    "RunAborted",
+    "RunConfig",
+    "RunContext",
+    "register_phase",
+    "unregister_phase",
+]

@@ -22,6 +22,7 @@ from bench.training.data import CLASSES
 from bench.training.loop import AccuracyConfig, OverCap, SeedResult, train_model
 from runfolder.rows import Row, error_row, result_row
 from runfolder.schema import ACCURACY_TARGETS
+from runfolder.writer import RunWriter
 
 
 def accuracy_facts(entry: ModelEntry, acc: AccuracyConfig, train_images: int, test_images: int):
@@ -200,6 +201,11 @@ def train_in_group(entry: ModelEntry, ctx: RunContext, size: int) -> GroupTraini
 
 class AccuracyPhase(PerModelPhase):
     name: ClassVar[str] = "accuracy"
+
+    def resume(self, folder: RunWriter, models: list[str], done: frozenset[tuple]) -> None:
+        """A model's curves are written epoch by epoch, its rows at the end: the curves of a
+        model without rows are of an interrupted training, measured again."""
+        folder.drop_curves({m for m in models if (m,) not in done})
 
     def measure(self, entry: ModelEntry, ctx: RunContext) -> Iterator[list[Row]]:
         cfg = ctx.cfg

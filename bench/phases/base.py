@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar, Protocol
+from typing import ClassVar
 
 import torch
 
@@ -73,35 +73,48 @@ class RunAborted(Exception):
         self.error = error
 
 
-class Phase(Protocol):
+class Phase:
     """A phase measures one model at a time. ``run`` yields its rows in groups, each written
     to the run folder as soon as it comes (an interrupted run keeps them); ``done`` holds the
     items of the phase that the run folder holds already (``runfolder.reader.phase_items``, by
-    the phase's ``runfolder.schema.ITEM_KEYS``), and ``run`` skips them."""
+    the phase's ``runfolder.schema.ITEM_KEYS``), and ``run`` skips them.
+
+    What the run does for a phase beyond running it is declared here, never decided by its
+    name: ``uses_modes`` (the run's modes are its; the progress line names them),
+    ``needs_ceilings`` (the device's roofline ceilings are measured for run.json when it runs),
+    ``timed_by_profiling`` (its work is the static profiles made for every model before any
+    phase: their time and memory are its), and ``resume`` (called once when a run folder is
+    resumed, before any model runs)."""
 
     name: ClassVar[str]
+    uses_modes: ClassVar[bool] = False
+    needs_ceilings: ClassVar[bool] = False
+    timed_by_profiling: ClassVar[bool] = False
 
     def run(
         self, entry: ModelEntry, ctx: RunContext, done: frozenset[tuple]
-    ) -> Iterator[list[Row]]: ...
+    ) -> Iterator[list[Row]]:
+        raise NotImplementedError
 
     def estimate_s(self, entry: ModelEntry, ctx: RunContext, peak_tflops: float) -> float:
         """Seconds this phase should take for ``entry`` (as ``bench.measure.estimate``
         assumes)."""
-        ...
+        raise NotImplementedError
 
     def work(self, entry: ModelEntry, ctx: RunContext, peak_tflops: float) -> dict[tuple, float]:
         """The items this phase will measure for ``entry`` (tuples of its ``ITEM_KEYS``'
         values, the model's name first), each with its estimated seconds: what ``--shard``
         deals out."""
-        ...
+        raise NotImplementedError
+
+    def resume(self, folder: RunWriter, models: list[str], done: frozenset[tuple]) -> None:
+        """Tidy what an interrupted run left of this phase in ``folder`` (nothing by default)."""
 
 
-class PerModelPhase:
+class PerModelPhase(Phase):
     """A phase measured once per model: done for a model when the run folder holds any of
-    its rows (its rows are written together, at the end). Subclasses write ``measure``."""
-
-    name: ClassVar[str]
+    its rows (its rows are written together, at the end). Subclasses write ``measure`` and
+    ``estimate_s``."""
 
     def run(
         self, entry: ModelEntry, ctx: RunContext, done: frozenset[tuple]
@@ -114,9 +127,6 @@ class PerModelPhase:
     def measure(self, entry: ModelEntry, ctx: RunContext) -> Iterator[list[Row]]:
         raise NotImplementedError
 
-    def estimate_s(self, entry: ModelEntry, ctx: RunContext, peak_tflops: float) -> float:
-        raise NotImplementedError
-
     def work(self, entry: ModelEntry, ctx: RunContext, peak_tflops: float) -> dict[tuple, float]:
         return {(entry.name,): self.estimate_s(entry, ctx, peak_tflops)}
 
@@ -125,17 +135,14 @@ def model_facts(entry: ModelEntry, phase: str) -> dict[str, object]:
     return {"model": entry.name, "family": entry.family, "source": entry.source, "phase": phase}
 
 
-class PerModePhase:
+class PerModePhase(Phase):
     """A phase measured once per model and mode (the profile and ddp phases): its items are
     (model, mode), its modes those ``modes`` picks from the run's, and its estimate split
     evenly among them. Subclasses write ``modes``, ``run`` and ``estimate_s``."""
 
-    name: ClassVar[str]
+    uses_modes: ClassVar[bool] = True
 
     def modes(self, cfg: RunConfig) -> list[Mode]:
-        raise NotImplementedError
-
-    def estimate_s(self, entry: ModelEntry, ctx: RunContext, peak_tflops: float) -> float:
         raise NotImplementedError
 
     def work(self, entry: ModelEntry, ctx: RunContext, peak_tflops: float) -> dict[tuple, float]:

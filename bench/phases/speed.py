@@ -25,7 +25,7 @@ from bench.measure.throughput import (
     SpeedResult,
     measure_speed,
 )
-from bench.phases.base import RunAborted, RunConfig, RunContext, model_facts
+from bench.phases.base import Phase, RunAborted, RunConfig, RunContext, model_facts
 from runfolder.rows import Row, error_row, result_row
 from runfolder.schema import HOST_BOUND_RATIO
 
@@ -216,8 +216,10 @@ def measurement_summary(m: Measurement) -> str:
     return f"{m.kind} {m.samples_per_s:,.0f}/s b{m.batch_size}{noisy}"
 
 
-class SpeedPhase:
+class SpeedPhase(Phase):
     name: ClassVar[str] = "speed"
+    uses_modes: ClassVar[bool] = True
+    needs_ceilings: ClassVar[bool] = True  # its MFU and the roofline chart are against them
 
     def run(
         self, entry: ModelEntry, ctx: RunContext, done: frozenset[tuple]

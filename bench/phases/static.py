@@ -6,7 +6,6 @@ from collections.abc import Iterator
 from typing import ClassVar
 
 from archs import ModelEntry
-from bench.measure.failures import describe
 from bench.measure.static_profile import StaticProfile, format_unsupported, layers_frame
 from bench.phases.base import PerModelPhase, RunContext, model_facts
 from runfolder.rows import Row, error_row, result_row
@@ -42,6 +41,7 @@ class StaticPhase(PerModelPhase):
     this phase writes it."""
 
     name: ClassVar[str] = "static"
+    timed_by_profiling: ClassVar[bool] = True
 
     def measure(self, entry: ModelEntry, ctx: RunContext) -> Iterator[list[Row]]:
         profile = ctx.profiles.get(entry.name)
@@ -58,15 +58,3 @@ class StaticPhase(PerModelPhase):
 
     def estimate_s(self, entry: ModelEntry, ctx: RunContext, peak_tflops: float) -> float:
         return 0.0  # the profiles are made, and timed, before the estimate
-
-
-def profile_error(entry: ModelEntry, input_size: tuple[int, int] | None, exc: Exception) -> str:
-    """Why ``entry`` could not be profiled, naming the input size when it is not its own."""
-    message = describe(exc)
-    if input_size and input_size != (entry.input_size, entry.input_size):
-        h, w = input_size
-        message = (
-            f"at input {h}x{w} (the model is built for "
-            f"{entry.input_size}x{entry.input_size}): {message}"
-        )
-    return message

@@ -16,6 +16,7 @@ import torch
 from runfolder.folders import now
 
 ROOT = Path(__file__).resolve().parents[2]
+PACKAGES = ("bench", "reports")  # what ``python -m`` runs of this checkout
 
 
 def _package_version(name: str) -> str | None:
@@ -84,6 +85,8 @@ def program(fallback: str = "bench") -> list[str]:
         try:
             module = script.resolve().relative_to(ROOT).with_suffix("")
         except ValueError:
+            return ["python", "-m", fallback]
+        if module.parts[0] not in PACKAGES:  # a tool installed under the checkout (.nox/...)
             return ["python", "-m", fallback]
         parts = module.parts[:-1] if module.name == "__main__" else module.parts
         return ["python", "-m", ".".join(parts)]

@@ -11,10 +11,9 @@ import pandas as pd
 import archs
 from bench.measure.estimate import ASSUMED_EFFICIENCY, Progress, duration, plural
 from bench.measure.memory import PeakRss
-from bench.measure.static_profile import profile_model
+from bench.measure.static_profile import profile_error, profile_model
 from bench.phases import PHASES, RunAborted, RunConfig, RunContext
 from bench.phases.base import model_facts
-from bench.phases.static import profile_error
 from bench.run.provenance import device_description
 from bench.run.shards import partition, work_items
 from runfolder.reader import phase_items
@@ -104,11 +103,14 @@ def run_models(
     ``done`` holds (a resumed run's measurements) is skipped. Returns the seconds per phase."""
     done = dict(done or {})
     ctx = RunContext(cfg, device_description(cfg.device), writer, say=_say)
-    t_static = time.perf_counter()
-    static_peaks = profile_all(ctx)
-    totals = {phase: 0.0 for phase in cfg.phases}
-    # every model is profiled first, for the estimate and the speed phase's FLOPs
-    totals["static"] = time.perf_counter() - t_static
+    phases = [PHASES[name] for name in cfg.phases]
+    t_profiles = time.perf_counter()
+    # every model is profiled first, for the estimate and the FLOPs of the timed phases
+    profile_peaks = profile_all(ctx)
+    totals = {phase.name: 0.0 for phase in phases}
+    for phase in phases:
+        if phase.timed_by_profiling:
+            totals[phase.name] = time.perf_counter() - t_profiles
     models = cfg.models
     if cfg.shard is not None:
         models = take_shard(ctx, done)
@@ -128,14 +130,12 @@ def run_models(
         ctx.say = lambda text, tag=tag: _say(f"{tag} {text}")
         t_model = time.perf_counter()
         spent: dict[str, float] = {}
-        for k, phase_name in enumerate(cfg.phases):
+        for k, phase in enumerate(phases):
             t0 = time.perf_counter()
             wrote = False
             try:
                 with PeakRss() as peak:
-                    for rows in PHASES[phase_name].run(
-                        entry, ctx, done.get(phase_name, frozenset())
-                    ):
+                    for rows in phase.run(entry, ctx, done.get(phase.name, frozenset())):
                         writer.add(rows)
                         wrote = True
             except RunAborted as exc:
@@ -143,10 +143,10 @@ def run_models(
                 writer.add([error_row(model_facts(entry, p), lost) for p in cfg.phases[k + 1 :]])
                 raise
             if wrote:  # a phase skipped on resume measured nothing this time
-                measured = static_peaks[name] if phase_name == "static" else peak
-                writer.add(memory_rows(entry, phase_name, measured))
-            if phase_name != "static":
-                spent[phase_name] = time.perf_counter() - t0
+                measured = profile_peaks[name] if phase.timed_by_profiling else peak
+                writer.add(memory_rows(entry, phase.name, measured))
+            if not phase.timed_by_profiling:
+                spent[phase.name] = time.perf_counter() - t0
         for phase, seconds in spent.items():
             totals[phase] += seconds
         took = time.perf_counter() - t_model

@@ -1,5 +1,5 @@
 """One ``python -m bench`` run: a new or resumed run folder, its provenance (the device's
-measured ceilings when the speed phase runs), the phases, and how it ended."""
+measured ceilings when a phase needs them), the phases, and how it ended."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ from pathlib import Path
 import torch
 
 import archs
-from bench.measure.ceilings import best_ceilings, device_ceilings, device_peak, final_ceilings
+from bench.measure.ceilings import RunCeilings, device_peak
 from bench.measure.estimate import duration, plural
-from bench.phases import RunAborted, RunConfig
+from bench.phases import PHASES, RunAborted, RunConfig
 from bench.run import provenance
 from bench.run.options import UsageError, spec_argv, spec_from_argv
 from bench.run.runner import done_in, run_models
@@ -112,9 +112,11 @@ def run(
         info["argv"] = same_args
     info["backends"] = backend_policy(cfg)
     device_name = str(info["device_name"])
-    if "speed" in cfg.phases:
-        precisions = sorted({m.arithmetic for m in cfg.modes} | {"fp32"})
-        info["ceilings"] = device_ceilings(cfg.device, device_name, precisions)
+    phases = [PHASES[name] for name in cfg.phases]
+    ceilings = None
+    if any(phase.needs_ceilings for phase in phases):
+        ceilings = RunCeilings(cfg.device, device_name)
+        info["ceilings"] = ceilings.start(sorted({m.arithmetic for m in cfg.modes} | {"fp32"}))
     done = None
     try:
         if previous is None:
@@ -123,15 +125,15 @@ def run(
             existing = read_results(run_dir / "results.csv")
             done = done_in(existing, cfg.phases)
             info = resumed_provenance(previous, info)
-            if "ceilings" in info:
-                info["ceilings"] = best_ceilings(previous.get("ceilings", {}), info["ceilings"])
+            if ceilings is not None:
+                info["ceilings"] = ceilings.resume(previous.get("ceilings"))
             writer = RunWriter(run_dir, info, existing)
-            writer.drop_curves({m for m in cfg.models if (m,) not in done.get("accuracy", ())})
+            for phase in phases:
+                phase.resume(writer, cfg.models, done[phase.name])
             _say(f"resuming {run_dir} ({plural(len(existing), 'row')} already there)")
     except OSError as exc:
         raise out_error(run_dir, exc) from None
-    timed = {"speed", "profile", "ddp"} & set(cfg.phases)
-    modes = ",".join(m.name for m in cfg.modes) if timed else "-"
+    modes = ",".join(m.name for m in cfg.modes) if any(p.uses_modes for p in phases) else "-"
     _say(
         f"{plural(len(cfg.models), 'model')}, phases {','.join(cfg.phases)}, modes {modes}, "
         f"device {cfg.device} ({device_name}); results in {run_dir}"
@@ -142,10 +144,8 @@ def run(
     t0 = time.perf_counter()
     try:
         totals = run_models(cfg, writer, done, peak.tflops)
-        if "ceilings" in writer.provenance:  # measured again: a busy start can only read low
-            writer.provenance["ceilings"] = final_ceilings(
-                cfg.device, device_name, writer.provenance["ceilings"]
-            )
+        if ceilings is not None:
+            writer.provenance["ceilings"] = ceilings.finish()
         status = "complete"
         spent = ", ".join(f"{phase} {duration(s)}" for phase, s in totals.items() if s)
         _say(f"took {duration(time.perf_counter() - t0)} ({spent})")
