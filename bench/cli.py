@@ -13,6 +13,7 @@ import torch
 from tabulate import tabulate
 
 import archs
+from bench import log
 from bench.measure import failures
 from bench.measure.estimate import plural
 from bench.measure.static_profile import METHOD, format_unsupported, layers_frame, profile_model
@@ -107,6 +108,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="the report's charts that compare models show the best N (default: all)",
     )
+    chatter = p.add_mutually_exclusive_group()
+    chatter.add_argument(
+        "-q", "--quiet", action="store_true", help="no progress lines: warnings and errors only"
+    )
+    chatter.add_argument(
+        "-v", "--verbose", action="store_true", help="progress and details (the spec, each write)"
+    )
     p.add_argument(
         "--resume",
         action="store_true",
@@ -117,7 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # what may go with --spec: where the run goes and how its report looks, not what it measures
-SPEC_COMPANIONS = frozenset({"spec", "out", "resume", "top"})
+SPEC_COMPANIONS = frozenset({"spec", "out", "resume", "top", "quiet", "verbose"})
 
 
 def run_spec(args: argparse.Namespace, argv: list[str]) -> RunSpec:
@@ -282,6 +290,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     try:
         args = build_parser().parse_args(argv)
+        log.set_verbosity(args.quiet, args.verbose)
         if args.list:
             print(list_table(args.models))
             return 0

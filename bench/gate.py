@@ -22,7 +22,6 @@ baseline is recorded over twice the rounds. On the CPU, glibc is asked to keep f
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import statistics
@@ -41,6 +40,7 @@ from bench.measure.modes import Mode, ModeError, parse_modes
 from bench.measure.static_profile import profile_model
 from bench.measure.throughput import SpeedConfig, measure_speed
 from bench.measure.timers import Timer, measure_throughput
+from bench.run.options import StrictParser, at_least
 from bench.run.provenance import cpu_signature, device_description, git_commit, now
 
 BASELINE = Path(__file__).resolve().parent / "baselines" / "gate.json"
@@ -239,7 +239,7 @@ def compare(current: dict, baseline: dict, key: str, cfg: GateConfig) -> tuple[l
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(
+    p = StrictParser(
         prog="python -m bench.gate", description="Throughput and size regression gate."
     )
     p.add_argument(
@@ -253,8 +253,13 @@ def main(argv: list[str] | None = None) -> int:
         help="default 64 on the CPU (smaller batches leave the small models' steps "
         "to per-call overhead, which the calibration does not track), 256 on a GPU",
     )
-    p.add_argument("--rounds", type=int, default=5)
-    p.add_argument("--repeats", type=int, default=3, help="timed blocks per figure per round")
+    p.add_argument("--rounds", type=at_least(1, "--rounds"), default=5)
+    p.add_argument(
+        "--repeats",
+        type=at_least(1, "--repeats"),
+        default=3,
+        help="timed blocks per figure per round",
+    )
     p.add_argument("--floor", type=float, default=0.07)
     p.add_argument("--iqr-multiple", type=float, default=2.0)
     p.add_argument("--cap", type=float, default=0.12)

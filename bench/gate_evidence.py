@@ -28,6 +28,7 @@ from torch import nn
 
 import archs
 from archs import registry
+from bench.run.options import StrictParser, at_least
 
 # a quarter more time per sample, or a little more, in each slowed figure on the CI machine
 DEFAULT_SLOWDOWNS = "densenet:0.25,lenet:0.2"
@@ -78,8 +79,8 @@ def speed_rows(verdict: dict) -> list[dict]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m bench.gate_evidence")
-    p.add_argument("--runs", type=int, default=10)
+    p = StrictParser(prog="python -m bench.gate_evidence")
+    p.add_argument("--runs", type=at_least(1, "--runs"), default=10)
     p.add_argument(
         "--slow",
         default=DEFAULT_SLOWDOWNS,

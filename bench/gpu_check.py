@@ -21,7 +21,6 @@ CUDA device or with bad arguments).
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import sys
@@ -36,12 +35,14 @@ from tabulate import tabulate
 
 import archs
 from bench.checks import baseline, fidelity
+from bench.log import say, warn
 from bench.measure.devices import NoCudaError, cuda_device
 from bench.measure.estimate import duration
 from bench.measure.modes import GPU_DEFAULT_MODES, parse_mode
 from bench.measure.throughput import GPU_BATCH
 from bench.phases import RunConfig
 from bench.run import provenance
+from bench.run.options import StrictParser
 from bench.run.runner import Done, done_in, run_models
 from bench.training.data import DataError, find_data_dir, load_fashion_mnist
 from bench.training.loader import to_device
@@ -131,7 +132,7 @@ def run_fidelity(plan: Plan, device: torch.device, run_dir: Path) -> None:
             t0 = time.perf_counter()
             row = fidelity.compare(model, mode, device, plan.batch, plan.warmup)
             _append_csv(path, row)
-            _say(
+            say(
                 f"fidelity {model} {mode.name}: harness / hand loop "
                 f"{row.get('harness / hand loop', float('nan')):.3f} "
                 f"({time.perf_counter() - t0:.0f} s)"
@@ -152,10 +153,10 @@ def run_baseline(plan: Plan, device: torch.device, run_dir: Path, data_dir: Path
         for model in todo:
             t0 = time.perf_counter()
             row = baseline.compare_loops(
-                archs.get_entry(model), root, data, device, loops, progress=_say
+                archs.get_entry(model), root, data, device, loops, progress=say
             )
             _append_csv(path, row)
-            _say(
+            say(
                 f"baseline {model}: suite / d2l {row['suite / d2l']:.2f} "
                 f"({time.perf_counter() - t0:.0f} s)"
             )
@@ -299,23 +300,19 @@ def check(
     try:
         t0 = time.perf_counter()
         run_fidelity(plan, device, run_dir)
-        _say(f"gpu_check: fidelity done ({duration(time.perf_counter() - t0)})")
+        say(f"gpu_check: fidelity done ({duration(time.perf_counter() - t0)})")
         run_baseline(plan, device, run_dir, data_dir, data)
-        _say(f"gpu_check: baseline done ({duration(time.perf_counter() - t0)})")
+        say(f"gpu_check: baseline done ({duration(time.perf_counter() - t0)})")
         run_accuracy(plan, device, writer, done, data)
-        _say(f"gpu_check: accuracy done ({duration(time.perf_counter() - t0)})")
+        say(f"gpu_check: accuracy done ({duration(time.perf_counter() - t0)})")
         run_profile(plan, device, writer, done)
-        _say(f"gpu_check: profile done ({duration(time.perf_counter() - t0)})")
+        say(f"gpu_check: profile done ({duration(time.perf_counter() - t0)})")
         status = "complete"
     finally:
         writer.finish(status)
     found = verdicts(plan, run_dir, pd.DataFrame(writer.rows))
     (run_dir / VERDICT_MD).write_text(verdict_table(found) + "\n")
     return found
-
-
-def _say(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
 
 
 def _find_resumable(out: Path) -> Path | None:
@@ -335,7 +332,7 @@ def _find_resumable(out: Path) -> Path | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(
+    p = StrictParser(
         prog="python -m bench.gpu_check", description=__doc__.split("\n")[0].strip("`: ")
     )
     p.add_argument("--data-dir", type=Path, help="folder of the Fashion-MNIST files")
@@ -359,14 +356,14 @@ def main(argv: list[str] | None = None) -> int:
     run_dir = run_dir or new_run_dir(args.out)
     info = provenance.collect(device, argv if argv is not None else sys.argv[1:])
     info["check"] = "gpu_check"
-    _say(
+    say(
         f"gpu_check on {info['device_name']} (driver {info.get('cuda_driver')}, torch "
         f"{torch.__version__}); results in {run_dir}"
     )
     try:
         found = check(Plan.default(), device, run_dir, data_dir, info)
     except KeyboardInterrupt:
-        _say("gpu_check: interrupted; continue with python -m bench.gpu_check --resume")
+        warn("gpu_check: interrupted; continue with python -m bench.gpu_check --resume")
         return 130
     print(
         f"gpu_check on {info['device_name']}, driver {info.get('cuda_driver')}, torch "

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
@@ -1035,28 +1037,126 @@ def layer_mac_rate(run: Run, model: tuple[str, str] | None = None) -> Figure | N
     return fig
 
 
-# the charts that compare models, which ``top`` cuts to the best models
-COMPARING = (
-    "accuracy_vs_gflops",
-    "accuracy_vs_throughput",
-    "throughput_vs_params",
-    "speedup_by_mode",
-    "latency_distributions",
-    "learning_curves",
-    "throughput_by_device",
-)
-CHARTS = {
-    "accuracy_vs_gflops": accuracy_vs_gflops,
-    "accuracy_vs_throughput": accuracy_vs_throughput,
-    "throughput_vs_params": throughput_vs_params,
-    "speedup_by_mode": speedup_by_mode,
-    "throughput_by_device": throughput_by_device,
-    "learning_curves": learning_curves,
-    "latency_distributions": latency_distributions,
-    "roofline": roofline,
-    "time_share_by_kind": time_share_by_kind,
-    "layer_mac_rate": layer_mac_rate,
+@dataclass(frozen=True)
+class Chart:
+    """A chart of the report: ``draw(run)`` (``draw(run, top=N)`` when ``compares_models``)
+    returns a Figure, or None when the run lacks what it needs; ``caption``: its text under it
+    in report.md, followed by ``flag_caption`` (how it marks flagged figures) when it marks
+    them; ``compares_models``: ``--top N`` cuts it to the best N models; ``across_devices``:
+    it draws every device of a run merged across devices (the others draw the first device's
+    figures)."""
+
+    name: str
+    draw: Callable[..., Figure | None]
+    caption: str
+    compares_models: bool = False
+    flag_caption: str | None = None
+    across_devices: bool = False
+
+    def __call__(self, run: Run, top: int | None = None) -> Figure | None:
+        return self.draw(run, top=top) if self.compares_models else self.draw(run)
+
+    @property
+    def full_caption(self) -> str:
+        return " ".join(filter(None, (self.caption, self.flag_caption)))
+
+
+def _flag_caption(noisy: str) -> str:
+    """How a chart marks noisy and host-bound figures; ``noisy``: what a noisy one looks like."""
+    return (
+        f"{noisy}: noisy (IQR/median > {NOISY_REL_IQR:.0%}); an 'h': host-bound (Python "
+        "dispatch, MFU describes the CPU)."
+    )
+
+
+# every chart, in the order report.md shows them; ``register_chart`` adds one
+CHARTS: dict[str, Chart] = {
+    c.name: c
+    for c in (
+        Chart(
+            "accuracy_vs_gflops",
+            accuracy_vs_gflops,
+            "Accuracy against compute; the dashed line is the Pareto frontier (no model is "
+            "both cheaper and more accurate than a circled one).",
+            compares_models=True,
+        ),
+        Chart(
+            "accuracy_vs_throughput",
+            accuracy_vs_throughput,
+            "Accuracy against inference throughput, with its Pareto frontier.",
+            compares_models=True,
+            flag_caption=_flag_caption("Hollow markers"),
+        ),
+        Chart(
+            "throughput_vs_params",
+            throughput_vs_params,
+            "Inference throughput against parameter count.",
+            compares_models=True,
+            flag_caption=_flag_caption("Hollow markers"),
+        ),
+        Chart(
+            "speedup_by_mode",
+            speedup_by_mode,
+            "Each execution mode's inference throughput over fp32's.",
+            compares_models=True,
+            flag_caption=_flag_caption("Hatched bars (this mode's figure or fp32's)"),
+        ),
+        Chart(
+            "throughput_by_device",
+            throughput_by_device,
+            "A run merged across devices: each model's inference throughput on each device, "
+            "in one mode, at the same batch and input size.",
+            compares_models=True,
+            across_devices=True,
+        ),
+        Chart(
+            "learning_curves",
+            learning_curves,
+            "Test accuracy by epoch and by training second.",
+            compares_models=True,
+        ),
+        Chart(
+            "latency_distributions",
+            latency_distributions,
+            "Batch-1 latency: quartiles, p1-p99 whiskers, outliers.",
+            compares_models=True,
+        ),
+        Chart(
+            "roofline",
+            roofline,
+            "Achieved TFLOP/s against estimated arithmetic intensity (FLOPs over the "
+            "parameters read once plus each leaf layer's output written and read once). A red "
+            "ring: above the measured ceiling, not an attainable figure.",
+            flag_caption=_flag_caption("Hollow markers"),
+        ),
+        Chart(
+            "time_share_by_kind",
+            time_share_by_kind,
+            "Per model, the share of a training step's time in the modules (forward and "
+            "backward self time, profile phase) by layer kind, and below it the share of the "
+            "MACs: a kind whose time share is far above its MAC share is memory- or "
+            "overhead-bound. Concatenation and residual addition are measured in their blocks; "
+            "the static count gives them no MACs.",
+        ),
+        Chart(
+            "layer_mac_rate",
+            layer_mac_rate,
+            "One profiled model's leaf layers (the one with the most leaf layers with MACs; "
+            "the chart's title names it): achieved MAC/s in the inference forward (eval, no "
+            "grad; the layer's MACs x batch over its profiled forward time) against its MACs, "
+            "by layer kind. Small layers sit low: their time is overhead, not arithmetic.",
+        ),
+    )
 }
+
+
+def register_chart(chart: Chart) -> Chart:
+    """Add ``chart`` to the report, after the charts registered before it; a name taken
+    already is refused (``ValueError``). Returns the chart."""
+    if chart.name in CHARTS:
+        raise ValueError(f"a chart named '{chart.name}' is registered already")
+    CHARTS[chart.name] = chart
+    return chart
 
 
 def write_charts(run: Run, out: Path, top: int | None = None) -> dict[str, Path]:
@@ -1070,9 +1170,8 @@ def write_charts(run: Run, out: Path, top: int | None = None) -> dict[str, Path]
     if len(devices) > 1:
         rows = run.results[run.results["device"] == devices[0]]
         first = dataclasses.replace(run, results=rows)
-    for name, make in CHARTS.items():
-        shown = run if name == "throughput_by_device" else first
-        fig = make(shown, top=top) if name in COMPARING else make(shown)
+    for name, chart in CHARTS.items():
+        fig = chart(run if chart.across_devices else first, top=top)
         if fig is not None:
             written[name] = save(fig, out, name)
     return written

@@ -8,21 +8,49 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 from tabulate import tabulate
 
 from runfolder.reader import Run, RunFolderError, load_run
 
 from .compare import compare_runs, compare_warnings, readable_figures, write_comparison
-from .merge import MergeError, merge_runs, parse_merge_args
+from .merge import MergeError, merge_runs
 from .report import ReportWriteError, build_report
+
+
+class Parser(argparse.ArgumentParser):
+    """No abbreviated options, and an error as one line with exit status 2."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, allow_abbrev=False, **kwargs)
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"reports: error: {message} (see {self.prog} --help)\n")
+
+
+def merge_parser() -> argparse.ArgumentParser:
+    p = Parser(
+        prog="python -m reports merge",
+        description="Merge the run folders of one run's shards (or of one spec on several "
+        "devices) into one run folder, with its report.",
+    )
+    p.add_argument("runs", nargs="+", type=Path, metavar="RUN_DIR", help="the run folders")
+    p.add_argument("--out", type=Path, required=True, metavar="DIR", help="a new folder")
+    p.add_argument(
+        "--across-devices",
+        action="store_true",
+        help="runs of one spec on different devices, side by side (each row keeps its device)",
+    )
+    return p
 
 
 def merge_main(argv: list[str]) -> int:
     """``merge RUN_DIR... --out MERGED``: the merged run folder and its report."""
+    args = merge_parser().parse_args(argv)
+    paths = args.runs
     try:
-        paths, out, across_devices = parse_merge_args(argv)
-        merged = merge_runs(paths, out, across_devices)
+        merged = merge_runs(paths, args.out, args.across_devices)
         report = build_report(merged.path)
     except (MergeError, RunFolderError) as exc:
         print(f"reports: error: {exc}", file=sys.stderr)
@@ -44,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["merge"]:
         return merge_main(argv[1:])
-    p = argparse.ArgumentParser(prog="python -m reports", description=__doc__.split(";")[0])
+    p = Parser(prog="python -m reports", description=__doc__.split(";")[0])
     p.add_argument("run_dir", nargs="?", type=Path, help="a run folder (runs/...)")
     p.add_argument(
         "--out",

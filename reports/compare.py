@@ -13,7 +13,7 @@ from tabulate import tabulate
 
 from runfolder.reader import Run, load_run
 
-from .charts import save, throughput_by_device
+from .charts import CHARTS, save
 from .tables import accuracy_setting_parts, input_sizes, readable
 
 KEY_METRICS = (
@@ -200,9 +200,10 @@ def write_comparison(run_a: Run, run_b: Run, out: Path, top: int | None = None) 
         else "The two runs share no measured figure.",
     ]
     written = [out / "compare.md"]
-    fig = throughput_by_device(side_by_side(run_a, run_b), top=top)
+    chart = CHARTS["throughput_by_device"]
+    fig = chart(side_by_side(run_a, run_b), top=top)
     if fig is not None:
-        written.append(save(fig, out, "throughput_by_device"))
+        written.append(save(fig, out, chart.name))
         lines += ["", "![throughput by device](throughput_by_device.png)"]
     (out / "compare.md").write_text("\n".join(lines) + "\n")
     return written

@@ -191,26 +191,3 @@ def _name(key: tuple) -> str:
     """``speed lenet fp32 8 (on AMD EPYC)`` for ``(device, phase, model, ...)``."""
     device, phase, *rest = key
     return f"{phase} {' '.join(map(str, rest))} (on {device})"
-
-
-def parse_merge_args(argv: list[str]) -> tuple[list[Path], Path, bool]:
-    """``RUN_DIR... --out MERGED [--across-devices]``."""
-    paths, out, across, rest = [], None, False, list(argv)
-    while rest:
-        arg = rest.pop(0)
-        if arg == "--across-devices":
-            across = True
-        elif arg == "--out" and rest:
-            out = Path(rest.pop(0))
-        elif m := re.fullmatch(r"--out=(.+)", arg):
-            out = Path(m.group(1))
-        elif arg.startswith("-"):
-            raise MergeError(f"merge: unknown option {arg} ({USAGE})")
-        else:
-            paths.append(Path(arg))
-    if out is None:
-        raise MergeError(f"merge: --out DIR is required ({USAGE})")
-    return paths, out, across
-
-
-USAGE = "usage: merge RUN_DIR... --out DIR [--across-devices]"

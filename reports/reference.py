@@ -3,91 +3,49 @@
     python -m reports.reference          # (re)write docs/metrics.md
     python -m reports.reference --check  # exit 1 when docs/metrics.md is not what it renders
 
-Every figure's name, unit and description come from the schema; this module only groups the
-metrics by the phase that writes them (the schema's ``Metric`` has no phase of its own) and
-lays out the tables. A metric that no group claims is listed under "Other metrics", never
-left out.
+Every figure's name, unit, description and phase come from the schema; this module only says
+what each phase's rows are about and lays out the tables, a table per phase (a phase declared
+with ``register_phase_schema`` after the suite's own), and the metrics every phase writes last.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from fnmatch import fnmatchcase
 from pathlib import Path
 
-from runfolder.schema import ERROR_METRIC, ITEM_KEYS, MEMORY_METRICS, METRICS, Metric
+from runfolder.schema import ITEM_KEYS, METRICS, Metric
 
 ROOT = Path(__file__).resolve().parents[1]
 METRICS_MD = ROOT / "docs" / "metrics.md"
 COMMAND = "python -m reports.reference"
 
-# (phase, what its rows are about, the name patterns of its metrics), in the order a run goes;
-# a metric belongs to the first group with a matching pattern
-GROUPS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
-    (
-        "static",
-        "the static profile, batch 1, eval mode",
-        (
-            "input_*",
-            "params",
-            "params_trainable",
-            "param_size_*",
-            "macs",
-            "macs_*",
-            "flops",
-            "unsupported_ops",
-            "activation_elems",
-        ),
-    ),
-    (
-        "speed",
-        "throughput, batch-1 latency and the compiled modes' check against eager",
-        ("infer_*", "train_*", "latency_*"),
-    ),
+EVERY_PHASE = "every phase"  # the group of the metrics whose phase is "": memory, errors
+# (phase, what its rows are about), in the order a run goes; a phase declared outside the
+# suite comes before EVERY_PHASE
+GROUPS: tuple[tuple[str, str], ...] = (
+    ("static", "the static profile, batch 1, eval mode"),
+    ("speed", "throughput, batch-1 latency and the compiled modes' check against eager"),
     (
         "ddp",
         "data-parallel training: the ddp phase, and the accuracy phase with `--accuracy-processes`",
-        ("ddp_*",),
     ),
-    (
-        "profile",
-        "where the time goes; per-layer figures are in `profile/MODEL__MODE.csv`",
-        ("profile_*",),
-    ),
+    ("profile", "where the time goes; per-layer figures are in `profile/MODEL__MODE.csv`"),
     (
         "accuracy",
         "training on Fashion-MNIST under one budget; per-epoch curves are in `curves.csv`",
-        (
-            "test_acc",
-            "test_acc_std",
-            "seeds",
-            "macro_f1",
-            "final_train_*",
-            "fit_*",
-            "first_step_time",
-            "time_to_*",
-            "class_acc_*",
-            "diverged",
-            "note_*",
-            "not_trained_estimate",
-        ),
     ),
-    (
-        "every phase",
-        "per phase and model; the row's `phase` is the phase concerned",
-        (*sorted(MEMORY_METRICS), ERROR_METRIC),
-    ),
+    (EVERY_PHASE, "per phase and model; the row's `phase` is the phase concerned"),
 )
+# no longer a section: every metric has a phase, or "" (every phase); kept for the check that
+# docs/metrics.md holds none
 OTHER = "Other metrics"
 
 
 def group_of(name: str) -> str:
-    """The phase (a ``GROUPS`` name) whose table lists the metric ``name``, else ``OTHER``."""
-    for phase, _, patterns in GROUPS:
-        if any(fnmatchcase(name, pattern) for pattern in patterns):
-            return phase
-    return OTHER
+    """The section of docs/metrics.md that lists the metric ``name``: its phase, or
+    ``EVERY_PHASE`` for the metrics every phase writes."""
+    return METRICS[name].phase or EVERY_PHASE
 
 
 def _cell(text: str) -> str:
@@ -105,6 +63,9 @@ def metrics_markdown() -> str:
     grouped: dict[str, list[Metric]] = {}
     for metric in METRICS.values():
         grouped.setdefault(group_of(metric.name), []).append(metric)
+    about = dict(GROUPS)
+    outside = [phase for phase in grouped if phase not in about]
+    order = [*list(about)[:-1], *outside, EVERY_PHASE]
     lines = [
         "# Metrics",
         "",
@@ -113,16 +74,16 @@ def metrics_markdown() -> str:
         f"of these {len(METRICS)} metrics with its unit; the columns that say what the figure "
         "is about (model, mode, batch, ...) are described in that module's docstring.",
     ]
-    for phase, about, _ in GROUPS:
+    for phase in order:
         if phase not in grouped:
             continue
-        lines += ["", f"## {phase}", "", f"{about[0].upper()}{about[1:]}."]
+        lines += ["", f"## {phase}"]
+        text = f"{about[phase][0].upper()}{about[phase][1:]}." if phase in about else ""
         if phase in ITEM_KEYS:
             keys = ", ".join(f"`{k}`" for k in ITEM_KEYS[phase])
-            lines[-1] += f" One item per {keys} (`ITEM_KEYS`)."
+            text += f" One item per {keys} (`ITEM_KEYS`)."
+        lines += ["", text.strip()] if text else []
         lines += ["", *_table(grouped[phase])]
-    if OTHER in grouped:
-        lines += ["", f"## {OTHER}", "", *_table(grouped[OTHER])]
     return "\n".join(lines) + "\n"
 
 

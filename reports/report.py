@@ -5,21 +5,23 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import quote
 
 import pandas as pd
 from tabulate import tabulate
 
 from runfolder.reader import Run, load_run
-from runfolder.schema import METRICS, NOISY_REL_IQR, file_stem
+from runfolder.schema import METRICS, file_stem
 
-from .charts import write_charts
+from .charts import CHARTS, write_charts
 from .tables import (
     FLAG_COLUMNS,
     LAYER_HEADERS,
     SLOWEST_LAYERS,
+    Methods,
     accuracy_settings,
     accuracy_summary,
     ceiling_source,
@@ -30,7 +32,10 @@ from .tables import (
     layer_table,
     markdown_notes,
     memory_summary,
+    methods_html,
+    methods_markdown,
     model_summary,
+    phase_table,
     slowest_layers,
     speed_marks,
     speed_summary,
@@ -43,41 +48,6 @@ from .tables import (
     to_markdown,
     with_marks,
 )
-
-CHART_CAPTIONS = {
-    "time_share_by_kind": "Per model, the share of a training step's time in the modules "
-    "(forward and backward self time, profile phase) by layer kind, and below it the share of "
-    "the MACs: a kind whose time share is far above its MAC share is memory- or overhead-bound. "
-    "Concatenation and residual addition are measured in their blocks; the static count gives "
-    "them no MACs.",
-    "layer_mac_rate": "One profiled model's leaf layers (the one with the most leaf layers "
-    "with MACs; the chart's title names it): achieved MAC/s in the inference forward (eval, no "
-    "grad; the layer's MACs x batch over its profiled forward time) against its MACs, by layer "
-    "kind. Small layers sit low: their time is overhead, not arithmetic.",
-    "accuracy_vs_gflops": "Accuracy against compute; the dashed line is the Pareto frontier "
-    "(no model is both cheaper and more accurate than a circled one).",
-    "accuracy_vs_throughput": "Accuracy against inference throughput, with its Pareto frontier.",
-    "throughput_vs_params": "Inference throughput against parameter count.",
-    "speedup_by_mode": "Each execution mode's inference throughput over fp32's.",
-    "learning_curves": "Test accuracy by epoch and by training second.",
-    "latency_distributions": "Batch-1 latency: quartiles, p1-p99 whiskers, outliers.",
-    "throughput_by_device": "A run merged across devices: each model's inference throughput "
-    "on each device, in one mode, at the same batch and input size.",
-    "roofline": "Achieved TFLOP/s against estimated arithmetic intensity (FLOPs over the "
-    "parameters read once plus each leaf layer's output written and read once). A red ring: "
-    "above the measured ceiling, not an attainable figure.",
-}
-# how the flagged charts mark noisy and host-bound figures
-_HOST_CAPTION = "an 'h': host-bound (Python dispatch, MFU describes the CPU)."
-FLAG_CAPTIONS = {
-    name: f"{noisy}: noisy (IQR/median > {NOISY_REL_IQR:.0%}); {_HOST_CAPTION}"
-    for name, noisy in (
-        ("accuracy_vs_throughput", "Hollow markers"),
-        ("throughput_vs_params", "Hollow markers"),
-        ("speedup_by_mode", "Hatched bars (this mode's figure or fp32's)"),
-        ("roofline", "Hollow markers"),
-    )
-}
 
 
 def devices_of(run: Run) -> list[str]:
@@ -92,57 +62,128 @@ def on_device(run: Run, device: str) -> Run:
     )
 
 
-def report_tables(run: Run) -> dict[str, tuple[pd.DataFrame, pd.DataFrame]]:
-    """Each table with its marks (``tables.speed_marks``: text by row and column, for the
-    figures that can carry one); speed figures are judged against run.json's ceilings. A run
-    merged across devices has each table per device (``NAME@N``, N the device's place), then
-    the devices compared."""
+class Table(NamedTuple):
+    """A table of the report: its figures; their marks (text by row and column, for the
+    figures that can carry one: ``tables.speed_marks``); how its figures were measured, listed
+    under it (``tables.phase_table``'s methods)."""
+
+    figures: pd.DataFrame
+    marks: pd.DataFrame
+    methods: Methods = ()
+
+
+def _unmarked(table: pd.DataFrame, methods: Methods = ()) -> Table:
+    return Table(table, pd.DataFrame(index=table.index), tuple(methods))
+
+
+def report_tables(run: Run) -> dict[str, Table]:
+    """Each table by name; speed figures are judged against run.json's ceilings. A run merged
+    across devices has each table per device (``NAME@N``, N the device's place), then the
+    devices compared."""
     devices = devices_of(run)
     if len(devices) == 1:
         return _tables(run)
     tables = {
-        f"{name}@{i}": pair
+        f"{name}@{i}": table
         for i, device in enumerate(devices, 1)
-        for name, pair in _tables(on_device(run, device)).items()
+        for name, table in _tables(on_device(run, device)).items()
     }
     compared = device_comparison(run.results)
-    tables["devices"] = (compared.reset_index(), pd.DataFrame(index=range(len(compared))))
+    tables["devices"] = Table(compared.reset_index(), pd.DataFrame(index=range(len(compared))))
     return tables
 
 
-def _tables(run: Run) -> dict[str, tuple[pd.DataFrame, pd.DataFrame]]:
+def _static_tables(run: Run) -> dict[str, Table]:
+    if "static" not in set(run.results["phase"]):
+        return {}
+    return {"static": _unmarked(static_summary(run.results))}
+
+
+def _speed_tables(run: Run) -> dict[str, Table]:
     r = run.results
-    ceilings = run.provenance.get("ceilings")
+    if "speed" not in set(r["phase"]):
+        return {}
+    speed = speed_summary(r, run.provenance.get("ceilings"))
+    marks = speed_marks(speed).reset_index(drop=True)
+    tables = {"speed": Table(speed.drop(columns=list(FLAG_COLUMNS.values())).reset_index(), marks)}
+    speedup = speedup_table(r)
+    if not speedup.empty:
+        rows = pd.Index([f"{m}, batch {int(b)}" for m, b in speedup.index], name="model")
+        headers = [speedup_header(m) for m in speedup.columns]
+        tables["speedup"] = Table(
+            speedup.set_axis(rows).set_axis(headers, axis=1),
+            speedup_marks(r).set_axis(rows).set_axis(headers, axis=1),
+        )
+    return tables
+
+
+def _accuracy_tables(run: Run) -> dict[str, Table]:
+    r = run.results
+    if "accuracy" not in set(r["phase"]):
+        return {}
+    accuracy = accuracy_summary(r)
+    settings = accuracy_settings(r)
+    if settings.nunique() > 1:  # a merged run: each model's own, beside its figures
+        accuracy.insert(0, "budget; images", settings.reindex(accuracy.index).fillna(""))
+    return {"accuracy": _unmarked(accuracy)}
+
+
+def _ddp_tables(run: Run) -> dict[str, Table]:
+    # the ddp phase's, and the accuracy phase's trained over several processes
+    if not has_ddp(run.results):
+        return {}
+    return {"ddp": _unmarked(ddp_summary(run.results).reset_index())}
+
+
+# the phases whose figures report.md shows in tables (or sections) of their own, in the
+# order shown, each with what makes its tables ({} when the run has none); any other phase
+# gets the table built from the schema (``tables.phase_table``)
+PHASE_TABLES: dict[str, Callable[[Run], dict[str, Table]]] = {
+    "static": _static_tables,
+    "speed": _speed_tables,
+    "accuracy": _accuracy_tables,
+    "ddp": _ddp_tables,
+    "profile": lambda run: {},  # its slowest layers and its charts are sections of their own
+}
+# the headings of the tables, by name; a phase's table from the schema is headed by its name
+TITLES = {
+    "summary": "Summary per model",
+    "static": "Static profile (per sample)",
+    "speed": "Speed",
+    "speedup": "Speed-up over fp32 (inference, same batch)",
+    "accuracy": "Accuracy on Fashion-MNIST",  # with the budget: ``accuracy_title``
+    "memory": "Peak resident memory of the process, per phase (CPU memory)",
+    "ddp": "Data-parallel training (DistributedDataParallel, torchrun)",
+    "devices": "Devices compared: inference throughput (samples/s) and ratios, same model, "
+    "mode, batch and input",
+}
+
+
+def other_phases(results: pd.DataFrame) -> list[str]:
+    """The phases of ``results`` that have no table of their own (``PHASE_TABLES``), in the
+    order they first appear."""
+    return [p for p in dict.fromkeys(results["phase"]) if p not in PHASE_TABLES]
+
+
+def _phase_table_name(phase: str) -> str:
+    """The name of the table of a phase without one of its own (its file is tables/NAME.md)."""
+    return f"{phase}_phase" if phase in TITLES else phase
+
+
+def _tables(run: Run) -> dict[str, Table]:
+    r = run.results
     summary = model_summary(r)
-    tables = {"summary": (summary, summary_marks(r, ceilings).reindex(summary.index))}
-    phases = set(r["phase"])
-    if "static" in phases:
-        static = static_summary(r)
-        tables["static"] = (static, pd.DataFrame(index=static.index))
-    if "speed" in phases:
-        speed = speed_summary(r, ceilings)
-        marks = speed_marks(speed).reset_index(drop=True)
-        tables["speed"] = (speed.drop(columns=list(FLAG_COLUMNS.values())).reset_index(), marks)
-        speedup = speedup_table(r)
-        if not speedup.empty:
-            rows = pd.Index([f"{m}, batch {int(b)}" for m, b in speedup.index], name="model")
-            headers = [speedup_header(m) for m in speedup.columns]
-            tables["speedup"] = (
-                speedup.set_axis(rows).set_axis(headers, axis=1),
-                speedup_marks(r).set_axis(rows).set_axis(headers, axis=1),
-            )
-    if "accuracy" in phases:
-        accuracy = accuracy_summary(r)
-        settings = accuracy_settings(r)
-        if settings.nunique() > 1:  # a merged run: each model's own, beside its figures
-            accuracy.insert(0, "budget; images", settings.reindex(accuracy.index).fillna(""))
-        tables["accuracy"] = (accuracy, pd.DataFrame(index=accuracy.index))
-    if has_ddp(r):
-        ddp = ddp_summary(r).reset_index()
-        tables["ddp"] = (ddp, pd.DataFrame(index=ddp.index))
+    marks = summary_marks(r, run.provenance.get("ceilings")).reindex(summary.index)
+    tables = {"summary": Table(summary, marks)}
+    for tables_of in PHASE_TABLES.values():
+        tables |= tables_of(run)
+    for phase in other_phases(r):
+        table, methods = phase_table(r, phase)
+        if len(table):
+            tables[_phase_table_name(phase)] = _unmarked(table, methods)
     memory = memory_summary(r)
     if not memory.empty:
-        tables["memory"] = (memory, pd.DataFrame(index=memory.index))
+        tables["memory"] = _unmarked(memory)
     return tables
 
 
@@ -158,17 +199,24 @@ def _empty_columns_dropped(table: pd.DataFrame) -> pd.DataFrame:
     return table.loc[:, [c for c in table.columns if not (table[c].astype(str) == "").all()]]
 
 
-def _rendered(table: pd.DataFrame, marks: pd.DataFrame | None = None) -> tuple[str, str]:
-    """Markdown and HTML of a table, its figures followed by their marks, with footnotes."""
+def _rendered(
+    table: pd.DataFrame, marks: pd.DataFrame | None = None, methods: Methods = ()
+) -> tuple[str, str]:
+    """Markdown and HTML of a table, its figures followed by their marks, with footnotes and
+    then how its figures were measured (``methods``)."""
     table = _empty_columns_dropped(table)
     marks = pd.DataFrame(index=table.index) if marks is None else marks
     marks = marks[[c for c in marks.columns if c in table.columns]]
     figures = [c for c in table.columns if pd.api.types.is_numeric_dtype(table[c])]
-    shown, notes = with_marks(table, marks), footnotes(marks)
+    shown, marked = with_marks(table, marks), footnotes(marks)
     markdown = to_markdown(shown, right=[*figures, *marks.columns])
-    if notes:
-        markdown += "\n\n" + markdown_notes(notes)
-    return markdown, to_html(shown, notes)
+    if marked:
+        markdown += "\n\n" + markdown_notes(marked)
+    html = to_html(shown, marked)
+    if methods:
+        markdown += "\n\n" + methods_markdown(methods)
+        html += methods_html(methods)
+    return markdown, html
 
 
 def _ceilings_line(ceilings: dict[str, Any]) -> str:
@@ -226,7 +274,7 @@ def build_report(run_dir: Path, out: Path | None = None, top: int | None = None)
 def _write_report(run: Run, out: Path, top: int | None = None) -> Path:
     tables_dir, charts_dir = out / "tables", out / "charts"
     (tables_dir / "layers").mkdir(parents=True, exist_ok=True)
-    rendered = {name: _rendered(*pair) for name, pair in report_tables(run).items()}
+    rendered = {name: _rendered(*table) for name, table in report_tables(run).items()}
     for name, (markdown, html) in rendered.items():
         (tables_dir / f"{name}.md").write_text(markdown + "\n")
         (tables_dir / f"{name}.html").write_text(html)
@@ -267,17 +315,8 @@ def _write_report(run: Run, out: Path, top: int | None = None) -> Path:
         "`results.csv` (also `results.parquet`). MACs count one multiply-add as one (fvcore); "
         "FLOPs = 2 x MACs.",
     ]
-    titles = {
-        "summary": "Summary per model",
-        "static": "Static profile (per sample)",
-        "speed": "Speed",
-        "speedup": "Speed-up over fp32 (inference, same batch)",
-        "accuracy": accuracy_title(run),
-        "memory": "Peak resident memory of the process, per phase (CPU memory)",
-        "ddp": "Data-parallel training (DistributedDataParallel, torchrun)",
-        "devices": "Devices compared: inference throughput (samples/s) and ratios, same model, "
-        "mode, batch and input",
-    }
+    titles = {**TITLES, "accuracy": accuracy_title(run)}
+    titles |= {_phase_table_name(phase): phase for phase in other_phases(run.results)}
     devices = devices_of(run)
     for name, (markdown, _) in rendered.items():
         table, _, place = name.partition("@")
@@ -286,8 +325,7 @@ def _write_report(run: Run, out: Path, top: int | None = None) -> Path:
     if charts:
         lines += ["", "## Charts"]
         for name, path in charts.items():
-            caption = " ".join(filter(None, (CHART_CAPTIONS[name], FLAG_CAPTIONS.get(name))))
-            lines += ["", f"![{name}](charts/{path.name})", "", caption]
+            lines += ["", f"![{name}](charts/{path.name})", "", CHARTS[name].full_caption]
     if run.profiles:
         lines += ["", f"## Slowest layers (profile phase, top {SLOWEST_LAYERS} by self time)"]
         for (model, mode), frame in run.profiles.items():

@@ -17,18 +17,42 @@ from runfolder.schema import (
     ACCURACY_TARGETS,
     ERROR_METRIC,
     HOST_BOUND_RATIO,
+    ITEM_KEYS,
     MEMORY_METRICS,
+    METRICS,
     NOISY_REL_IQR,
+    metrics_of,
 )
 
-STATIC_SUMMARY_COLUMNS = {
-    # metric -> header with unit
-    "params": "params (count)",
-    "param_size_fp32": "size fp32 (MB)",
-    "macs": "MACs/sample",
-    "flops": "FLOPs/sample",
-    "unsupported_ops": "uncounted ops (calls)",
-}
+
+def metric_header(metric: str, label: str = "{metric} ({unit})", unit: str | None = None) -> str:
+    """A column header of ``metric`` with its unit from the schema (``METRICS[metric].unit``;
+    ``unit`` where the schema lacks the metric, as a phase not registered in this process):
+    ``label`` with ``{unit}`` and ``{metric}`` filled in, by default 'energy_j (J)'; 'p50
+    {unit}' gives 'p50 ms'. A metric without a unit is headed by its name alone."""
+    unit = METRICS[metric].unit if metric in METRICS else unit or ""
+    if not unit and label == "{metric} ({unit})":
+        return metric
+    return label.format(metric=metric, unit=unit)
+
+
+def metric_headers(labels: dict[str, str]) -> dict[str, str]:
+    """``metric_header`` of each metric -> label: header by metric. A label without
+    ``{unit}`` is a header whose unit is said otherwise (its own unit, as 'epochs'; a shorter
+    one, as 'infer/s' for inference samples/s; or one the metric is scaled to)."""
+    return {metric: metric_header(metric, label) for metric, label in labels.items()}
+
+
+STATIC_SUMMARY_COLUMNS = metric_headers(
+    {
+        # metric -> header with unit
+        "params": "params (count)",
+        "param_size_fp32": "size fp32 ({unit})",
+        "macs": "MACs/sample",
+        "flops": "FLOPs/sample",
+        "unsupported_ops": "uncounted ops (calls)",
+    }
+)
 LAYER_HEADERS = {
     "type": "type",
     "depth": "depth (nesting level)",
@@ -100,13 +124,14 @@ def format_static_summary(table: pd.DataFrame) -> str:
     """Fixed-width text for the terminal; errors are listed under the table, not in it."""
     shown = table.drop(columns=["error"]).reset_index()
     formats = {
-        "params (count)": si,
-        "size fp32 (MB)": lambda v: "-" if pd.isna(v) else f"{v:.2f}",
-        "MACs/sample": si,
-        "FLOPs/sample": si,
-        "uncounted ops (calls)": lambda v: "-" if pd.isna(v) else f"{v:.0f}",
+        "params": si,
+        "param_size_fp32": lambda v: "-" if pd.isna(v) else f"{v:.2f}",
+        "macs": si,
+        "flops": si,
+        "unsupported_ops": lambda v: "-" if pd.isna(v) else f"{v:.0f}",
     }
-    for column, fmt in formats.items():
+    for metric, fmt in formats.items():
+        column = STATIC_SUMMARY_COLUMNS[metric]
         shown[column] = shown[column].map(fmt)
     text_columns = 4 if "source" in shown else 3  # model, family[, source], input
     text = tabulate(
@@ -151,21 +176,34 @@ def format_layer_table(layers: pd.DataFrame) -> str:
 
 
 SPEED_COLUMNS = {
-    # header (with unit) -> metric
-    "infer/s": "infer_throughput",
-    "±%": "infer_rel_iqr",
-    "p50 ms": "latency_p50",
-    "p99 ms": "latency_p99",
-    "train/s": "train_throughput",
-    "train ±%": "train_rel_iqr",
-    "infer TFLOP/s": "infer_tflops",
-    "infer MFU%": "infer_mfu",
-    "train MFU%": "train_mfu",
-    "infer MB": "infer_peak_mem",
-    "train MB": "train_peak_mem",
-    "compile s": "infer_compile_time",
-    "graph breaks (count)": "infer_graph_breaks",
+    # header (with unit) -> metric; samples/s shortened to infer/s and train/s
+    header: metric
+    for metric, header in metric_headers(
+        {
+            "infer_throughput": "infer/s",
+            "infer_rel_iqr": "±{unit}",
+            "latency_p50": "p50 {unit}",
+            "latency_p99": "p99 {unit}",
+            "train_throughput": "train/s",
+            "train_rel_iqr": "train ±{unit}",
+            "infer_tflops": "infer {unit}",
+            "infer_mfu": "infer MFU{unit}",
+            "train_mfu": "train MFU{unit}",
+            "infer_peak_mem": "infer {unit}",
+            "train_peak_mem": "train {unit}",
+            "infer_compile_time": "compile {unit}",
+            "infer_graph_breaks": "graph breaks ({unit})",
+        }
+    ).items()
 }
+# the speed figures the terminal shows as whole numbers
+_WHOLE_SPEED = (
+    "infer_throughput",
+    "train_throughput",
+    "infer_graph_breaks",
+    "infer_peak_mem",
+    "train_peak_mem",
+)
 
 
 KINDS = ("infer", "train")
@@ -375,7 +413,7 @@ def format_speed_summary(table: pd.DataFrame) -> str:
     marks = speed_marks(table)
     shown = table.drop(columns=[*FLAG_COLUMNS.values(), "error"]).reset_index()
     shown["batch"] = shown["batch"].map(lambda b: str(b) if b else "-")
-    whole = ("infer/s", "train/s", "graph breaks (count)", "infer MB", "train MB")
+    whole = {h for h, m in SPEED_COLUMNS.items() if m in _WHOLE_SPEED}
     for column in shown.columns[3:]:
         fmt = "{:,.0f}".format if column in whole else lambda v: readable(v, digits=3)
         shown[column] = [
@@ -399,20 +437,25 @@ def format_speed_summary(table: pd.DataFrame) -> str:
 
 ACCURACY_COLUMNS = {
     # header (with unit) -> metric
-    "test acc %": "test_acc",
-    # the seed note's figure, under its own recipe (lr, epochs, batch: the rows' method)
-    "note acc %": "note_test_acc",
-    "± sd %": "test_acc_std",
-    "macro-F1 %": "macro_f1",
-    "train acc %": "final_train_acc",
-    "epochs": "fit_epochs",
-    "train s": "fit_time",
-    "examples/s": "fit_throughput",
-    **{f"to {t}% s": f"time_to_{t}" for t in ACCURACY_TARGETS},
-    "seeds": "seeds",
-    "diverged (seeds)": "diverged",
-    # a model over the CPU's training cap: the seconds its first steps predicted, not trained
-    "not trained: est. s": "not_trained_estimate",
+    header: metric
+    for metric, header in metric_headers(
+        {
+            "test_acc": "test acc {unit}",
+            # the seed note's figure, under its own recipe (lr, epochs, batch: the rows' method)
+            "note_test_acc": "note acc {unit}",
+            "test_acc_std": "± sd {unit}",
+            "macro_f1": "macro-F1 {unit}",
+            "final_train_acc": "train acc {unit}",
+            "fit_epochs": "{unit}",
+            "fit_time": "train {unit}",
+            "fit_throughput": "{unit}",
+            **{f"time_to_{t}": f"to {t}% {{unit}}" for t in ACCURACY_TARGETS},
+            "seeds": "seeds",  # a count of seeds
+            "diverged": "diverged (seeds)",
+            # a model over the CPU's training cap: the seconds its first steps predicted
+            "not_trained_estimate": "not trained: est. {unit}",
+        }
+    ).items()
 }
 
 
@@ -435,15 +478,18 @@ def accuracy_summary(results: pd.DataFrame) -> pd.DataFrame:
     return table[[*present, "error"]]
 
 
-DDP_COLUMNS = {
-    "ddp_processes": "processes",
-    "ddp_throughput": "train samples/s, all",
-    "ddp_throughput_per_process": "per process",
-    "ddp_single_throughput": "1 process",
-    "ddp_scaling_efficiency": "scaling efficiency %",
-    "test_acc": "test acc %",
-    "ddp_single_test_acc": "1 process test acc %",
-}
+DDP_COLUMNS = metric_headers(
+    {
+        # metric -> header; the throughputs after the first are in its unit
+        "ddp_processes": "processes",
+        "ddp_throughput": "train {unit}, all",
+        "ddp_throughput_per_process": "per process",
+        "ddp_single_throughput": "1 process",
+        "ddp_scaling_efficiency": "scaling efficiency {unit}",
+        "test_acc": "test acc {unit}",
+        "ddp_single_test_acc": "1 process test acc {unit}",
+    }
+)
 # what each phase's data-parallel figures train on, and what their batch is
 DDP_TRAINING = {
     "ddp": "synthetic steps (batch per process)",
@@ -479,6 +525,9 @@ def has_ddp(results: pd.DataFrame) -> bool:
     return bool((results["metric"] == "ddp_processes").any() or (results["phase"] == "ddp").any())
 
 
+_MEMORY_HEADERS = metric_headers({"peak_rss": "peak {unit}", "peak_rss_added": "added {unit}"})
+
+
 def memory_summary(results: pd.DataFrame) -> pd.DataFrame:
     """The process's peak resident memory (MB) per model while each phase ran, and how much of
     it that phase added; the largest where a resumed run measured a phase twice."""
@@ -490,16 +539,83 @@ def memory_summary(results: pd.DataFrame) -> pd.DataFrame:
     )
     table = pd.DataFrame(index=pd.Index(list(dict.fromkeys(rows["model"])), name="model"))
     for phase in dict.fromkeys(rows["phase"]):
-        for metric, header in (("peak_rss", "peak MB"), ("peak_rss_added", "added MB")):
+        for metric, header in _MEMORY_HEADERS.items():
             if (phase, metric) in wide:
                 table[f"{phase} {header}"] = wide[(phase, metric)]
     return table
 
 
+# an item of a phase not declared in this process (its ITEM_KEYS unknown): the model and what
+# else tells its rows of one metric apart
+_GUESSED_KEYS = ("mode", "requested_batch", "batch")
+MAX_METHODS = 10  # the most method texts listed under a phase's table
+
+
+Methods = Sequence[tuple[tuple[str, ...], str]]  # (metrics, how they were measured)
+
+
+def phase_table(results: pd.DataFrame, phase: str) -> tuple[pd.DataFrame, Methods]:
+    """A phase's figures as the schema declares them, for a phase with no table of its own:
+    a row per item (the phase's ``ITEM_KEYS`` columns, by default the model), a column per
+    metric present (the phase's in the schema's order, then any other it wrote), headed by
+    ``metric_header`` ('energy_j (J)'), and an error column when an item failed; memory rows
+    are left out (``memory_summary`` shows them). Also how the figures were measured: each
+    method text with the metrics it is the method of (at most ``MAX_METHODS``)."""
+    rows = phase_rows(results, phase)
+    figures = rows[rows["metric"] != ERROR_METRIC]
+    errors = rows[rows["metric"] == ERROR_METRIC]
+    keys = list(ITEM_KEYS.get(phase, ("model",)))
+    if phase not in ITEM_KEYS:
+        for column in _GUESSED_KEYS:
+            if figures.duplicated([*keys, "metric"]).any() and figures[column].nunique() > 1:
+                keys.append(column)
+    declared = [m.name for m in metrics_of(phase)]
+    present = set(figures["metric"])
+    metrics = [m for m in declared if m in present]
+    metrics += [m for m in dict.fromkeys(figures["metric"]) if m not in metrics]
+    units = figures.groupby("metric")["unit"].first()
+
+    def items_of(frame: pd.DataFrame) -> list[tuple]:
+        return [
+            tuple(None if pd.isna(v) else int(v) if isinstance(v, float) else v for v in key)
+            for key in frame[keys].itertuples(index=False, name=None)
+        ]
+
+    items = list(dict.fromkeys(items_of(figures) + items_of(errors)))
+    values: dict[tuple, dict[str, float]] = {}
+    for item, metric, value in zip(items_of(figures), figures["metric"], figures["value"]):
+        values.setdefault(item, {}).setdefault(metric, value)
+    table = pd.DataFrame(items, columns=keys)
+    for metric in metrics:
+        header = metric_header(metric, unit=units.get(metric))
+        table[header] = [values.get(item, {}).get(metric, math.nan) for item in items]
+    if len(errors):
+        failed: dict[tuple, list[str]] = {}
+        for item, error in zip(items_of(errors), errors["error"]):
+            failed.setdefault(item, []).append(error)
+        table["error"] = ["; ".join(failed.get(item, [])) for item in items]
+    methods: dict[str, list[str]] = {}
+    for metric, method in zip(figures["metric"], figures["method"]):
+        if method and metric not in methods.setdefault(method, []):
+            methods[method].append(metric)
+    described = [
+        (tuple(sorted(of, key=metrics.index)), method)
+        for method, of in list(methods.items())[:MAX_METHODS]
+    ]
+    if len(methods) > MAX_METHODS:
+        more = f"{len(methods) - MAX_METHODS} more: the method column of results.csv"
+        described.append(((), more))
+    return table, described
+
+
+# the accuracy figures the terminal shows as whole numbers
+_WHOLE_ACCURACY = ("fit_epochs", "seeds", "diverged", "fit_throughput", "not_trained_estimate")
+
+
 def format_accuracy_summary(table: pd.DataFrame) -> str:
     shown = table.drop(columns=["error"]).reset_index()
     for column in shown.columns[1:]:
-        if column in ("epochs", "seeds", "diverged (seeds)", "examples/s", "not trained: est. s"):
+        if ACCURACY_COLUMNS.get(column) in _WHOLE_ACCURACY:
             shown[column] = shown[column].map(lambda v: "-" if pd.isna(v) else f"{v:,.0f}")
         else:
             shown[column] = shown[column].map(
@@ -622,11 +738,16 @@ def common_accuracy_setting(results: pd.DataFrame) -> tuple[str, list[str]]:
     return common, list(settings.index[settings != common])
 
 
-_SUMMARY_SPEED = (
-    ("infer samples/s", "infer_throughput"),
-    ("p50 latency ms", "latency_p50"),
-    ("peak MB", "infer_peak_mem"),
-    ("MFU %", "infer_mfu"),
+_SUMMARY_SPEED = tuple(
+    (header, metric)
+    for metric, header in metric_headers(
+        {
+            "infer_throughput": "infer {unit}",
+            "latency_p50": "p50 latency {unit}",
+            "infer_peak_mem": "peak {unit}",
+            "infer_mfu": "MFU {unit}",
+        }
+    ).items()
 )
 
 
@@ -650,18 +771,20 @@ def model_summary(results: pd.DataFrame) -> pd.DataFrame:
     acc = _values(results, "accuracy").pivot_table(
         index="model", columns="metric", values="value", aggfunc="first"
     )
-    for header, metric in (
-        ("test acc (%)", "test_acc"),
-        ("macro-F1 (%)", "macro_f1"),
-        ("train examples/s", "fit_throughput"),
-    ):
+    for metric, header in metric_headers(
+        {
+            "test_acc": "test acc ({unit})",
+            "macro_f1": "macro-F1 ({unit})",
+            "fit_throughput": "train {unit}",
+        }
+    ).items():
         if metric in acc:
             table[header] = acc[metric]
     for column, _, _, picked in _summary_speed_figures(results):
         table[column] = picked.groupby("model")["value"].first()
     rss = results[results["metric"] == "peak_rss"]
     if len(rss):
-        table["peak RSS MB"] = rss.groupby("model")["value"].max()
+        table[metric_header("peak_rss", "peak RSS {unit}")] = rss.groupby("model")["value"].max()
     return table
 
 
@@ -758,6 +881,29 @@ def to_html(table: pd.DataFrame, notes: Sequence[tuple[str, str]] = ()) -> str:
 def markdown_notes(notes: Sequence[tuple[str, str]]) -> str:
     """``footnotes`` as a Markdown list ('' when none)."""
     return "\n".join(f"- `{m}` {n}" for m, n in notes)
+
+
+METHODS_HEADING = "How measured:"
+
+
+def methods_markdown(methods: Methods) -> str:
+    """``phase_table``'s methods as a Markdown list under a heading ('' when none)."""
+    if not methods:
+        return ""
+    items = [f"- {', '.join(f'`{m}`' for m in of)}{': ' if of else ''}{how}" for of, how in methods]
+    return "\n".join([METHODS_HEADING, "", *items])
+
+
+def methods_html(methods: Methods) -> str:
+    """``phase_table``'s methods as an HTML list under a heading ('' when none)."""
+    if not methods:
+        return ""
+    items = [
+        f"<li>{', '.join(f'<code>{escape(m)}</code>' for m in of)}{': ' if of else ''}"
+        f"{escape(how)}</li>"
+        for of, how in methods
+    ]
+    return f"\n<p>{METHODS_HEADING}</p>\n<ul>\n" + "\n".join(items) + "\n</ul>"
 
 
 SLOWEST_LAYERS = 10

@@ -17,7 +17,6 @@ suite's speed-up.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import gzip
 import sys
@@ -32,10 +31,12 @@ from tabulate import tabulate
 from torch import nn
 
 import archs
+from bench.log import say
 from bench.measure import backends
 from bench.measure.devices import NoCudaError, pick_device
 from bench.measure.modes import Mode
 from bench.measure.timers import sync
+from bench.run.options import StrictParser, at_least
 from bench.training.data import FILES, DataError, find_data_dir
 from bench.training.data import _file_in as data_file
 from bench.training.loader import Split, to_device
@@ -237,17 +238,13 @@ def header(device: torch.device, loops: Loops) -> str:
     )
 
 
-def _say(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
-
-
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(
-        prog="python -m bench.checks.baseline", description=__doc__.split("\n")[0]
-    )
+    p = StrictParser(prog="python -m bench.checks.baseline", description=__doc__.split("\n")[0])
     p.add_argument("--models", default="resnet18_d2l,lenet")
     p.add_argument("--gpu", action="store_true")
-    p.add_argument("--batch-size", type=int, help="default 256 on a GPU, 16 on the CPU")
+    p.add_argument(
+        "--batch-size", type=at_least(1, "--batch-size"), help="default 256 on a GPU, 16 on the CPU"
+    )
     p.add_argument(
         "--steps", type=int, help="timed steps of each loop (default 100 on a GPU, 5 on the CPU)"
     )
@@ -287,7 +284,7 @@ def main(argv: list[str] | None = None) -> int:
         root = torchvision_root(data_dir, Path(tmp))
         for name in models:
             rows.append(
-                compare_loops(archs.get_entry(name), root, data, device, loops, progress=_say)
+                compare_loops(archs.get_entry(name), root, data, device, loops, progress=say)
             )
     print(header(device, loops))
     print(tabulate(rows, headers="keys", floatfmt=",.2f"))

@@ -19,7 +19,6 @@ harness's and the hand loop's spreads combined, or than the tolerance where that
 
 from __future__ import annotations
 
-import argparse
 import math
 import statistics
 import sys
@@ -36,6 +35,7 @@ from bench.measure import backends, compiled
 from bench.measure.devices import NoCudaError, pick_device
 from bench.measure.modes import ModeError, parse_modes
 from bench.measure.throughput import CPU_BATCH, GPU_BATCH, SpeedConfig, measure_speed
+from bench.run.options import StrictParser, at_least
 
 # On the CPU the harness fails only beyond K combined spreads (IQR/median; one IQR spans the
 # middle half of the blocks). The ratio of two medians varies less than the blocks do, but the
@@ -152,16 +152,14 @@ def compare(name: str, mode, device: torch.device, batch: int, warmup: int) -> d
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(
-        prog="python -m bench.checks.fidelity", description=__doc__.split("\n")[0]
-    )
+    p = StrictParser(prog="python -m bench.checks.fidelity", description=__doc__.split("\n")[0])
     p.add_argument("--models", default="resnet18_d2l,lenet")
     p.add_argument("--modes", help="default: the device's default matrix")
     p.add_argument("--gpu", action="store_true")
     p.add_argument(
         "--batch-size", type=int, help=f"default {GPU_BATCH} on a GPU, {CPU_BATCH} on the CPU"
     )
-    p.add_argument("--warmup", type=int, default=10)
+    p.add_argument("--warmup", type=at_least(0, "--warmup"), default=10)
     p.add_argument("--tolerance", type=float, default=0.03)
     args = p.parse_args(argv)
     try:

@@ -5,7 +5,10 @@ wrapped in DistributedDataParallel on synthetic data, timed together by all proc
 the JSON of ``DdpJob``. Each process trains on its own batch (the global batch is N times
 it); after the warm-up all processes meet at a barrier, run the timed steps, and the slowest
 process's time is the figure's (an all-reduce of the maxima). Rank 0 writes the result JSON.
-Gloo on CPUs, NCCL on GPUs (one GPU per process: ``LOCAL_RANK``).
+Gloo on CPUs, NCCL on GPUs (one GPU per process: ``LOCAL_RANK``). The step is the speed
+phase's (``bench.measure.train_step``: a GradScaler under fp16), under the mode's backend
+switches (cuDNN autotuning on, TF32 only in tf32 modes), so ``ddp_*`` and ``train_throughput``
+are measured alike.
 """
 
 from __future__ import annotations
@@ -18,12 +21,13 @@ from dataclasses import asdict, dataclass
 
 import torch
 import torch.distributed as dist
-from torch.nn import functional as F
 from torch.nn.parallel import DistributedDataParallel
 
 import archs
 
+from bench.measure import backends
 from bench.measure.modes import parse_mode
+from bench.measure.train_step import TrainStep
 
 
 @dataclass(frozen=True)
@@ -71,30 +75,24 @@ def main(spec: str) -> None:
         archs.get_entry(name).build(job.num_classes, job.in_channels, job.input_size), device
     )
     ddp = DistributedDataParallel(model.train(), device_ids=[device.index] if job.gpu else None)
-    optimizer = torch.optim.SGD(ddp.parameters(), lr=1e-3, momentum=0.9)
     generator = torch.Generator(device=device).manual_seed(rank)
     x = mode.inputs(
         torch.randn(job.batch, job.in_channels, *job.input_size, device=device, generator=generator)
     )
     y = torch.randint(0, job.num_classes, (job.batch,), device=device, generator=generator)
-
-    def step() -> None:
-        optimizer.zero_grad(set_to_none=True)
-        with mode.autocast(device):
-            loss = F.cross_entropy(ddp(x), y)
-        loss.backward()
-        optimizer.step()
-
-    for _ in range(job.warmup):
-        step()
-    if job.gpu:
-        torch.cuda.synchronize(device)
-    dist.barrier()
-    t0 = time.perf_counter()
-    for _ in range(job.steps):
-        step()
-    if job.gpu:
-        torch.cuda.synchronize(device)
+    # the speed phase's training step, under the same backend switches as its figures
+    step = TrainStep(ddp, x, y, mode, device)
+    with backends.applied(mode.backends(device)):
+        for _ in range(job.warmup):
+            step()
+        if job.gpu:
+            torch.cuda.synchronize(device)
+        dist.barrier()
+        t0 = time.perf_counter()
+        for _ in range(job.steps):
+            step()
+        if job.gpu:
+            torch.cuda.synchronize(device)
     elapsed = torch.tensor([time.perf_counter() - t0], dtype=torch.float64, device=device)
     gathered = [torch.zeros_like(elapsed) for _ in range(world)]
     dist.all_gather(gathered, elapsed)

@@ -34,13 +34,13 @@ from pathlib import Path
 import pandas as pd
 import torch
 from torch import nn
-from torch.nn import functional as F
 from torch.profiler import ProfilerActivity, profile, record_function, schedule
 
 from bench.measure import backends
 from bench.measure.modes import Mode
 from bench.measure.static_profile import LayerRow
 from bench.measure.timers import Timer, Timing, sync
+from bench.measure.train_step import TrainStep
 from runfolder.schema import PROFILE_COLUMNS
 
 RANGE = "fwd:"
@@ -290,21 +290,6 @@ def memory_growth(events, cuda: bool) -> dict[str, int]:
     return growth
 
 
-def _step_parts(model, x, y, mode: Mode, device: torch.device, optimizer):
-    def forward() -> torch.Tensor:
-        with mode.autocast(device):
-            return F.cross_entropy(model(x), y)
-
-    def backward(loss: torch.Tensor) -> None:
-        loss.backward()
-
-    def optimize() -> None:
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-
-    return forward, backward, optimize
-
-
 def measure_split(
     parts, timer: Timer, *, warmup: int, repeats: int, min_block_s: float
 ) -> tuple[Timing, Timing, Timing, Timing]:
@@ -413,10 +398,10 @@ def profile_layers(
     model = mode.place(build(), device).train()
     x = mode.inputs(torch.randn(batch, *shape, device=device))
     y = torch.randint(0, num_classes, (batch,), device=device)
-    optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
     state = mode.backends(device)
     with backends.applied(state):
-        parts = _step_parts(model, x, y, mode, device, optimizer)
+        step = TrainStep(model, x, y, mode, device)
+        parts = step.forward, step.backward, step.optimize
         f, b, o, full = measure_split(
             parts, timer, warmup=warmup, repeats=repeats, min_block_s=min_block_s
         )

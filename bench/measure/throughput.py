@@ -21,14 +21,13 @@ from typing import Literal
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from archs import ModelEntry
 from bench.measure import backends, compiled, failures
 from bench.measure.backends import BackendState
 from bench.measure.modes import Mode
 from bench.measure.timers import Timer, Timing, measure_latency, measure_throughput, sync
-from bench.measure.train_step import backward_and_step
+from bench.measure.train_step import TrainStep
 from runfolder.schema import NOISY_REL_IQR
 
 REMEASURE_REL_IQR = 3 * NOISY_REL_IQR
@@ -127,27 +126,6 @@ def _inference_step(
     return step
 
 
-def _training_step(
-    model: nn.Module,
-    raw: nn.Module,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    mode: Mode,
-    device: torch.device,
-) -> Callable[[], None]:
-    optimizer = torch.optim.SGD(raw.parameters(), lr=1e-3, momentum=0.9)
-    scaler = torch.amp.GradScaler(device.type) if mode.precision == "fp16" else None
-
-    def step() -> None:
-        if mode.cuda_graphs:
-            torch.compiler.cudagraph_mark_step_begin()
-        with mode.autocast(device):
-            loss = F.cross_entropy(model(x), y)
-        backward_and_step(loss, optimizer, scaler)
-
-    return step
-
-
 class _PeakMemory:
     """CUDA's allocated-memory peak since the last ``reset``; None on other devices."""
 
@@ -183,7 +161,7 @@ def _measure(
     state = mode.backends(device)
     with backends.applied(state), compiled.no_eager_fallback(), torch.set_grad_enabled(train):
         if train:
-            step = _training_step(model, raw, x, y, mode, device)
+            step = TrainStep(model, x, y, mode, device, params=raw.parameters())
         else:
             step = _inference_step(model, x, mode, device)
         memory.reset()

@@ -10,6 +10,7 @@ from typing import ClassVar
 import torch
 
 from archs import ModelEntry
+from bench import log
 from bench.measure.modes import Mode
 from bench.measure.static_profile import StaticProfile
 from bench.training.loader import Split
@@ -56,7 +57,7 @@ class RunContext:
     folder: RunWriter
     profiles: dict[str, StaticProfile | None] = field(default_factory=dict)
     profile_errors: dict[str, str] = field(default_factory=dict)
-    say: Callable[[str], None] = print
+    say: Callable[[str], None] = log.say
     # why an item is skipped: in the run folder already (resumed), or, in a shard, that too
     # or another shard's (``bench.run.shards``)
     skipped: str = "already in the run folder"

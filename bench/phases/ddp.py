@@ -25,7 +25,7 @@ from bench.dist.ddp_worker import DdpJob, DdpResult
 from bench.dist.scaling import START_S, efficiency, scaling_rows
 from bench.dist.torchrun import model_spec, torchrun
 from bench.measure.estimate import TRAIN_FACTOR, step_seconds
-from bench.measure.modes import Mode
+from bench.measure.modes import Mode, parse_mode
 from bench.phases.base import PerModePhase, RunConfig, RunContext, model_facts
 from runfolder.rows import Row, error_row
 
@@ -110,11 +110,13 @@ def ddp_rows(
     where = f"{many.processes} processes" + (
         ", one GPU each" if job.gpu else f", {job.threads} CPU threads each"
     )
+    # on GPUs the switches the workers set, stated as the speed phase's figures state them
+    switches = f"{parse_mode(job.mode).backends(device).describe(device)}; " if job.gpu else ""
     method = (
         f"DistributedDataParallel ({many.backend}) over {where}, started by torchrun; "
-        f"synthetic {job.in_channels}x{job.input_size[0]}x{job.input_size[1]} inputs, batch "
-        f"{job.batch} per process; {job.warmup} warm-up steps, then {job.steps} SGD steps timed "
-        f"between barriers, the slowest process's time; torch {torch.__version__}"
+        f"{switches}synthetic {job.in_channels}x{job.input_size[0]}x{job.input_size[1]} inputs, "
+        f"batch {job.batch} per process; {job.warmup} warm-up steps, then {job.steps} SGD steps "
+        f"timed between barriers, the slowest process's time; torch {torch.__version__}"
     )
     single = f"the same with 1 process ({one.backend}); {method.split('; ', 1)[1]}"
     return scaling_rows(

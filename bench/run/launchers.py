@@ -18,12 +18,12 @@ from __future__ import annotations
 import dataclasses
 import os
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.log import say, warn
 from bench.measure.estimate import duration
 from bench.run import session
 from bench.run.options import UsageError, model_refs
@@ -49,10 +49,6 @@ class SlurmOptions:
     account: str | None = None
 
 
-def _say(text: str) -> None:
-    print(f"archbench: {text}", file=sys.stderr, flush=True)
-
-
 def run_shard(spec: RunSpec, out: Path, resume: bool = False, visible: str | None = None) -> int:
     """One shard, in the job's process: its run and report, and the exit status ``python -m
     bench`` would give; ``visible``: the one GPU it may see (``--devices``), set before CUDA
@@ -63,7 +59,7 @@ def run_shard(spec: RunSpec, out: Path, resume: bool = False, visible: str | Non
         spec = read_spec(spec)
         outcome = session.run(spec, build_config(spec), out, resume)
     except UsageError as exc:
-        _say(f"error: {exc}")
+        warn(f"error: {exc}")
         return 2
     if outcome.status == "interrupted":
         return 130
@@ -131,7 +127,7 @@ def launch(
     except Exception as exc:  # a submission the cluster refused
         raise UsageError(f"--launcher {launcher}: submitting the shards failed: {exc}") from None
     ids = ", ".join(str(j.job_id) for j in jobs.values())
-    _say(f"{shards} shards submitted through submitit ({launcher}; jobs {ids}); logs in {root}")
+    say(f"{shards} shards submitted through submitit ({launcher}; jobs {ids}); logs in {root}")
     t0, retried, status = time.monotonic(), set(), {}
     queue = SlurmQueue() if launcher == "slurm" else None
     said = t0
@@ -141,7 +137,7 @@ def launch(
             said = time.monotonic()
             for k, job in jobs.items():
                 where = latest_progress(_log(job))
-                _say(f"shard {k}/{shards}: {where or 'starting'}")
+                say(f"shard {k}/{shards}: {where or 'starting'}")
         if queue is not None:
             queue.look(jobs.values())
         for k, job in list(jobs.items()):
@@ -162,14 +158,14 @@ def launch(
             if failure is not None:
                 if k in retried:
                     status[k] = None
-                    _say(f"shard {k}/{shards} failed again ({failure}); left out")
+                    warn(f"shard {k}/{shards} failed again ({failure}); left out")
                     continue
                 retried.add(k)
-                _say(f"shard {k}/{shards} failed ({failure}); submitted again")
+                warn(f"shard {k}/{shards} failed ({failure}); submitted again")
                 jobs[k] = executor.submit(runner, specs[k], outs[k], True, visible[k])
                 continue
             running = f"{len(jobs)} running" if jobs else "all ended"
-            _say(
+            say(
                 f"shard {k}/{shards} ended (exit {status[k]}) after "
                 f"{duration(time.monotonic() - t0)}; {running}"
             )
@@ -235,7 +231,7 @@ def _merge(root: Path, out: Path, shards: int, status: dict[int, int | None]) ->
         if status.get(k) in (0, 1) and (root / str(k)).is_dir()
     ]
     if len(runs) < 2:
-        _say(f"{len(runs)} of {shards} shards finished: nothing to merge; see {root}")
+        warn(f"{len(runs)} of {shards} shards finished: nothing to merge; see {root}")
         return 1
     merged_dir = new_run_dir(out)
     try:
@@ -243,8 +239,8 @@ def _merge(root: Path, out: Path, shards: int, status: dict[int, int | None]) ->
     except MergeError as exc:
         raise UsageError(str(exc)) from None
     report = build_report(merged.path)
-    _say(f"merged {len(runs)} shards into {merged.path}; report: {report}")
+    say(f"merged {len(runs)} shards into {merged.path}; report: {report}")
     if merged.missing:
-        _say(f"{len(merged.missing)} items are missing: {', '.join(merged.missing)}")
+        warn(f"{len(merged.missing)} items are missing: {', '.join(merged.missing)}")
     failed = len(runs) < shards or merged.missing or any(s != 0 for s in status.values())
     return 1 if failed else 0

@@ -3,12 +3,13 @@ of rows written to the run folder as it comes."""
 
 from __future__ import annotations
 
-import sys
 import time
 
 import pandas as pd
 
 import archs
+from bench import log
+from bench.log import say
 from bench.measure.estimate import ASSUMED_EFFICIENCY, Progress, duration, plural
 from bench.measure.memory import PeakRss
 from bench.measure.static_profile import profile_error, profile_model
@@ -26,10 +27,6 @@ Done = dict[str, frozenset[tuple]]  # phase name -> the keys a run folder alread
 def done_in(results: pd.DataFrame, phases: tuple[str, ...]) -> Done:
     """What each phase finds already measured in a run folder's rows."""
     return {name: phase_items(results, name) for name in phases}
-
-
-def _say(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
 
 
 def profile_all(ctx: RunContext) -> dict[str, PeakRss]:
@@ -91,7 +88,7 @@ def take_shard(ctx: RunContext, done: Done) -> list[str]:
     ctx.skipped = "another shard's or already in the run folder"
     ctx.folder.record(shard=f"{index}/{count}", work=[[k, *item] for item, k in owner.items()])
     mine = [item for item, k in owner.items() if k == index]
-    _say(f"shard {index}/{count}: {plural(len(mine), 'item')} of {len(owner)}")
+    say(f"shard {index}/{count}: {plural(len(mine), 'item')} of {len(owner)}")
     return [m for m in ctx.cfg.models if any(item[1] == m for item in mine)]
 
 
@@ -102,7 +99,7 @@ def run_models(
     goes on (a sticky CUDA error raises ``RunAborted`` after its rows are written). What
     ``done`` holds (a resumed run's measurements) is skipped. Returns the seconds per phase."""
     done = dict(done or {})
-    ctx = RunContext(cfg, device_description(cfg.device), writer, say=_say)
+    ctx = RunContext(cfg, device_description(cfg.device), writer, say=say)
     phases = [PHASES[name] for name in cfg.phases]
     t_profiles = time.perf_counter()
     # every model is profiled first, for the estimate and the FLOPs of the timed phases
@@ -117,7 +114,7 @@ def run_models(
     progress = None
     if peak_tflops:
         progress = estimate_run(ctx, peak_tflops, models)
-        _say(
+        say(
             f"estimate: about {duration(progress.total_estimate)} for "
             f"{plural(len(models), 'model')} (from each model's FLOPs at "
             f"{ASSUMED_EFFICIENCY:.0%} of the device's {peak_tflops:.3g} TFLOP/s, refined as "
@@ -127,7 +124,7 @@ def run_models(
     for i, name in enumerate(models, 1):
         entry = archs.get_entry(name)
         tag = f"[{i:>{width}}/{len(models)}] {name}"
-        ctx.say = lambda text, tag=tag: _say(f"{tag} {text}")
+        ctx.say = lambda text, tag=tag: say(f"{tag} {text}")
         t_model = time.perf_counter()
         spent: dict[str, float] = {}
         for k, phase in enumerate(phases):
@@ -137,6 +134,7 @@ def run_models(
                 with PeakRss() as peak:
                     for rows in phase.run(entry, ctx, done.get(phase.name, frozenset())):
                         writer.add(rows)
+                        log.logger.debug("%s %s: %d rows written", name, phase.name, len(rows))
                         wrote = True
             except RunAborted as exc:
                 lost = f"not measured: the CUDA context was lost ({exc.error})"
@@ -155,5 +153,5 @@ def run_models(
         if progress is not None:
             progress.finished(name, took)
             eta = f"; about {duration(progress.seconds_left())} left"
-        _say(f"{tag}: done in {duration(took)}{f' ({line})' if line else ''}{eta}")
+        say(f"{tag}: done in {duration(took)}{f' ({line})' if line else ''}{eta}")
     return totals

@@ -3,8 +3,8 @@ measured ceilings when a phase needs them), the phases, and how it ended."""
 
 from __future__ import annotations
 
+import json
 import os
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -13,6 +13,8 @@ from pathlib import Path
 import torch
 
 import archs
+from bench import log
+from bench.log import say, warn
 from bench.measure.ceilings import RunCeilings, device_peak
 from bench.measure.estimate import duration, plural
 from bench.phases import PHASES, RunAborted, RunConfig
@@ -32,10 +34,6 @@ class Outcome:
 
     status: str
     run_dir: Path
-
-
-def _say(text: str) -> None:
-    print(f"archbench: {text}", file=sys.stderr, flush=True)
 
 
 def same_spec(spec: RunSpec) -> Callable[[dict], bool]:
@@ -65,7 +63,7 @@ def open_run_folder(out: Path, spec: RunSpec, resume: bool) -> tuple[Path, dict 
     if run_dir is not None:
         return run_dir, read_provenance(run_dir)
     if resume:
-        _say("--resume found no run folder of this run's spec; starting a new one")
+        warn("--resume found no run folder of this run's spec; starting a new one")
     try:
         return new_run_dir(out), None
     except (OSError, ValueError) as exc:
@@ -100,7 +98,7 @@ def run(
             ["--spec", str(run_dir / "run.json"), "--out", str(out), "--resume"]
         )
     if previous is not None and previous.get("status") == "complete":
-        _say(
+        say(
             f"{run_dir} holds this spec's complete run; nothing left to measure (leave out "
             "--resume to measure again)"
         )
@@ -108,6 +106,7 @@ def run(
     # the command as typed; a launched shard, given its spec, the command that gives it
     info = provenance.collect(cfg.device, same_args if argv is not None else spec_argv(spec))
     info["spec"] = spec.to_json()
+    log.logger.debug("spec: %s", json.dumps(info["spec"]))
     if argv is not None:
         info["argv"] = same_args
     info["backends"] = backend_policy(cfg)
@@ -130,11 +129,11 @@ def run(
             writer = RunWriter(run_dir, info, existing)
             for phase in phases:
                 phase.resume(writer, cfg.models, done[phase.name])
-            _say(f"resuming {run_dir} ({plural(len(existing), 'row')} already there)")
+            say(f"resuming {run_dir} ({plural(len(existing), 'row')} already there)")
     except OSError as exc:
         raise out_error(run_dir, exc) from None
     modes = ",".join(m.name for m in cfg.modes) if any(p.uses_modes for p in phases) else "-"
-    _say(
+    say(
         f"{plural(len(cfg.models), 'model')}, phases {','.join(cfg.phases)}, modes {modes}, "
         f"device {cfg.device} ({device_name}); results in {run_dir}"
     )
@@ -148,7 +147,7 @@ def run(
             writer.provenance["ceilings"] = ceilings.finish()
         status = "complete"
         spent = ", ".join(f"{phase} {duration(s)}" for phase, s in totals.items() if s)
-        _say(f"took {duration(time.perf_counter() - t0)} ({spent})")
+        say(f"took {duration(time.perf_counter() - t0)} ({spent})")
     except RunAborted as exc:
         status, aborted = "cuda-error", exc
     except KeyboardInterrupt:
@@ -156,12 +155,12 @@ def run(
     finally:
         writer.finish(status)
     if status == "interrupted":
-        _say(
+        warn(
             f"interrupted; what was measured is saved in {run_dir}. To go on from there: "
             f"{resume_command}"
         )
     if aborted is not None:
-        _say(
+        warn(
             f"{aborted.model} hit a CUDA error that leaves the CUDA context unusable "
             f"({aborted.error}); the run stopped there. Everything measured is saved in "
             f"{run_dir}, and {aborted.model}'s remaining figures are error rows, so "
