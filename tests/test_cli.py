@@ -178,6 +178,7 @@ def test_parse_input_size():
         config.parse_input_size("0x3")
 
 
+@pytest.mark.slow
 def test_speed_phase_on_the_cpu(tmp_path, capsys):
     """The issue's CPU command: --models lenet,resnet18 --modes fp32 (fewer repeats here)."""
     args = [
@@ -213,6 +214,7 @@ def test_speed_phase_on_the_cpu(tmp_path, capsys):
     assert "Speed on cpu" in out and "infer/s" in out and "p50 ms" in out
 
 
+@pytest.mark.slow
 def test_batch_size_sweep(tmp_path):
     args = [
         "--models",
@@ -236,6 +238,7 @@ def test_batch_size_sweep(tmp_path):
     assert (speed["metric"] == "latency_p50").sum() == 1  # latency once, at batch 1
 
 
+@pytest.mark.slow
 def test_a_phase_not_asked_for_writes_no_rows(tmp_path):
     """LeNet cannot be profiled at 64x64; a speed-only run says so in speed rows alone."""
     args = [
@@ -257,6 +260,7 @@ def test_a_phase_not_asked_for_writes_no_rows(tmp_path):
     assert set(results["phase"]) == {"speed"}
 
 
+@pytest.mark.slow
 def test_threads_are_applied_and_recorded(tmp_path, capsys):
     before = torch.get_num_threads()
     try:
@@ -309,6 +313,7 @@ def poisoned_model():
     archs.unregister_model(name)
 
 
+@pytest.mark.slow
 def test_a_sticky_cuda_error_ends_the_run_cleanly_and_resume_goes_on(
     tmp_path, capsys, poisoned_model
 ):
@@ -413,6 +418,7 @@ def test_layers_at_an_input_size_the_model_cannot_take(capsys):
     assert "leave out --input-size" in err and err.count("\n") == 1
 
 
+@pytest.mark.slow
 def test_static_run_records_a_command_to_paste_and_names_only_what_it_wrote(tmp_path):
     args = ["--models", "lenet, small_cnn", "--phases", "static", "--out", str(tmp_path)]
     proc = subprocess.run(
@@ -497,6 +503,7 @@ def failing_and_interrupted_models():
         archs.unregister_model(name)
 
 
+@pytest.mark.slow
 def test_resume_holds_each_figure_once_and_reports_failures_once(
     tmp_path, capsys, failing_and_interrupted_models
 ):
@@ -633,6 +640,7 @@ def test_resume_after_an_interruption(tmp_path, monkeypatch):
     assert load_run(run_dir).provenance["resumed"]
 
 
+@pytest.mark.slow
 def test_list_piped_into_a_reader_that_stops_ends_quietly():
     # `true` exits at once, long before the list is written (torch takes seconds to import)
     shell = f"{shlex.quote(sys.executable)} -m bench --list | true"

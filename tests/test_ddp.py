@@ -17,6 +17,7 @@ def only_run_dir(out):
     return run_dir
 
 
+@pytest.mark.slow
 def test_two_gloo_processes_train_lenet(tmp_path, capsys):
     args = ["--models", "lenet", "--phases", "ddp", "--batch-sizes", "16", "--out", str(tmp_path)]
     assert cli.main(args) == 0
@@ -34,6 +35,7 @@ def test_two_gloo_processes_train_lenet(tmp_path, capsys):
     assert "## Data-parallel training" in report
 
 
+@pytest.mark.slow
 def test_a_model_that_fails_under_ddp_is_its_error_row(tmp_path):
     """LeNet's fixed flatten at 40x40 fails in the worker: an error row, the other model runs."""
     args = [
@@ -56,6 +58,7 @@ def test_ddp_processes_must_be_positive(capsys):
     assert "--ddp-processes must be at least 1" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_two_gloo_processes_train_lenet_bn_on_fashion_mnist(tmp_path, capsys):
     """The accuracy phase over 2 processes: each trains on its half of every batch and
     evaluates its share of the test set, so the confusion matrix counts every test image
@@ -89,6 +92,7 @@ def test_two_gloo_processes_train_lenet_bn_on_fashion_mnist(tmp_path, capsys):
     assert "Fashion-MNIST accuracy training (batch split)" in (run_dir / "report.md").read_text()
 
 
+@pytest.mark.slow
 def test_a_group_over_the_cap_is_not_trained_by_any_process(tmp_path):
     """The cap's estimate is the group's largest, so every process stops alike (none is left
     waiting in an all-reduce) and the model's row says it was not trained."""

@@ -77,6 +77,7 @@ def test_another_device_has_no_speed_baseline():
     assert rows[-1]["status"] == "new (no baseline for this device)"
 
 
+@pytest.mark.slow
 def test_update_then_check_a_real_model(tmp_path, capsys):
     path = tmp_path / "gate.json"
     args = ["--models", "lenet", "--rounds", "2", "--repeats", "1", "--baseline", str(path)]

@@ -31,6 +31,7 @@ def faults_per_step(how: str) -> int:
     return int(out.stdout.split()[-1])
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
 def test_a_step_does_not_fault_its_memory_in_again():
     assert faults_per_step("plain") >= 10240  # glibc maps such blocks anew for every step

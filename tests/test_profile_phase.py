@@ -123,6 +123,7 @@ def test_residual_addition_is_attributed_to_its_block(one_thread):
     assert layer_kind(nn.BatchNorm2d(3)) == "norm" and layer_kind(nn.MaxPool2d(2)) == "pooling"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name,repeats", [("lenet", 9), ("resnet18_d2l", 7)])
 def test_the_step_split_adds_up_to_the_unprofiled_step(name, repeats, one_thread):
     """Forward, backward and optimizer timed apart add up to the full step timed as the speed

@@ -423,6 +423,7 @@ def test_a_write_error_midway_is_one_line_too(tmp_path, capsys, monkeypatch):
     assert (run / "results.csv").read_bytes() == (CPU_RUN / "results.csv").read_bytes()
 
 
+@pytest.mark.slow
 def test_out_writes_the_report_elsewhere(tmp_path, capsys):
     run = copied(tmp_path)
     before = fingerprint(run)
@@ -494,6 +495,7 @@ def test_accuracy_charts_and_table_name_the_budget_and_test_images(built):
     assert f"## Accuracy on Fashion-MNIST ({SETTING})" in text
 
 
+@pytest.mark.slow
 def test_a_mixed_run_plots_the_most_common_budget_and_says_so(tmp_path):
     run_dir = copied(tmp_path)
     results = pd.read_csv(run_dir / "results.csv", keep_default_na=False)

@@ -49,12 +49,14 @@ def keys(run_dir: Path) -> set:
     return held_items(load_run(run_dir).results)
 
 
+@pytest.mark.slow
 def test_two_shards_merged_hold_the_unsharded_runs_items(runs):
     one, two = keys(runs["one"]), keys(runs["two"])
     assert one and two and not one & two  # each item measured once
     assert one | two == keys(runs["whole"]) == keys(runs["merged"])
 
 
+@pytest.mark.slow
 def test_merged_static_figures_equal_the_unsharded(runs):
     def static(run_dir):
         r = load_run(run_dir).results
@@ -64,6 +66,7 @@ def test_merged_static_figures_equal_the_unsharded(runs):
     assert static(runs["merged"]) == static(runs["whole"])
 
 
+@pytest.mark.slow
 def test_shards_record_their_share_and_the_merge_its_sources(runs):
     prov = json.loads((runs["one"] / "run.json").read_text())
     assert prov["shard"] == "1/2"
@@ -81,6 +84,7 @@ def test_shards_record_their_share_and_the_merge_its_sources(runs):
     }
 
 
+@pytest.mark.slow
 def test_a_missing_shard_is_named_and_the_rest_merged(runs, tmp_path, capsys):
     out = tmp_path / "half"
     # a shard merged with a copy of the unsharded run would hold items twice; alone it is
@@ -100,6 +104,7 @@ def test_a_missing_shard_is_named_and_the_rest_merged(runs, tmp_path, capsys):
     assert keys(out) == keys(runs["one"])
 
 
+@pytest.mark.slow
 def test_merging_a_shard_twice_or_unlike_runs_exits_2(runs, tmp_path, capsys):
     twice = ["merge", str(runs["one"]), str(runs["one"]), "--out", str(tmp_path / "a")]
     assert reports_main(twice) == 2
@@ -151,6 +156,7 @@ def test_the_partition_balances_costs_and_is_the_same_every_time():
     assert without_shard(["--models", "x", "--shard", "1/2", "--shard=2/2"]) == ["--models", "x"]
 
 
+@pytest.mark.slow
 def test_the_local_launcher_runs_the_shards_and_merges_them(tmp_path, capsys):
     """--launcher local: the shards as submitit's local jobs, then one merged run folder
     holding every item of the run."""
@@ -433,6 +439,7 @@ def test_a_running_shard_is_shown_by_its_last_estimate():
     assert latest_progress("") is None
 
 
+@pytest.mark.slow
 def test_a_shard_whose_job_died_is_submitted_again_and_merged(tmp_path, monkeypatch, capsys):
     """Shard 2's first job dies (os._exit, as a lost node would end it): the launcher submits
     it once more with --resume and merges both."""

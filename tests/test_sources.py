@@ -124,6 +124,7 @@ def test_timm_missing_exits_2_saying_how_to_install(monkeypatch, capsys):
         zoos._timm_modules.cache_clear()
 
 
+@pytest.mark.slow
 def test_zoo_models_through_every_phase(tmp_path, capsys):
     """Small torchvision and timm models, a ViT among them, in every phase at 64x64."""
     models = "tv:mobilenet_v3_small,tv:squeezenet1_1,timm:resnet10t,timm:vit_tiny_patch16_224"
@@ -154,6 +155,7 @@ def test_zoo_models_through_every_phase(tmp_path, capsys):
     assert (only_run_dir(tmp_path) / "report.md").is_file()
 
 
+@pytest.mark.slow
 def test_a_model_that_cannot_take_the_input_size_is_an_error_row(tmp_path, capsys):
     """A ViT whose patch size does not divide the input, and a Swin below torchvision's
     smallest input for it: error rows, the other model measured, exit 1."""
@@ -199,6 +201,7 @@ def not_registered(num_classes=10, in_channels=1):
 """
 
 
+@pytest.mark.slow
 def test_a_user_file_runs_every_phase(tmp_path):
     path = tmp_path / "my_models.py"
     path.write_text(USER_FILE)
@@ -240,6 +243,7 @@ def test_a_user_file_that_takes_a_suite_name_exits_2(tmp_path):
     assert "model 'lenet' is already registered (by archbench)" in done.stderr
 
 
+@pytest.mark.slow
 def test_an_installed_package_registers_through_the_entry_point_group(tmp_path):
     """A distribution on the path whose ``archbench.models`` entry point names its module:
     its model is listed, with the package as source, and measured like the suite's."""
