@@ -2,8 +2,12 @@
 end, resumes, shards and merges, and its rows appear in report.md in a table built from the
 schema, with no edit to bench/ or reports/."""
 
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import ClassVar
 
 import pytest
@@ -139,3 +143,44 @@ def test_registering_refuses_what_would_be_ambiguous(probe):
     with pytest.raises(ValueError, match="suite's own"):
         unregister_phase("speed")
     assert NAME in PHASES
+
+
+@pytest.mark.slow
+def test_an_installed_phase_reaches_the_launched_jobs(tmp_path):
+    """A distribution whose ``archbench.phases`` entry point names a module that registers the
+    phase: ``--launcher local`` runs it in its jobs' processes too, and merges the shards."""
+    (tmp_path / "probe_plugin.py").write_text(
+        "from bench.phases import register_phase\n"
+        "from runfolder.schema import register_phase_schema\n"
+        "from test_plugin_phase import METRICS, NAME, ProbePhase\n\n"
+        "register_phase_schema(NAME, METRICS, item_keys=('model', 'mode'))\n"
+        "register_phase(ProbePhase())\n"
+    )
+    info = tmp_path / "probe_plugin-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: probe-plugin\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[archbench.phases]\nprobe = probe_plugin\n")
+    tests = Path(__file__).resolve().parent
+    env = os.environ | {
+        "PYTHONPATH": os.pathsep.join([str(tmp_path), str(tests), str(tests.parent)])
+    }
+    out = tmp_path / "runs"
+    launched = subprocess.run(
+        [sys.executable, "-m", "bench", *ARGS, "--launcher", "local", "--shards", "2"]
+        + ["--out", str(out)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    assert launched.returncode == 0, launched.stderr[-2000:]
+    (merged,) = [p for p in out.iterdir() if p.name != "shards"]
+    rows = load_run(merged).results
+    rows = rows[rows["metric"] == "probe_forward_ms"]  # this process does not know the phase
+    assert sorted(set(zip(rows["model"], rows["mode"]))) == [
+        ("lenet", "fp32"),
+        ("lenet", "fp32+cl"),
+        ("small_cnn", "fp32"),
+        ("small_cnn", "fp32+cl"),
+    ]
+    assert "probe_forward_ms (ms)" in (merged / "report.md").read_text()

@@ -2,9 +2,14 @@
 (``bench.phases.base.Phase``). The suite's own are registered here; one defined anywhere else
 is registered with ``register_phase`` (its metrics with ``runfolder.schema.register_phase_schema``)
 and then runs, resumes, shards and merges as they do, and the report shows its rows in a table
-built from the schema (docs/extending.md, "Adding a phase")."""
+built from the schema (docs/extending.md, "Adding a phase"). An installed package registers its
+phases through the ``archbench.phases`` entry-point group: every process of a run imports them,
+a launcher's jobs included."""
 
 from __future__ import annotations
+
+import warnings
+from importlib.metadata import entry_points
 
 from bench.phases.accuracy import AccuracyPhase
 from bench.phases.base import Phase, RunAborted, RunConfig, RunContext
@@ -21,6 +26,28 @@ PHASES: dict[str, Phase] = {
 # on the CPU it adds about as much time as the speed phase)
 DEFAULT_PHASES: tuple[str, ...] = ("static", "speed", "accuracy")
 _OWN = frozenset(PHASES)
+
+
+ENTRY_POINT_GROUP = "archbench.phases"
+_PLUGINS_LOADED: list[bool] = []
+
+
+def load_phase_plugins() -> None:
+    """Import each module named in the ``archbench.phases`` entry-point group, once: it
+    registers its phases and their metrics as it is imported. One that fails to load is a
+    warning; the others still load."""
+    if _PLUGINS_LOADED:
+        return
+    _PLUGINS_LOADED.append(True)
+    for point in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            point.load()
+        except Exception as exc:
+            warnings.warn(
+                f"the {ENTRY_POINT_GROUP} entry point '{point.name}' failed to load "
+                f"({type(exc).__name__}: {exc}); its phases are left out",
+                stacklevel=2,
+            )
 
 
 def register_phase(phase: Phase) -> None:
@@ -46,6 +73,7 @@ __all__ = [
     "PHASES",
     "Phase",
     "RunAborted",
+    "load_phase_plugins",
     "RunConfig",
     "RunContext",
     "register_phase",

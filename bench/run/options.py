@@ -19,7 +19,7 @@ from typing import NoReturn
 import archs
 from bench.measure.modes import ModeError, parse_modes
 from bench.measure.throughput import CPU_BATCH, GPU_BATCH
-from bench.phases import DEFAULT_PHASES, PHASES
+from bench.phases import DEFAULT_PHASES, PHASES, load_phase_plugins
 from bench.run.shards import parse_shard
 from bench.spec import ModelRef, RunSpec, SpecError
 from bench.training.data import DEBIAN_DIR, ENV_VAR
@@ -140,6 +140,7 @@ def parse_input_size(text: str | None) -> tuple[int, int] | None:
 
 def phase_list(text: str) -> tuple[str, ...]:
     """The phases asked for, in the order they run (``bench.phases.PHASES``)."""
+    load_phase_plugins()
     phases = tuple(dict.fromkeys(t.strip() for t in text.split(",") if t.strip()))
     unknown = [t for t in phases if t not in PHASES]
     if unknown or not phases:

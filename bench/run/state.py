@@ -10,7 +10,7 @@ import torch
 from bench.measure import devices
 from bench.measure.backends import set_threads
 from bench.measure.modes import ModeError, parse_modes
-from bench.phases import RunConfig
+from bench.phases import PHASES, RunConfig, load_phase_plugins
 from bench.run.options import CPU_EVAL_BATCH, CPU_TRAIN_BATCH, UsageError
 from bench.spec import RunSpec
 from bench.training.data import DataError, load_fashion_mnist
@@ -39,6 +39,12 @@ def build_config(spec: RunSpec, load_data: bool = True) -> RunConfig:
     """The state the phases run with; ``UsageError`` when this machine cannot run ``spec``
     (no CUDA for a GPU spec, too few GPUs, no Fashion-MNIST). ``load_data``: read the data
     set when the accuracy phase runs (a launcher's check of a spec reads none)."""
+    load_phase_plugins()  # a launched job's process parsed no options
+    unknown = [name for name in spec.phases if name not in PHASES]
+    if unknown:
+        raise UsageError(
+            f"unknown phase '{','.join(unknown)}' in the spec; available: {', '.join(PHASES)}"
+        )
     device = pick_device(spec.device == "cuda")
     try:
         modes = parse_modes(",".join(spec.modes), device)
