@@ -1,3 +1,4 @@
+import argparse
 import json
 import os
 import shlex
@@ -171,11 +172,12 @@ def test_gpu_without_cuda_exits_2(tmp_path, capsys):
 
 
 def test_parse_input_size():
-    assert config.parse_input_size("96") == (96, 96)
-    assert config.parse_input_size("64x48") == (64, 48)
-    assert config.parse_input_size(None) is None
-    with pytest.raises(config.UsageError):
-        config.parse_input_size("0x3")
+    assert config.input_size("96") == (96, 96)
+    assert config.input_size("64x48") == (64, 48)
+    with pytest.raises(argparse.ArgumentTypeError, match="must be positive"):
+        config.input_size("0x3")
+    with pytest.raises(argparse.ArgumentTypeError, match="N or HxW"):
+        config.input_size("big")
 
 
 @pytest.mark.slow

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import NoReturn
 
 import archs
+from archs.user_models import is_file_spec
 from bench.measure.modes import ModeError, parse_modes
 from bench.measure.throughput import CPU_BATCH, GPU_BATCH
 from bench.phases import DEFAULT_PHASES, PHASES, load_phase_plugins
@@ -126,16 +127,6 @@ def input_size(text: str) -> tuple[int, int]:
     if h < 1 or w < 1:
         raise argparse.ArgumentTypeError(f"--input-size must be positive, got '{text}'")
     return h, w
-
-
-def parse_input_size(text: str | None) -> tuple[int, int] | None:
-    """``--input-size``'s value as (H, W); None for None; ``UsageError`` when malformed."""
-    if text is None:
-        return None
-    try:
-        return input_size(text)
-    except argparse.ArgumentTypeError as exc:
-        raise UsageError(str(exc)) from None
 
 
 def phase_list(text: str) -> tuple[str, ...]:
@@ -306,37 +297,6 @@ def add_spec_options(p: argparse.ArgumentParser) -> None:
     )
 
 
-# the options of a spec: every one a spec file replaces (``--spec``)
-SPEC_DESTS = frozenset(
-    {
-        "models",
-        "yes",
-        "input_size",
-        "num_classes",
-        "in_channels",
-        "phases",
-        "trace",
-        "gpu",
-        "modes",
-        "batch_sizes",
-        "repeats",
-        "warmup",
-        "budget",
-        "accuracy_cap",
-        "seeds",
-        "data_dir",
-        "train_limit",
-        "eval_limit",
-        "train_compile",
-        "accuracy_processes",
-        "compiled_latency",
-        "threads",
-        "shard",
-        "ddp_processes",
-    }
-)
-
-
 def given_options(parser: argparse.ArgumentParser, argv: list[str]) -> set[str]:
     """The destinations of the options ``argv`` gives explicitly."""
     quiet = argparse.Namespace()
@@ -362,9 +322,10 @@ def model_refs(tokens: str, yes: bool) -> tuple[ModelRef, ...]:
     """The models ``tokens`` selects, each with its source and the token that selects it again
     in another process (a file's builder by its absolute path)."""
     refs = []
+    # registered name -> path.py:builder, for the models of files
     file_tokens = {
-        archs.select_models(t)[0]: t for t in _file_tokens(tokens)
-    }  # registered name -> path.py:builder
+        archs.select_models(t)[0]: t for t in map(str.strip, tokens.split(",")) if is_file_spec(t)
+    }
     for name in select_models(tokens, yes):
         entry = archs.get_entry(name)
         select = name
@@ -373,10 +334,6 @@ def model_refs(tokens: str, yes: bool) -> tuple[ModelRef, ...]:
             select = f"{Path(path).expanduser().resolve()}:{builder}"
         refs.append(ModelRef(name, entry.source, select))
     return tuple(refs)
-
-
-def _file_tokens(tokens: str) -> list[str]:
-    return [t.strip() for t in tokens.split(",") if re.search(r"\.py:\w+$", t.strip())]
 
 
 def spec_from_args(args: argparse.Namespace) -> RunSpec:
