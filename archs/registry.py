@@ -284,6 +284,11 @@ def registry_scope() -> Iterator[None]:
             del _REGISTRY[name]
 
 
+def is_registered(name: str) -> bool:
+    """Whether ``name`` is a registered model (the suite's, a package's, a loaded file's)."""
+    return name in _REGISTRY
+
+
 def registered_entries(source: str | None = None) -> list[ModelEntry]:
     """The registered models' entries, of ``source`` only when given."""
     return [e for e in _REGISTRY.values() if source is None or e.source == source]

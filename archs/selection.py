@@ -9,11 +9,11 @@ from .registry import (
     ModelSource,
     ModelSourceError,
     UnknownModelError,
+    is_registered,
     list_models,
     list_models_in_family,
     load_entry_points,
     natural_key,
-    registered_entries,
     split_prefix,
     suggest,
     zoo_entry,
@@ -54,7 +54,7 @@ def _matches(token: str) -> list[str]:
         return [load_file_builder(token)]
     if token == "all":
         return list_models()
-    if token in {e.name for e in registered_entries()}:
+    if is_registered(token):
         return [token]
     source, rest = split_prefix(token)
     if source is None:

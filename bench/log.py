@@ -15,9 +15,6 @@ class _Stderr(logging.StreamHandler):
     """A handler writing to whatever ``sys.stderr`` is when a line is logged (a test's
     captured stream, a job's redirected one), not the one it was made with."""
 
-    def __init__(self) -> None:
-        super().__init__()
-
     @property
     def stream(self):  # type: ignore[override]
         return sys.stderr

@@ -37,9 +37,6 @@ GROUPS: tuple[tuple[str, str], ...] = (
     ),
     (EVERY_PHASE, "per phase and model; the row's `phase` is the phase concerned"),
 )
-# no longer a section: every metric has a phase, or "" (every phase); kept for the check that
-# docs/metrics.md holds none
-OTHER = "Other metrics"
 
 
 def group_of(name: str) -> str:

@@ -26,7 +26,7 @@ from pathlib import Path
 from bench.log import say, warn
 from bench.measure.estimate import duration
 from bench.run import session
-from bench.run.options import UsageError, model_refs
+from bench.run.options import UsageError, checked_spec
 from bench.run.state import build_config
 from bench.spec import RunSpec
 from reports.merge import MergeError, merge_runs
@@ -50,13 +50,13 @@ class SlurmOptions:
 
 
 def run_shard(spec: RunSpec, out: Path, resume: bool = False, visible: str | None = None) -> int:
-    """One shard, in the job's process: its run and report, and the exit status ``python -m
-    bench`` would give; ``visible``: the one GPU it may see (``--devices``), set before CUDA
-    starts in this process."""
+    """One shard, in the job's process: its run, and the exit status ``python -m bench`` would
+    give (the launcher reports the merged run); ``visible``: the one GPU it may see
+    (``--devices``), set before CUDA starts in this process."""
     if visible is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = visible
     try:
-        spec = read_spec(spec)
+        spec = checked_spec(spec)
         outcome = session.run(spec, build_config(spec), out, resume)
     except UsageError as exc:
         warn(f"error: {exc}")
@@ -67,13 +67,6 @@ def run_shard(spec: RunSpec, out: Path, resume: bool = False, visible: str | Non
         return 1
     rows = read_results(outcome.run_dir / "results.csv")
     return 1 if (rows["metric"] == ERROR_METRIC).any() else 0  # as a run whose model failed
-
-
-def read_spec(spec: RunSpec) -> RunSpec:
-    """The spec with its models selected again in this process (a zoo's model is registered
-    when it is selected, a file's builder when its file is imported)."""
-    tokens = ",".join(m.select for m in spec.models)
-    return dataclasses.replace(spec, models=model_refs(tokens, yes=True))
 
 
 def _executor(launcher: str, folder: Path, slurm: SlurmOptions):

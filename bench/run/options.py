@@ -16,6 +16,8 @@ import re
 from pathlib import Path
 from typing import NoReturn
 
+import torch
+
 import archs
 from archs.user_models import is_file_spec
 from bench.measure.modes import ModeError, parse_modes
@@ -351,7 +353,7 @@ def spec_from_args(args: argparse.Namespace) -> RunSpec:
         )
     device = "cuda" if args.gpu else "cpu"
     try:
-        modes = parse_modes(args.modes, _device(device))
+        modes = parse_modes(args.modes, torch.device(device))  # a value: CUDA is not asked
     except ModeError as exc:
         raise UsageError(str(exc)) from None
     gpu = device == "cuda"
@@ -387,12 +389,6 @@ def spec_from_args(args: argparse.Namespace) -> RunSpec:
         data_dir=str(args.data_dir) if args.data_dir is not None else None,
         accuracy_processes=args.accuracy_processes or 1,
     )
-
-
-def _device(kind: str):
-    import torch  # a device value only: nothing is asked of CUDA here
-
-    return torch.device(kind)
 
 
 def spec_argv(spec: RunSpec) -> list[str]:
@@ -479,8 +475,14 @@ def read_spec_file(path: Path) -> RunSpec:
         spec = RunSpec.from_json({**defaults.to_json(), **data})
     except SpecError as exc:
         raise UsageError(f"--spec {path}: {exc}") from None
-    # every value checked as the options check it, and the models selected again
     try:
-        return spec_from_argv(spec_argv(spec))
+        return checked_spec(spec)
     except UsageError as exc:
         raise UsageError(f"--spec {path}: {exc}") from None
+
+
+def checked_spec(spec: RunSpec) -> RunSpec:
+    """``spec`` as this process reads it: every value checked as the options check it, and
+    its models selected again (a zoo's model is registered when selected, a file's builder
+    when its file is imported)."""
+    return spec_from_argv(spec_argv(spec))
