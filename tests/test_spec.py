@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+import archs
 from bench import cli
 from bench.run.options import UsageError, read_spec_file, spec_argv, spec_from_argv
 from bench.spec import ModelRef, RunSpec, SpecError
@@ -41,10 +42,12 @@ def test_a_model_from_a_file_is_selected_again_by_its_absolute_path(tmp_path, mo
 
     (tmp_path / "mine.py").write_text(USER_FILE)
     monkeypatch.chdir(tmp_path)
-    spec = spec_from_argv(["--models", "mine.py:tiny_user_net", "--phases", "static"])
-    assert spec.models == (ModelRef("tiny_user_net", "file", f"{tmp_path}/mine.py:tiny_user_net"),)
-    monkeypatch.chdir(ROOT)
-    assert spec_from_argv(spec_argv(spec)) == spec
+    with archs.registry_scope():  # the file's model is forgotten after the test
+        spec = spec_from_argv(["--models", "mine.py:tiny_user_net", "--phases", "static"])
+        selected = f"{tmp_path}/mine.py:tiny_user_net"
+        assert spec.models == (ModelRef("tiny_user_net", "file", selected),)
+        monkeypatch.chdir(ROOT)
+        assert spec_from_argv(spec_argv(spec)) == spec
 
 
 def test_the_device_kind_resolves_the_defaults():
